@@ -1,0 +1,1 @@
+#include "raft.h"

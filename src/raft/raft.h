@@ -1,0 +1,316 @@
+/*
+ * raft.h -- the pure Raft consensus core of raftkv.
+ *
+ * The core is a deterministic state machine in the shape of etcd's raft "Ready" design. It performs
+ * no I/O, reads no clock, opens no socket, starts no thread and keeps no global state; randomness
+ * (election timeouts) comes from the seed in raft_config. Time advances only through raft_tick().
+ *
+ * THE LOOP (what a caller -- the server, the simulator, a test -- does):
+ *
+ *     raft_step(r, msg)       for every message received from a peer
+ *     raft_tick(r)            every tick interval (e.g. 10 ms)
+ *     raft_propose(r, ...)    for every client write (leader only)
+ *     raft_read_index(r, ..)  for every linearizable read
+ *
+ *     if (raft_has_ready(r)) {
+ *         raft_ready rd;
+ *         raft_ready_get(r, &rd);
+ *         1. if rd.snapshot.index != 0: install the snapshot received from the leader (durably)
+ *         2. if rd.truncate_from != 0: durably drop every stored entry with index >= truncate_from
+ *         3. append rd.entries durably;  write rd.hard_state durably if rd.hard_state_changed
+ *            -- 1..3 must be DURABLE (fsynced) before step 4 --
+ *         4. send rd.msgs
+ *         5. apply rd.committed to the state machine, in order; answer rd.reads once applied >= index
+ *         raft_advance(r, &rd);           (frees everything rd points to)
+ *     }
+ *
+ * THE ORDERING RULE. Every message in rd.msgs may depend on the state in the same Ready (a vote
+ * depends on the persisted vote and term, an append acknowledgement on the persisted entries), so
+ * messages MUST NOT be sent before steps 1-3 of the same Ready are durable. The one exception,
+ * allowed by the Raft thesis §10.2.1, is messages of type RAFT_MSG_APPEND / RAFT_MSG_SNAPSHOT sent
+ * by a leader: they carry only state that is already durable or that the leader does not count
+ * until raft_advance() reports it durable, so they may be sent while the leader's own write is in
+ * flight. Committed entries may be applied only after steps 1-3 (they can be part of rd.entries).
+ *
+ * ONE READY AT A TIME. After raft_ready_get() the caller must call raft_advance() with that Ready
+ * before calling raft_ready_get() again. In between it MAY keep calling raft_step, raft_tick,
+ * raft_propose, raft_read_index and the accessors: a slow disk does not stall elections or
+ * heartbeats. Everything a Ready points to is owned by the Ready (copied out of the core) and stays
+ * valid until raft_advance() frees it, whatever the core does meanwhile.
+ *
+ * OWNERSHIP. The core copies everything it is given (messages, proposal data, restore state): the
+ * caller may free or reuse its buffers as soon as a call returns. Pointers returned by accessors
+ * are valid until the next mutating call.
+ *
+ * THREADS. A raft object is not thread-safe; call it from one thread (the server's loop thread).
+ *
+ * ERRORS. Functions return 0 or a negative RAFT_E* code; raft_strerror() names it. Bad input from
+ * the network (a message for another node, a stale term) is not an error: it is ignored or answered
+ * as Raft says, and counted.
+ */
+#ifndef RAFTKV_RAFT_H
+#define RAFTKV_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t raft_id;    /* node id; 0 means "none" */
+typedef uint64_t raft_term;  /* term; 0 only before the first election */
+typedef uint64_t raft_index; /* log index; the first entry has index 1; 0 means "none" */
+
+enum {
+    RAFT_OK = 0,
+    RAFT_ENOMEM = -1,     /* allocation failed; the core is unchanged */
+    RAFT_EINVAL = -2,     /* bad argument (names it in the caller's context) */
+    RAFT_ENOTLEADER = -3, /* proposal on a non-leader; raft_leader() says who leads, if known */
+    RAFT_ENOLEADER = -4,  /* read on a follower that knows no leader */
+    RAFT_ETOOBIG = -5,    /* proposal larger than raft_config.max_entry_bytes */
+    RAFT_EBUSY = -6,      /* too many uncommitted bytes (max_uncommitted_bytes); retry later */
+    RAFT_ECORRUPT = -7,   /* restore state is inconsistent (gap in entries, commit beyond log, ...) */
+};
+const char *raft_strerror(int rc);
+
+/* Hard limit on cluster size; keeps configurations fixed-size and serializable. */
+#define RAFT_MAX_NODES 16
+
+typedef enum raft_role {
+    RAFT_FOLLOWER = 0,
+    RAFT_PRE_CANDIDATE = 1,
+    RAFT_CANDIDATE = 2,
+    RAFT_LEADER = 3,
+} raft_role;
+const char *raft_role_name(raft_role role);
+
+typedef enum raft_entry_type {
+    RAFT_ENTRY_NOOP = 0,   /* appended by every new leader (Raft §8); applies as nothing */
+    RAFT_ENTRY_NORMAL = 1, /* opaque state-machine command */
+    RAFT_ENTRY_CONFIG = 2, /* reserved for membership change (carries a raft_conf) */
+} raft_entry_type;
+
+typedef struct raft_entry {
+    raft_term term;
+    raft_index index;
+    uint8_t type;        /* raft_entry_type */
+    uint32_t len;        /* bytes in data */
+    const uint8_t *data; /* len bytes; NULL when len == 0 */
+} raft_entry;
+
+/* A cluster configuration: the voting members. Carried in snapshots; room for joint consensus. */
+typedef struct raft_conf {
+    uint32_t n_voters;
+    raft_id voters[RAFT_MAX_NODES];
+} raft_conf;
+
+/* What a snapshot covers. The snapshot bytes belong to the caller; the core tracks only this. */
+typedef struct raft_snapshot_meta {
+    raft_index index; /* last index included; 0 = no snapshot */
+    raft_term term;   /* term of that entry */
+    raft_conf conf;
+} raft_snapshot_meta;
+
+/* Persistent state on all servers (Raft Figure 2), plus the commit index so a restart re-applies
+ * less; commit is a hint: losing it is safe, it is never ahead of what a majority stored. */
+typedef struct raft_hard_state {
+    raft_term term;
+    raft_id vote;
+    raft_index commit;
+} raft_hard_state;
+
+typedef enum raft_msg_type {
+    RAFT_MSG_APPEND = 1,         /* AppendEntries */
+    RAFT_MSG_APPEND_RESP = 2,    /* its answer */
+    RAFT_MSG_VOTE = 3,           /* RequestVote */
+    RAFT_MSG_VOTE_RESP = 4,
+    RAFT_MSG_PREVOTE = 5,        /* pre-vote (thesis §9.6): does not change anybody's term */
+    RAFT_MSG_PREVOTE_RESP = 6,
+    RAFT_MSG_HEARTBEAT = 7,      /* leader liveness + commit + ReadIndex confirmation round */
+    RAFT_MSG_HEARTBEAT_RESP = 8,
+    RAFT_MSG_SNAPSHOT = 9,       /* InstallSnapshot: the transport attaches the snapshot bytes */
+    RAFT_MSG_READ_INDEX = 10,    /* follower asks the leader for a read index */
+    RAFT_MSG_READ_INDEX_RESP = 11,
+} raft_msg_type;
+#define RAFT_MSG_TYPE_MAX 11
+const char *raft_msg_type_name(int type);
+
+/*
+ * One message. Field use by type (unused fields are 0):
+ *   APPEND           index/log_term = previous entry; entries; commit = leader commit
+ *   APPEND_RESP      reject=0: index = last index now matching the leader
+ *                    reject=1: index = the rejected prev index; hint_index/hint_term = where the
+ *                    leader should continue (conflicting term and its first index, or the
+ *                    follower's last index + 1 with hint_term 0)
+ *   VOTE, PREVOTE    index/log_term = candidate's last entry; term = the term it campaigns for
+ *   *VOTE_RESP       reject = vote refused
+ *   HEARTBEAT        commit = min(leader commit, follower match); context = read confirmation seq
+ *   HEARTBEAT_RESP   context = echo
+ *   SNAPSHOT         snapshot = what to install (the bytes travel beside the message)
+ *   READ_INDEX       context = the follower's request id
+ *   READ_INDEX_RESP  context = echo, index = read index; reject = 1 if the leader refused
+ */
+typedef struct raft_msg {
+    uint8_t type; /* raft_msg_type */
+    raft_id from;
+    raft_id to;
+    raft_term term;
+    raft_term log_term;
+    raft_index index;
+    raft_index commit;
+    bool reject;
+    raft_index hint_index;
+    raft_term hint_term;
+    uint64_t context;
+    uint32_t n_entries;
+    const raft_entry *entries;
+    raft_snapshot_meta snapshot;
+} raft_msg;
+
+/* A read whose index is known: answer it once the state machine has applied `index`. */
+typedef struct raft_read_state {
+    uint64_t request_id; /* as given to raft_read_index */
+    raft_index index;
+} raft_read_state;
+
+typedef struct raft_ready {
+    /* Soft state, for logging and routing; not to be persisted. */
+    raft_role role;
+    raft_id leader;
+
+    /* To persist, in this order, durably, before sending msgs (see the ordering rule). */
+    raft_snapshot_meta snapshot; /* index != 0: install the snapshot that came with it */
+    raft_index truncate_from;    /* != 0: drop stored entries with index >= truncate_from first */
+    const raft_entry *entries;
+    size_t n_entries;
+    bool hard_state_changed;
+    raft_hard_state hard_state;
+
+    /* To send once the above is durable. */
+    const raft_msg *msgs;
+    size_t n_msgs;
+
+    /* To apply, in order, after the above is durable. */
+    const raft_entry *committed;
+    size_t n_committed;
+
+    /* Reads whose index is now known (see raft_read_index). */
+    const raft_read_state *reads;
+    size_t n_reads;
+
+    void *internal_; /* owned storage; freed by raft_advance */
+} raft_ready;
+
+/* Test-only injected bugs, honoured only when the core is built with RAFT_TEST_BUGS. They exist
+ * to prove that the simulator's checkers can fail. */
+enum {
+    RAFT_BUG_COMMIT_OLD_TERM = 1u << 0,   /* count replicas of old-term entries (Figure 8) */
+    RAFT_BUG_VOTE_ANY_LOG = 1u << 1,      /* grant votes without the up-to-date log check */
+    RAFT_BUG_DOUBLE_VOTE = 1u << 2,       /* vote for every candidate of a term */
+    RAFT_BUG_READ_NO_CONFIRM = 1u << 3,   /* answer ReadIndex without a heartbeat round */
+    RAFT_BUG_SKIP_PREV_CHECK = 1u << 4,   /* accept appends without the log-matching check */
+    RAFT_BUG_COMMIT_REGRESS = 1u << 5,    /* follower takes the leader's commit even if lower */
+    RAFT_BUG_NO_HEARTBEAT = 1u << 6,      /* leader never retries a lost append (liveness) */
+};
+
+typedef struct raft_config {
+    raft_id id;          /* this node; nonzero, listed in conf */
+    raft_conf conf;      /* initial voters, used when no snapshot carries a newer one */
+    uint32_t election_tick;  /* election timeout is random in [election_tick, 2*election_tick) */
+    uint32_t heartbeat_tick; /* leader sends heartbeats every heartbeat_tick ticks; < election_tick */
+    uint64_t seed;       /* randomness for election timeouts */
+    bool pre_vote;       /* thesis §9.6 */
+    bool check_quorum;   /* leader steps down without a majority for an election timeout */
+    uint32_t max_inflight_msgs;       /* appends in flight per follower while streaming; >= 1 */
+    uint32_t max_entries_per_msg;     /* batching limit; >= 1 */
+    uint64_t max_bytes_per_msg;       /* batching limit (an entry larger than it goes alone) */
+    uint32_t max_entry_bytes;         /* proposals larger get RAFT_ETOOBIG; 0 = no limit */
+    uint64_t max_uncommitted_bytes;   /* leader refuses proposals past it; 0 = no limit */
+    uint32_t test_bugs;               /* RAFT_BUG_* bits; ignored without RAFT_TEST_BUGS */
+} raft_config;
+
+/* Sensible defaults: election 10, heartbeat 1, pre-vote and check-quorum on, window 256 msgs,
+ * 512 entries / 1 MiB per message, 16 MiB entries, 256 MiB uncommitted. Caller sets id, conf, seed. */
+void raft_config_default(raft_config *cfg);
+
+/* What a restarting node read back from its storage. entries must be contiguous, starting at
+ * snapshot.index + 1 (or 1 without snapshot). applied: the index the state machine already
+ * reflects (the snapshot index after loading a snapshot); entries after it are re-delivered in
+ * rd.committed up to hard_state.commit. */
+typedef struct raft_restore {
+    raft_hard_state hard_state;
+    raft_snapshot_meta snapshot;
+    const raft_entry *entries;
+    size_t n_entries;
+    raft_index applied;
+} raft_restore;
+
+typedef struct raft raft;
+
+/* Creates a core. restore may be NULL for a brand-new node. On success *out owns a new core (free
+ * with raft_free); on failure nothing is allocated. RAFT_EINVAL: bad config; RAFT_ECORRUPT:
+ * inconsistent restore state. */
+int raft_new(const raft_config *cfg, const raft_restore *restore, raft **out);
+void raft_free(raft *r);
+
+/* Feeds one message addressed to this node. Messages from unknown nodes or of unknown type are
+ * dropped (counted in raft_stats). */
+int raft_step(raft *r, const raft_msg *msg);
+
+/* Advances logical time by one tick. */
+void raft_tick(raft *r);
+
+/* Appends a command to the leader's log. On success index and term (may be NULL) say where it went:
+ * the command is committed once an applied entry has that index AND that term. */
+int raft_propose(raft *r, uint8_t type, const void *data, uint32_t len, raft_index *index,
+                 raft_term *term);
+
+/* Asks for a linearizable read. Later a Ready carries {request_id, index}: the read may be served
+ * once the local state machine has applied index. The read may also be silently dropped (leader
+ * change, lost message): callers time out. RAFT_ENOLEADER: a follower knows no leader. */
+int raft_read_index(raft *r, uint64_t request_id);
+
+/* The caller holds a snapshot of the state machine at `index` (<= applied). The core forgets
+ * entries up to index - trailing, keeping `trailing` so slow followers catch up from the log. */
+int raft_compact(raft *r, raft_index index, raft_index trailing);
+
+/* Tells the leader that sending a snapshot to `peer` failed, so it retries later. */
+void raft_report_snapshot_failed(raft *r, raft_id peer);
+
+/* Campaign now (tests, leadership hand-over): as if the election timeout fired. */
+void raft_campaign(raft *r);
+
+bool raft_has_ready(const raft *r);
+void raft_ready_get(raft *r, raft_ready *rd);
+void raft_advance(raft *r, raft_ready *rd);
+
+/* Read-only accessors. */
+raft_id raft_self(const raft *r);
+raft_role raft_get_role(const raft *r);
+raft_term raft_get_term(const raft *r);
+raft_id raft_get_vote(const raft *r);
+raft_id raft_get_leader(const raft *r);
+raft_index raft_commit_index(const raft *r);
+raft_index raft_applied_index(const raft *r);   /* last index handed out in rd.committed */
+raft_index raft_first_index(const raft *r);     /* first entry still in the log */
+raft_index raft_last_index(const raft *r);
+raft_term raft_term_at(const raft *r, raft_index index); /* 0 if unknown (compacted or beyond) */
+const raft_entry *raft_entry_at(const raft *r, raft_index index); /* NULL if not in memory */
+raft_snapshot_meta raft_get_snapshot(const raft *r);
+const raft_conf *raft_get_conf(const raft *r);
+
+/* Leader's view of a follower (for INFO/status). Returns false for unknown peers or on followers. */
+typedef struct raft_progress_info {
+    raft_index match;
+    raft_index next;
+    int state; /* 0 probe, 1 replicate, 2 snapshot */
+    bool recent_active;
+} raft_progress_info;
+bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out);
+
+typedef struct raft_stats {
+    uint64_t msgs_dropped; /* unknown sender, wrong addressee, bad type */
+    uint64_t elections;    /* campaigns started (pre-vote included) */
+    uint64_t leader_changes;
+} raft_stats;
+raft_stats raft_get_stats(const raft *r);
+
+#endif /* RAFTKV_RAFT_H */
