@@ -177,7 +177,8 @@ typedef struct raft_ready {
     raft_id leader;
 
     /* To persist, in this order, durably, before sending msgs (see the ordering rule). */
-    raft_snapshot_meta snapshot; /* index != 0: install the snapshot that came with it */
+    raft_snapshot_meta snapshot; /* index != 0: install the snapshot that came with it; the
+                                    stored log then restarts after snapshot.index */
     raft_index truncate_from;    /* != 0: drop stored entries with index >= truncate_from first */
     const raft_entry *entries;
     size_t n_entries;
@@ -224,6 +225,8 @@ typedef struct raft_config {
     uint64_t max_bytes_per_msg;       /* batching limit (an entry larger than it goes alone) */
     uint32_t max_entry_bytes;         /* proposals larger get RAFT_ETOOBIG; 0 = no limit */
     uint64_t max_uncommitted_bytes;   /* leader refuses proposals past it; 0 = no limit */
+    uint32_t snapshot_timeout_tick;   /* a snapshot send not answered in this many ticks is
+                                         retried; 0 = 10 * election_tick */
     uint32_t test_bugs;               /* RAFT_BUG_* bits; ignored without RAFT_TEST_BUGS */
 } raft_config;
 
@@ -278,6 +281,9 @@ void raft_report_snapshot_failed(raft *r, raft_id peer);
 /* Campaign now (tests, leadership hand-over): as if the election timeout fired. */
 void raft_campaign(raft *r);
 
+/* True when a Ready has something to do. Always false while a Ready is outstanding (taken with
+ * raft_ready_get and not yet advanced): work done meanwhile waits for the next one, which is how
+ * proposals made during a disk write are batched into the next write (group commit). */
 bool raft_has_ready(const raft *r);
 void raft_ready_get(raft *r, raft_ready *rd);
 void raft_advance(raft *r, raft_ready *rd);
