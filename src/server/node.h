@@ -1,0 +1,101 @@
+/*
+ * node.h -- the node driver: one raftkv node on one libuv loop.
+ *
+ * It glues together the pure Raft core (src/raft), durable storage (src/storage, written on a disk
+ * thread), the key-value state machine (src/kv), the peer transport and the clock. Client
+ * front-ends (the text protocol, RESP) sit on top of this API and never touch the core directly.
+ *
+ * WRITES. node_write() proposes a kv command on the leader. Its callback fires exactly once:
+ *   NODE_OK with the kv_result once the entry is committed and applied locally (durable on a
+ *   majority: the Ready contract of raft.h guarantees nothing is acknowledged earlier);
+ *   NODE_ENOTLEADER at once on a non-leader (node_leader() tells where to go);
+ *   NODE_ELOST when leadership changed before the entry was applied with its term (it may or may not
+ *   commit later: the outcome is unknown to the client), NODE_ETIMEOUT after write_timeout_ms
+ *   (unknown too), NODE_ESTOPPING when the node shuts down (unknown).
+ * READS. node_read() is a linearizable barrier (ReadIndex, on any node): its callback fires with
+ *   NODE_OK once the local state machine has applied everything committed before the call; the
+ *   front-end then reads node_kv() directly, with node_now_ms() for expiry. NODE_ENOLEADER /
+ *   NODE_ETIMEOUT / NODE_ESTOPPING otherwise.
+ * OWNERSHIP. The command passed to node_write is encoded (copied) before the call returns. Callback
+ *   contexts are the caller's; a front-end that closes a connection with requests in flight must
+ *   keep the context alive until the callbacks fire (or use node_cancel()).
+ * THREADS. Every function is called on the loop thread; callbacks run on it too.
+ */
+#ifndef RAFTKV_NODE_H
+#define RAFTKV_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kv_cmd.h"
+#include "kv_store.h"
+#include "raft.h"
+
+typedef struct node node;
+
+enum {
+    NODE_OK = 0,
+    NODE_ENOTLEADER = -1, /* not the leader; node_leader() says who is, if known */
+    NODE_ENOLEADER = -2,  /* no leader known right now (an election is under way) */
+    NODE_ETIMEOUT = -3,   /* no outcome within the bounded wait: outcome unknown */
+    NODE_ELOST = -4,      /* leadership changed before the write applied: outcome unknown */
+    NODE_ETOOBIG = -5,    /* command larger than the configured limit */
+    NODE_EBUSY = -6,      /* too much uncommitted data; retry later */
+    NODE_ESTOPPING = -7,  /* shutting down */
+    NODE_ENOMEM = -8,
+};
+const char *node_strerror(int rc);
+
+/* Where a node can be reached (from the peers file). */
+typedef struct node_peer {
+    raft_id id;
+    char host[256];
+    uint16_t peer_port;
+    uint16_t client_port; /* text protocol */
+    uint16_t resp_port;   /* RESP2 */
+} node_peer;
+
+typedef void (*node_write_cb)(void *ctx, int status, const kv_result *result);
+typedef void (*node_read_cb)(void *ctx, int status);
+
+/* Propose cmd (cmd->now_ms is set by the node from its clock). Returns 0 when the callback will
+ * fire later, or a negative NODE_E* code (and the callback never fires). */
+int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx);
+/* Linearizable read barrier; same return convention. */
+int node_read(node *n, node_read_cb cb, void *ctx);
+/* Forget every pending callback with this ctx (a closing connection); they never fire. */
+void node_cancel(node *n, void *ctx);
+
+kv_store *node_kv(node *n);
+uint64_t node_now_ms(const node *n); /* wall clock in ms, plus the test-only clock offset */
+bool node_is_leader(const node *n);
+/* The current leader's addresses; false when no leader is known. */
+bool node_leader(const node *n, node_peer *out);
+const node_peer *node_self(const node *n);
+/* Every node of the cluster (from the peers file), in id order. */
+const node_peer *node_peers(const node *n, uint32_t *count);
+
+typedef struct node_peer_status {
+    raft_id id;
+    raft_index match; /* leader's view; 0 on followers */
+    bool connected;
+} node_peer_status;
+
+typedef struct node_info {
+    raft_id id;
+    raft_role role;
+    raft_term term;
+    raft_id leader;
+    raft_index commit;
+    raft_index applied;
+    raft_index last_index;
+    raft_index snapshot_index;
+    uint32_t n_peers;
+    node_peer_status peers[RAFT_MAX_NODES];
+    uint64_t writes_ok;
+    uint64_t reads_ok;
+    uint64_t fsyncs;
+} node_info;
+void node_get_info(const node *n, node_info *out);
+
+#endif /* RAFTKV_NODE_H */
