@@ -249,3 +249,194 @@ raft_index fx_propose(fx *f, const char *text)
     fx_pump(f);
     return index;
 }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Single-core helpers */
+
+raft_config cx_config(raft_id id, int n)
+{
+    raft_config cfg;
+    raft_config_default(&cfg);
+    cfg.id = id;
+    cfg.seed = 42;
+    cfg.pre_vote = false;
+    cfg.check_quorum = false;
+    cfg.conf.n_voters = (uint32_t)n;
+    for (int i = 0; i < n; i++)
+        cfg.conf.voters[i] = (raft_id)(i + 1);
+    return cfg;
+}
+
+raft *cx_new(const raft_config *cfg, const raft_term *terms, size_t n_terms, raft_hard_state hs)
+{
+    raft_entry *es = calloc(n_terms ? n_terms : 1, sizeof(raft_entry));
+    assert(es != NULL);
+    for (size_t i = 0; i < n_terms; i++) {
+        es[i].index = (raft_index)(i + 1);
+        es[i].term = terms[i];
+        es[i].type = RAFT_ENTRY_NORMAL;
+    }
+    raft_restore rs = {.hard_state = hs, .entries = es, .n_entries = n_terms, .applied = hs.commit};
+    raft *r = NULL;
+    int rc = raft_new(cfg, &rs, &r);
+    free(es);
+    assert(rc == RAFT_OK && r != NULL);
+    (void)rc;
+    return r;
+}
+
+/* Copies n entries into `dst` (room checked) with their data in out's pool. */
+static void copy_entries_into(cx_ready *out, raft_entry *dst, const raft_entry *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dst[i] = src[i];
+        if (src[i].len) {
+            assert(out->n_data + src[i].len <= CX_MAX_DATA);
+            memcpy(out->data + out->n_data, src[i].data, src[i].len);
+            dst[i].data = out->data + out->n_data;
+            out->n_data += src[i].len;
+        } else {
+            dst[i].data = NULL;
+        }
+    }
+}
+
+static void append_ready(cx_ready *out, const raft_ready *rd)
+{
+    out->got = true;
+    out->role = rd->role;
+    out->leader = rd->leader;
+    if (rd->snapshot.index)
+        out->snapshot = rd->snapshot;
+    if (rd->truncate_from)
+        out->truncate_from = rd->truncate_from;
+    if (rd->hard_state_changed) {
+        out->hard_state_changed = true;
+        out->hard_state = rd->hard_state;
+    }
+    assert(out->n_entries + rd->n_entries <= CX_MAX_ENTRIES);
+    copy_entries_into(out, out->entries + out->n_entries, rd->entries, rd->n_entries);
+    out->n_entries += rd->n_entries;
+    assert(out->n_committed + rd->n_committed <= CX_MAX_ENTRIES);
+    copy_entries_into(out, out->committed + out->n_committed, rd->committed, rd->n_committed);
+    out->n_committed += rd->n_committed;
+    assert(out->n_msgs + rd->n_msgs <= CX_MAX_MSGS);
+    for (size_t i = 0; i < rd->n_msgs; i++) {
+        raft_msg m = rd->msgs[i];
+        if (m.n_entries) {
+            assert(out->n_msg_entries + m.n_entries <= CX_MAX_ENTRIES);
+            raft_entry *dst = out->msg_entries + out->n_msg_entries;
+            copy_entries_into(out, dst, m.entries, m.n_entries);
+            out->n_msg_entries += m.n_entries;
+            m.entries = dst;
+        } else {
+            m.entries = NULL;
+        }
+        out->msgs[out->n_msgs++] = m;
+    }
+    assert(out->n_reads + rd->n_reads <= CX_MAX_MSGS);
+    if (rd->n_reads) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy(out->reads + out->n_reads, rd->reads, rd->n_reads * sizeof(raft_read_state));
+    out->n_reads += rd->n_reads;
+}
+
+static void cx_reset(cx_ready *out)
+{
+    /* the big pools need no clearing: only the counts say what is valid */
+    out->got = false;
+    out->role = RAFT_FOLLOWER;
+    out->leader = 0;
+    memset(&out->snapshot, 0, sizeof(out->snapshot));
+    out->truncate_from = 0;
+    out->n_entries = 0;
+    out->hard_state_changed = false;
+    memset(&out->hard_state, 0, sizeof(out->hard_state));
+    out->n_msgs = 0;
+    out->n_committed = 0;
+    out->n_reads = 0;
+    out->n_msg_entries = 0;
+    out->n_data = 0;
+}
+
+bool cx_take(raft *r, cx_ready *out)
+{
+    cx_reset(out);
+    if (!raft_has_ready(r))
+        return false;
+    raft_ready rd;
+    raft_ready_get(r, &rd);
+    append_ready(out, &rd);
+    raft_advance(r, &rd);
+    return true;
+}
+
+int cx_drain(raft *r, cx_ready *out)
+{
+    cx_reset(out);
+    int n = 0;
+    while (raft_has_ready(r)) {
+        raft_ready rd;
+        raft_ready_get(r, &rd);
+        append_ready(out, &rd);
+        raft_advance(r, &rd);
+        n++;
+        assert(n < 1000);
+    }
+    return n;
+}
+
+raft_msg cx_msg(int type, raft_id from, raft_id to, raft_term term)
+{
+    raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = (uint8_t)type;
+    m.from = from;
+    m.to = to;
+    m.term = term;
+    return m;
+}
+
+size_t cx_count(const cx_ready *rd, int type, raft_id to)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < rd->n_msgs; i++)
+        n += (type == 0 || rd->msgs[i].type == type) && (to == 0 || rd->msgs[i].to == to);
+    return n;
+}
+
+const raft_msg *cx_find(const cx_ready *rd, int type, raft_id to)
+{
+    for (size_t i = 0; i < rd->n_msgs; i++)
+        if ((type == 0 || rd->msgs[i].type == type) && (to == 0 || rd->msgs[i].to == to))
+            return &rd->msgs[i];
+    return NULL;
+}
+
+void cx_make_leader(raft *r, cx_ready *out)
+{
+    const raft_conf *conf = raft_get_conf(r);
+    raft_id self = raft_self(r);
+    raft_campaign(r);
+    for (int round = 0; round < 2 && raft_get_role(r) != RAFT_LEADER; round++) {
+        bool pre = raft_get_role(r) == RAFT_PRE_CANDIDATE;
+        raft_term term = raft_get_term(r) + (pre ? 1 : 0);
+        for (uint32_t i = 0; i < conf->n_voters && raft_get_role(r) != RAFT_LEADER; i++) {
+            if (conf->voters[i] == self)
+                continue;
+            if (pre && raft_get_role(r) != RAFT_PRE_CANDIDATE)
+                break;
+            raft_msg m = cx_msg(pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, conf->voters[i],
+                                self, term);
+            raft_step(r, &m);
+        }
+    }
+    assert(raft_get_role(r) == RAFT_LEADER);
+    if (out) {
+        cx_drain(r, out);
+    } else {
+        cx_ready *tmp = malloc(sizeof(*tmp));
+        assert(tmp != NULL);
+        cx_drain(r, tmp);
+        free(tmp);
+    }
+}
