@@ -239,7 +239,7 @@ typedef enum sim_profile {
     SIM_PROFILE_CHURN, /* targeted: leader crashes and isolation, short intervals (Figure 8) */
     SIM_PROFILE_COUNT
 } sim_profile;
-#define SIM_PROFILE_RANDOM_COUNT 5 /* the seed picks among the first five */
+#define SIM_PROFILE_RANDOM_COUNT 6 /* the seed picks among all of them */
 const char *sim_profile_name(int profile);
 int sim_profile_parse(const char *name);
 
@@ -253,6 +253,7 @@ typedef struct sim_options {
     bool demo;
     uint32_t fault_ticks;    /* length of the fault phase */
     uint32_t liveness_ticks; /* bound after the final heal */
+    uint32_t stable_ticks;   /* how long convergence must last under one leader */
     const char *replay_cmd;  /* printed after a violation, then " --from S --seeds 1 --trace" */
 } sim_options;
 
@@ -278,15 +279,18 @@ typedef struct sim {
     sim_phase phase;
     uint64_t fault_end, liveness_deadline;
     /* liveness probe */
-    uint64_t probe; /* proposal id + 1 of the probe write; 0 = none yet */
-    bool live_ok;
+    uint64_t probe;        /* proposal id + 1 of the probe write; 0 = none yet */
+    uint64_t stable_since; /* converged with this leader and term since then (0 = not) */
+    int stable_leader;
+    raft_term stable_term;
     sim_checker chk;
     sim_proposal *proposals;
     size_t n_proposals, cap_proposals;
     sim_read *reads;
     size_t n_reads, cap_reads;
     uint64_t reads_done, writes_done;
-    bool stop; /* a violation ended the run */
+    bool stop;                                /* a violation ended the run */
+    raft_index nemesis_commit[SIM_MAX_NODES]; /* churn: last commit seen per leader */
     /* demo narration */
     int script_victim;
     raft_index next_commit_report;
@@ -346,11 +350,12 @@ uint64_t sim_check_terms_with_leader(const sim *s);
 void sim_client_fire(sim *s);
 void sim_client_applied(sim *s, int slot, const raft_entry *e); /* write completion */
 void sim_client_node_lost(sim *s, int slot);
-bool sim_client_liveness(sim *s); /* after heal: drive the probe; true once everything agrees */
+bool sim_client_converged(sim *s); /* leader, probe applied everywhere, equal commits */
 
 /* sim_nemesis.c */
 void sim_nemesis_setup(sim *s); /* picks the profile's parameters */
 void sim_nemesis_fire(sim *s);
+void sim_nemesis_after_step(sim *s); /* event-triggered faults (churn profile) */
 void sim_nemesis_heal(sim *s);
 void sim_script_fire(sim *s, uint64_t action); /* demo scenario */
 

@@ -207,7 +207,7 @@ void sim_client_node_lost(sim *s, int slot)
     (void)slot; /* its pending writes and reads simply never get an answer */
 }
 
-bool sim_client_liveness(sim *s)
+bool sim_client_converged(sim *s)
 {
     if (s->probe == 0 || sim_leader_slot(s) < 0)
         return false;

@@ -95,6 +95,7 @@ static bool parse_args(int argc, char **argv, cli *c)
     c->opt.profile = -1;
     c->opt.fault_ticks = 300;
     c->opt.liveness_ticks = 500;
+    c->opt.stable_ticks = 60;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;

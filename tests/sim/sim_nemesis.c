@@ -70,11 +70,14 @@ void sim_nemesis_setup(sim *s)
     case SIM_PROFILE_CHURN:
         /* Leaders die often, with entries replicated to only some followers: the Figure 8
          * setting where counting old-term replicas commits entries that are later lost. */
-        np->drop_permille = (uint32_t)sim_rng_range(rng, 0, 50);
+        np->drop_permille = (uint32_t)sim_rng_range(rng, 0, 200);
         np->tail_permille = 30;
         s->client_gap_max_us = 3000;
         s->nemesis_gap_min_ticks = 3;
         s->nemesis_gap_max_ticks = 25;
+        /* One entry per append, so a follower can hold an old-term entry without the new
+         * leader's no-op behind it. */
+        s->base_cfg.max_entries_per_msg = 1;
         break;
     default:
         break;
@@ -205,6 +208,30 @@ void sim_nemesis_fire(sim *s)
                  s->now + SIM_TICK_US * sim_rng_range(&s->rng, s->nemesis_gap_min_ticks,
                                                       s->nemesis_gap_max_ticks),
                  SIM_EV_NEMESIS, 0, 0, NULL);
+}
+
+/* Churn: a leader sometimes dies right after its commit index moves, before its followers
+ * learn it -- the moment Figure 8 is about. */
+void sim_nemesis_after_step(sim *s)
+{
+    if (s->profile != SIM_PROFILE_CHURN || s->phase != SIM_PHASE_FAULTS)
+        return;
+    for (int i = 0; i < s->n_nodes; i++) {
+        sim_node *n = &s->nodes[i];
+        if (!n->up || raft_get_role(n->r) != RAFT_LEADER) {
+            s->nemesis_commit[i] = 0;
+            continue;
+        }
+        raft_index commit = raft_commit_index(n->r);
+        bool advanced = s->nemesis_commit[i] != 0 && commit > s->nemesis_commit[i];
+        s->nemesis_commit[i] = commit;
+        if (advanced && sim_rng_permille(&s->rng, 300)) {
+            sim_trace(s, "nemesis: crash leader %d right after it committed %llu", i + 1,
+                      (unsigned long long)commit);
+            sim_node_crash(s, i);
+            s->nemesis_commit[i] = 0;
+        }
+    }
 }
 
 void sim_nemesis_heal(sim *s)

@@ -120,18 +120,16 @@ static void store_append(sim_store *st, const raft_entry *e)
     st->entries[st->n_entries++] = copy;
 }
 
-/* Installs a snapshot durably. Raft §7: entries after the snapshot survive only if the log holds
- * the snapshot's last entry with the same term; otherwise the whole log goes. */
+/* Installs a snapshot durably. A snapshot from the leader replaces the whole log (raft.h: "the
+ * stored log then restarts after snapshot.index"); a local one (keep_after) covers a prefix of
+ * entries this node holds, so the entries after it stay. */
 static void store_install_snapshot(sim_store *st, const raft_snapshot_meta *meta,
-                                   const uint8_t data[SIM_SNAP_BYTES])
+                                   const uint8_t data[SIM_SNAP_BYTES], bool keep_after)
 {
-    bool known;
-    raft_term term = store_term(st, meta->index, &known);
-    if (known && term == meta->term && meta->index <= store_last(st)) {
+    if (keep_after && meta->index <= store_last(st))
         store_drop_prefix(st, st->snap.index, meta->index);
-    } else {
+    else
         store_truncate(st, st->snap.index + 1);
-    }
     st->snap = *meta;
     memcpy(st->snap_data, data, SIM_SNAP_BYTES);
     st->snap_len = SIM_SNAP_BYTES;
@@ -164,6 +162,7 @@ void sim_node_free(sim_node *n)
 void sim_node_start(sim *s, int slot, bool restart)
 {
     sim_node *n = &s->nodes[slot];
+    n->id = (raft_id)slot + 1;
     raft_config cfg = s->base_cfg;
     cfg.id = (raft_id)slot + 1;
     cfg.seed = sim_rng_next(&s->rng); /* a restart gets fresh election randomness */
@@ -365,7 +364,7 @@ static void take_local_snapshot(sim *s, int slot)
     uint8_t data[SIM_SNAP_BYTES];
     sim_sm_encode(&n->sm, data);
     /* Written synchronously: the snapshot must be durable before the core forgets the log. */
-    store_install_snapshot(&n->store, &meta, data);
+    store_install_snapshot(&n->store, &meta, data, true);
     n->last_snap_applied = n->sm.applied;
     int rc = raft_compact(n->r, meta.index, s->snap_trailing);
     if (rc != RAFT_OK)
@@ -401,7 +400,7 @@ static bool install_snapshot(sim *s, int slot, const raft_snapshot_meta *meta)
                       (unsigned long long)n->sm.applied);
         return false;
     }
-    store_install_snapshot(&n->store, meta, n->rx_snap[found].data);
+    store_install_snapshot(&n->store, meta, n->rx_snap[found].data, false);
     n->sm = sm;
     n->last_snap_applied = sm.applied;
     sim_check_sm_install(s, slot, &sm);

@@ -137,8 +137,9 @@ static void liveness_failure(sim *s)
                       : s->probe == 0 ? "no probe write accepted"
                                       : "the probe write did not commit and apply everywhere, "
                                         "or commit indexes differ";
-    used += (size_t)snprintf(details, sizeof(details), "%u ticks after the final heal: %s;",
-                             s->opt->liveness_ticks, why);
+    used += (size_t)snprintf(
+        details, sizeof(details), "%u ticks after the final heal: %s (leader changes: %llu);",
+        s->opt->liveness_ticks, why, (unsigned long long)s->chk.leaders_elected);
     if (s->probe)
         used += (size_t)snprintf(details + used, sizeof(details) - used,
                                  " probe at index %llu term %llu;",
@@ -146,6 +147,11 @@ static void liveness_failure(sim *s)
                                  (unsigned long long)s->proposals[s->probe - 1].term);
     for (int i = 0; i < s->n_nodes && used < sizeof(details); i++) {
         const sim_node *n = &s->nodes[i];
+        if (!n->up) {
+            used +=
+                (size_t)snprintf(details + used, sizeof(details) - used, " node %d down;", i + 1);
+            continue;
+        }
         used += (size_t)snprintf(
             details + used, sizeof(details) - used,
             " node %d %s term=%llu commit=%llu applied=%llu last=%llu;", i + 1,
@@ -154,6 +160,29 @@ static void liveness_failure(sim *s)
             (unsigned long long)raft_last_index(n->r));
     }
     sim_violation(s, SIM_CHECK_LIVENESS, "%s", details);
+}
+
+/* Liveness: converged (sim_client_converged) and then still converged under the same leader and
+ * term for opt->stable_ticks -- a leader that keeps being replaced (no heartbeats, say) is not
+ * progress -- all before the deadline. */
+static void check_liveness(sim *s)
+{
+    if (sim_client_converged(s)) {
+        int leader = sim_leader_slot(s);
+        raft_term term = raft_get_term(s->nodes[leader].r);
+        if (s->stable_since == 0 || leader != s->stable_leader || term != s->stable_term) {
+            s->stable_since = s->now;
+            s->stable_leader = leader;
+            s->stable_term = term;
+        } else if (s->now - s->stable_since >= (uint64_t)s->opt->stable_ticks * SIM_TICK_US) {
+            s->phase = SIM_PHASE_DONE;
+            return;
+        }
+    } else {
+        s->stable_since = 0;
+    }
+    if (s->now >= s->liveness_deadline)
+        liveness_failure(s);
 }
 
 static void narrate_commits(sim *s)
@@ -269,12 +298,9 @@ int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res)
         sim_check_step(s);
         if (s->stop)
             break;
-        if (s->phase == SIM_PHASE_LIVENESS) {
-            if (sim_client_liveness(s))
-                s->phase = SIM_PHASE_DONE;
-            else if (s->now >= s->liveness_deadline)
-                liveness_failure(s);
-        }
+        sim_nemesis_after_step(s);
+        if (s->phase == SIM_PHASE_LIVENESS)
+            check_liveness(s);
         if (opt->demo) {
             narrate_roles(s, roles);
             narrate_commits(s);
