@@ -293,6 +293,7 @@ typedef struct sim {
     raft_index nemesis_commit[SIM_MAX_NODES]; /* churn: last commit seen per leader */
     /* demo narration */
     int script_victim;
+    bool said_snapshot;
     raft_index next_commit_report;
     uint32_t commit_report_every;
 } sim;
@@ -349,7 +350,6 @@ uint64_t sim_check_terms_with_leader(const sim *s);
 /* sim_client.c */
 void sim_client_fire(sim *s);
 void sim_client_applied(sim *s, int slot, const raft_entry *e); /* write completion */
-void sim_client_node_lost(sim *s, int slot);
 bool sim_client_converged(sim *s); /* leader, probe applied everywhere, equal commits */
 
 /* sim_nemesis.c */

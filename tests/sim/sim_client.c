@@ -201,12 +201,6 @@ void sim_client_applied(sim *s, int slot, const raft_entry *e)
     n->n_writes = kept;
 }
 
-void sim_client_node_lost(sim *s, int slot)
-{
-    (void)s;
-    (void)slot; /* its pending writes and reads simply never get an answer */
-}
-
 bool sim_client_converged(sim *s)
 {
     if (s->probe == 0 || sim_leader_slot(s) < 0)

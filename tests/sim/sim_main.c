@@ -41,7 +41,8 @@ static const struct {
 
 typedef struct worker_result {
     uint64_t seeds, violations, steps;
-    uint64_t found_seed; /* bug mode: a seed that violated an expected check */
+    uint64_t found_seed;   /* bug mode: a seed that violated an expected check */
+    uint64_t current_seed; /* the seed being run, to name it if the worker dies */
     int found;
 } worker_result;
 
@@ -93,7 +94,7 @@ static bool parse_args(int argc, char **argv, cli *c)
     c->seeds = 1;
     c->jobs = 1;
     c->opt.profile = -1;
-    c->opt.fault_ticks = 300;
+    c->opt.fault_ticks = 400;
     c->opt.liveness_ticks = 500;
     c->opt.stable_ticks = 60;
     for (int i = 1; i < argc; i++) {
@@ -206,7 +207,7 @@ static void build_replay(const cli *c, char *buf, size_t len)
     if (c->opt.profile >= 0)
         used += (size_t)snprintf(buf + used, len - used, " --profile %s",
                                  sim_profile_name(c->opt.profile));
-    if (c->opt.fault_ticks != 300)
+    if (c->opt.fault_ticks != 400)
         used += (size_t)snprintf(buf + used, len - used, " --fault-ticks %u", c->opt.fault_ticks);
     if (c->opt.liveness_ticks != 500 && used < len)
         snprintf(buf + used, len - used, " --liveness-ticks %u", c->opt.liveness_ticks);
@@ -219,6 +220,7 @@ static void run_worker(const cli *c, int worker, worker_result *out, volatile in
         if (c->expect_mask && *found_flag)
             break;
         sim_result res;
+        out->current_seed = seed;
         sim_run_seed(&c->opt, seed, &res);
         out->seeds++;
         out->steps += res.steps;
@@ -300,15 +302,19 @@ int main(int argc, char **argv)
             int status = 0;
             if (waitpid(pids[j], &status, 0) < 0 || !WIFEXITED(status) ||
                 WEXITSTATUS(status) != 0) {
-                fprintf(stderr, "%s: worker %d (pid %d) died (status %d)\n", SIM_PROGRAM, j,
-                        (int)pids[j], status);
+                printf("VIOLATION seed=%llu step=? check=contract: worker %d died (wait status "
+                       "%d), e.g. an assertion failed in the core\nreplay: %s --from %llu "
+                       "--seeds 1 --trace\n",
+                       (unsigned long long)results[j].current_seed, j, status, replay,
+                       (unsigned long long)results[j].current_seed);
                 results[j].violations++;
             }
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
 
-    worker_result total = {0, 0, 0, 0, 0};
+    worker_result total;
+    memset(&total, 0, sizeof(total));
     for (int j = 0; j < jobs; j++) {
         total.seeds += results[j].seeds;
         total.violations += results[j].violations;

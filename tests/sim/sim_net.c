@@ -90,14 +90,24 @@ static bool snapshot_bytes(const sim_node *n, const raft_snapshot_meta *meta, ui
 
 static void describe_msg(const raft_msg *m, char *buf, size_t len)
 {
-    snprintf(buf, len,
-             "%s %llu->%llu term=%llu index=%llu log_term=%llu commit=%llu n=%u reject=%d "
-             "ctx=%llu snap=%llu",
-             raft_msg_type_name(m->type), (unsigned long long)m->from, (unsigned long long)m->to,
-             (unsigned long long)m->term, (unsigned long long)m->index,
-             (unsigned long long)m->log_term, (unsigned long long)m->commit, m->n_entries,
-             m->reject ? 1 : 0, (unsigned long long)m->context,
-             (unsigned long long)m->snapshot.index);
+    int used = snprintf(buf, len, "%s %llu->%llu term=%llu index=%llu log_term=%llu commit=%llu",
+                        raft_msg_type_name(m->type), (unsigned long long)m->from,
+                        (unsigned long long)m->to, (unsigned long long)m->term,
+                        (unsigned long long)m->index, (unsigned long long)m->log_term,
+                        (unsigned long long)m->commit);
+    if (m->n_entries && used > 0 && (size_t)used < len)
+        used += snprintf(buf + used, len - (size_t)used, " entries=%llu..%llu",
+                         (unsigned long long)m->entries[0].index,
+                         (unsigned long long)m->entries[m->n_entries - 1].index);
+    if (m->reject && used > 0 && (size_t)used < len)
+        used += snprintf(buf + used, len - (size_t)used, " REJECT hint=%llu/%llu",
+                         (unsigned long long)m->hint_index, (unsigned long long)m->hint_term);
+    if (m->context && used > 0 && (size_t)used < len)
+        used +=
+            snprintf(buf + used, len - (size_t)used, " ctx=%llu", (unsigned long long)m->context);
+    if (m->snapshot.index && used > 0 && (size_t)used < len)
+        snprintf(buf + used, len - (size_t)used, " snapshot=%llu/%llu",
+                 (unsigned long long)m->snapshot.index, (unsigned long long)m->snapshot.term);
 }
 
 void sim_net_send(sim *s, const raft_msg *msg)

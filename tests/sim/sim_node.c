@@ -244,7 +244,7 @@ void sim_node_crash(sim *s, int slot)
     n->incarnation++;
     n->crashes++;
     memset(&n->sm, 0, sizeof(n->sm));
-    sim_client_node_lost(s, slot);
+    /* Its clients' pending writes and reads never get an answer: they would time out. */
     n->n_reads = 0;
     n->n_writes = 0;
 }
@@ -372,9 +372,13 @@ static void take_local_snapshot(sim *s, int slot)
                       (unsigned long long)meta.index, s->snap_trailing, raft_strerror(rc));
     sim_trace(s, "node %d snapshot at %llu (term %llu), trailing %u", slot + 1,
               (unsigned long long)meta.index, (unsigned long long)meta.term, s->snap_trailing);
-    if (s->opt->demo)
-        sim_say(s, "node %d took a snapshot at index %llu and compacted its log", slot + 1,
-                (unsigned long long)meta.index);
+    if (s->opt->demo && !s->said_snapshot) {
+        s->said_snapshot = true; /* every node does this every snap_every entries: say it once */
+        sim_say(s,
+                "node %d took a snapshot at index %llu and compacted its log (every node "
+                "snapshots every %u entries, keeping %u)",
+                slot + 1, (unsigned long long)meta.index, s->snap_every, s->snap_trailing);
+    }
 }
 
 static bool install_snapshot(sim *s, int slot, const raft_snapshot_meta *meta)

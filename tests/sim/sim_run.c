@@ -237,8 +237,8 @@ static void print_verdict(sim *s)
         }
         count[used] = '\0';
         printf("verdict: SAFE -- 1 leader per term over %llu terms, %s entries committed and "
-               "applied identically on %d nodes\n",
-               (unsigned long long)terms, count, s->n_nodes);
+               "applied identically on %d nodes (every checker ran after each of %llu steps)\n",
+               (unsigned long long)terms, count, s->n_nodes, (unsigned long long)s->steps);
     } else {
         printf("verdict: UNSAFE -- violated:");
         for (int c = 0; c < SIM_CHECK_COUNT; c++)
@@ -306,9 +306,15 @@ int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res)
             narrate_commits(s);
         }
     }
-    if (s->phase == SIM_PHASE_DONE)
+    if (s->phase == SIM_PHASE_DONE) {
         sim_trace(s, "liveness reached: leader node %d, commit %llu on all nodes",
                   sim_leader_slot(s) + 1, (unsigned long long)raft_commit_index(s->nodes[0].r));
+        if (opt->demo)
+            sim_say(s, "converged: node %d leads term %llu, every node committed and applied %llu",
+                    sim_leader_slot(s) + 1,
+                    (unsigned long long)raft_get_term(s->nodes[sim_leader_slot(s)].r),
+                    (unsigned long long)raft_commit_index(s->nodes[0].r));
+    }
     if (opt->demo)
         print_verdict(s);
 
