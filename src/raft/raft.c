@@ -390,7 +390,7 @@ static void become_leader(raft *r)
         pr->probe_sent = false;
         pr->pending_snapshot = 0;
         pr->snapshot_ticks = 0;
-        pr->recent_active = true;
+        pr->recent_active = pr->id == r->cfg.id; /* the others must prove it within a timeout */
         pr->read_ack = 0;
         inflight_reset(pr);
     }
@@ -744,8 +744,10 @@ static void step_leader(raft *r, const raft_msg *m)
         pr->probe_sent = false;
         if (pr->state == PR_REPLICATE && inflight_full(r, pr))
             inflight_free_to(r, pr, pr->inflight[pr->inflight_start]); /* let one more through */
+        /* An empty append at next - 1 repairs a follower whose appends were lost: it rejects,
+         * and the leader probes back to where the follower really is. */
         if (pr->match < raft_log_last(&r->log))
-            send_append(r, pr, false);
+            send_append(r, pr, true);
         if (m->context > pr->read_ack)
             pr->read_ack = m->context;
         process_reads(r);

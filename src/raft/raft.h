@@ -67,7 +67,7 @@ enum {
     RAFT_ENOLEADER = -4,  /* read on a follower that knows no leader */
     RAFT_ETOOBIG = -5,    /* proposal larger than raft_config.max_entry_bytes */
     RAFT_EBUSY = -6,      /* too many uncommitted bytes (max_uncommitted_bytes); retry later */
-    RAFT_ECORRUPT = -7,   /* restore state is inconsistent (gap in entries, commit beyond log, ...) */
+    RAFT_ECORRUPT = -7,   /* restore state is inconsistent (gap in entries, decreasing terms, ...) */
 };
 const char *raft_strerror(int rc);
 

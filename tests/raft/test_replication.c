@@ -594,10 +594,38 @@ static void clusterReplicatesInOrder(void **state)
     fx_free(&f);
 }
 
+/* Liveness. A follower in REPLICATE state whose appends were all lost (here: cut off for a few
+ * ticks) is repaired by the heartbeat round once it is reachable again, without waiting for a new
+ * proposal: the leader answers the heartbeat response with an empty append at next - 1, the
+ * follower rejects it and the leader probes back. (Found by this test: the core used to send
+ * nothing, leaving a quiet cluster's follower behind forever.) */
+static void replicateLostAppendsResentOnHeartbeat(void **state)
+{
+    (void)state;
+    fx f;
+    raft_config cfg;
+    raft_config_default(&cfg);
+    cfg.seed = 7;
+    fx_init(&f, 3, &cfg);
+    assert_int_equal(fx_elect(&f, 1), 1);
+    fx_tick_all(&f, 2); /* node 3 acknowledged the no-op: its progress is REPLICATE */
+    fx_isolate(&f, 3, true);
+    for (int i = 0; i < 5; i++)
+        assert_true(fx_propose(&f, "w") != 0);
+    fx_tick_all(&f, 3);
+    fx_isolate(&f, 3, false);
+    fx_tick_all(&f, 5 * (int)cfg.election_tick);
+    assert_int_equal(raft_get_leader(fx_r(&f, 3)), 1);
+    assert_int_equal(raft_last_index(fx_r(&f, 3)), raft_last_index(fx_r(&f, 1)));
+    assert_int_equal(raft_commit_index(fx_r(&f, 3)), raft_commit_index(fx_r(&f, 1)));
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(recvPrevLogTermMismatch),
+        cmocka_unit_test(replicateLostAppendsResentOnHeartbeat),
         cmocka_unit_test(recvPrevLogTermMismatchHintStopsAtCommit),
         cmocka_unit_test(recvPrevIndexBeyondLog),
         cmocka_unit_test(leaderSkipsConflictingTermsFigure7f),
