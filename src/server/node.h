@@ -98,4 +98,21 @@ typedef struct node_info {
 } node_info;
 void node_get_info(const node *n, node_info *out);
 
+/* ---- lifecycle (raftkvd's main; not for the front-ends) ------------------------------------- */
+
+struct config;    /* config.h */
+struct uv_loop_s; /* uv_loop_t */
+
+/* Opens the storage in cfg->data_dir, recovers the core and the key-value store from it (snapshot
+ * + log), starts the disk thread, the peer transport and the timers on loop. 0 on success, or -1
+ * after logging one line that says why (the caller exits 1). cfg is copied. */
+int node_start(struct uv_loop_s *loop, const struct config *cfg, node **out);
+/* Graceful stop: refuses new requests, fails pending ones with NODE_ESTOPPING, closes the
+ * transport, lets in-flight disk work finish, closes the storage, then calls done(ctx) on the
+ * loop. node_free afterwards (once the loop has run the close callbacks). */
+void node_stop(node *n, void (*done)(void *ctx), void *ctx);
+void node_free(node *n);
+/* The configuration the node runs with (max_value_bytes, forward_to_leader, timeouts...). */
+const struct config *node_config(const node *n);
+
 #endif /* RAFTKV_NODE_H */

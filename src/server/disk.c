@@ -1,0 +1,143 @@
+/*
+ * disk.c -- one worker thread, a FIFO of jobs to run and a FIFO of jobs done (see disk.h).
+ * The loop learns of finished jobs through a uv_async; done() callbacks run in submission order.
+ */
+#include "disk.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+struct disk {
+    uv_thread_t thread;
+    uv_mutex_t lock;
+    uv_cond_t wake;
+    uv_async_t async;
+    disk_job *todo_head, *todo_tail; /* under lock */
+    disk_job *done_head, *done_tail; /* under lock */
+    bool stopping;                   /* under lock */
+    size_t pending;                  /* loop thread only */
+};
+
+static void push(disk_job **head, disk_job **tail, disk_job *job)
+{
+    job->next_ = NULL;
+    if (*tail != NULL)
+        (*tail)->next_ = job;
+    else
+        *head = job;
+    *tail = job;
+}
+
+static void disk_thread(void *arg)
+{
+    disk *d = arg;
+    uv_mutex_lock(&d->lock);
+    for (;;) {
+        while (d->todo_head == NULL && !d->stopping)
+            uv_cond_wait(&d->wake, &d->lock);
+        disk_job *job = d->todo_head;
+        if (job == NULL)
+            break; /* stopping and drained */
+        d->todo_head = job->next_;
+        if (d->todo_head == NULL)
+            d->todo_tail = NULL;
+        uv_mutex_unlock(&d->lock);
+        job->work(job);
+        uv_mutex_lock(&d->lock);
+        push(&d->done_head, &d->done_tail, job);
+        uv_async_send(&d->async);
+    }
+    uv_mutex_unlock(&d->lock);
+}
+
+/* Runs done() of every finished job, in order. */
+static void disk_drain(disk *d)
+{
+    uv_mutex_lock(&d->lock);
+    disk_job *job = d->done_head;
+    d->done_head = d->done_tail = NULL;
+    uv_mutex_unlock(&d->lock);
+    while (job != NULL) {
+        disk_job *next = job->next_;
+        d->pending--;
+        job->done(job); /* may free job */
+        job = next;
+    }
+}
+
+static void disk_async_cb(uv_async_t *async)
+{
+    disk_drain(async->data);
+}
+
+disk *disk_start(uv_loop_t *loop)
+{
+    disk *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        log_printf("disk thread: out of memory");
+        return NULL;
+    }
+    int rc = uv_mutex_init(&d->lock);
+    if (rc == 0 && (rc = uv_cond_init(&d->wake)) != 0)
+        uv_mutex_destroy(&d->lock);
+    if (rc != 0) {
+        log_printf("disk thread: cannot create its lock: %s", uv_strerror(rc));
+        free(d);
+        return NULL;
+    }
+    uv_async_init(loop, &d->async, disk_async_cb);
+    d->async.data = d;
+    rc = uv_thread_create(&d->thread, disk_thread, d);
+    if (rc != 0) {
+        log_printf("disk thread: cannot start: %s", uv_strerror(rc));
+        uv_close((uv_handle_t *)&d->async, NULL); /* d leaks: the node is about to exit anyway */
+        return NULL;
+    }
+    return d;
+}
+
+void disk_submit(disk *d, disk_job *job)
+{
+    d->pending++;
+    uv_mutex_lock(&d->lock);
+    push(&d->todo_head, &d->todo_tail, job);
+    uv_cond_signal(&d->wake);
+    uv_mutex_unlock(&d->lock);
+}
+
+size_t disk_pending(const disk *d)
+{
+    return d->pending;
+}
+
+static void disk_free_cb(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+void disk_close(disk *d)
+{
+    uv_mutex_lock(&d->lock);
+    d->stopping = true;
+    uv_cond_signal(&d->wake);
+    uv_mutex_unlock(&d->lock);
+    uv_thread_join(&d->thread);
+    /* done() may submit more work (a follow-up job): run until nothing is left. */
+    while (d->pending > 0) {
+        disk_drain(d);
+        if (d->pending > 0) {
+            disk_job *job;
+            while ((job = d->todo_head) != NULL) {
+                d->todo_head = job->next_;
+                job->work(job);
+                push(&d->done_head, &d->done_tail, job);
+            }
+            d->todo_tail = NULL;
+        }
+    }
+    uv_cond_destroy(&d->wake);
+    uv_mutex_destroy(&d->lock);
+    uv_close((uv_handle_t *)&d->async, disk_free_cb);
+}

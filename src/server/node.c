@@ -1,0 +1,690 @@
+/*
+ * node.c -- the node driver (node.h): start and stop, the Ready loop, writes and reads.
+ *
+ * THE READY LOOP runs in a uv_prepare callback, i.e. once per loop iteration just before the loop
+ * sleeps, so every message stepped and every proposal made during the iteration lands in one
+ * Ready (group commit). For a Ready:
+ *   1. a leader sends its APPEND/SNAPSHOT messages at once (raft.h's exception);
+ *   2. snapshot/truncation/entries/hard state go to the disk thread as ONE job (storage_save: one
+ *      fdatasync); the loop keeps ticking, stepping and proposing meanwhile;
+ *   3. when the job is done (or at once if the Ready had nothing to persist): the other messages
+ *      are sent, committed entries applied to the kv store, writes and reads answered, and the
+ *      Ready advanced. A storage failure ends the process before anything is sent (fsyncgate).
+ * Snapshots live in node_snap.c.
+ */
+#include "node_int.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kv_cmd.h"
+#include "log.h"
+
+const char *node_strerror(int rc)
+{
+    switch (rc) {
+    case NODE_OK: return "ok";
+    case NODE_ENOTLEADER: return "not the leader";
+    case NODE_ENOLEADER: return "no leader known";
+    case NODE_ETIMEOUT: return "timed out (outcome unknown)";
+    case NODE_ELOST: return "leadership lost (outcome unknown)";
+    case NODE_ETOOBIG: return "command too large";
+    case NODE_EBUSY: return "too much uncommitted data";
+    case NODE_ESTOPPING: return "node stopping";
+    case NODE_ENOMEM: return "out of memory";
+    default: return "unknown error";
+    }
+}
+
+void node_fatal(node *n, const char *what, const char *why)
+{
+    (void)n;
+    /* Never continue after a failed write or fsync: the durability of earlier writes is unknown
+     * (PostgreSQL's fsyncgate). _exit: no atexit work that could touch the failed state. */
+    log_printf("FATAL: %s: %s; stopping the node", what, why);
+    _exit(1);
+}
+
+/* ---- pending lists -------------------------------------------------------------------------- */
+
+static void list_push(pending_list *l, pending *p)
+{
+    p->next = NULL;
+    p->prev = l->tail;
+    if (l->tail != NULL)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+    l->n++;
+}
+
+static void list_unlink(pending_list *l, pending *p)
+{
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        l->head = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    else
+        l->tail = p->prev;
+    p->prev = p->next = NULL;
+    l->n--;
+}
+
+/* Calls every callback in the firing list, in order. Callbacks may call node_write/node_read/
+ * node_cancel (a cancel marks firing entries instead of freeing them). */
+static void fire_all(node *n)
+{
+    pending *p;
+    while ((p = n->firing.head) != NULL) {
+        list_unlink(&n->firing, p);
+        if (!p->cancelled) {
+            if (p->write_cb != NULL)
+                p->write_cb(p->ctx, p->status, NULL);
+            else
+                p->read_cb(p->ctx, p->status);
+        }
+        free(p);
+    }
+}
+
+static void fail_list(node *n, pending_list *l, int status)
+{
+    pending *p;
+    while ((p = l->head) != NULL) {
+        list_unlink(l, p);
+        p->status = status;
+        list_push(&n->firing, p);
+    }
+}
+
+/* ---- accessors ------------------------------------------------------------------------------ */
+
+kv_store *node_kv(node *n)
+{
+    return n->kv;
+}
+
+uint64_t node_now_ms(const node *n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + n->cfg.clock_offset_ms;
+    return ms > 0 ? (uint64_t)ms : 1;
+}
+
+bool node_is_leader(const node *n)
+{
+    return !n->stopping && raft_get_role(n->r) == RAFT_LEADER;
+}
+
+bool node_leader(const node *n, node_peer *out)
+{
+    const node_peer *p = config_peer(&n->cfg, raft_get_leader(n->r));
+    if (p == NULL)
+        return false;
+    if (out != NULL)
+        *out = *p;
+    return true;
+}
+
+const node_peer *node_self(const node *n)
+{
+    return config_peer(&n->cfg, n->cfg.id);
+}
+
+const node_peer *node_peers(const node *n, uint32_t *count)
+{
+    *count = n->cfg.n_peers;
+    return n->cfg.peers;
+}
+
+const config *node_config(const node *n)
+{
+    return &n->cfg;
+}
+
+void node_get_info(const node *n, node_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = n->cfg.id;
+    out->role = raft_get_role(n->r);
+    out->term = raft_get_term(n->r);
+    out->leader = raft_get_leader(n->r);
+    out->commit = raft_commit_index(n->r);
+    out->applied = kv_applied_index(n->kv);
+    out->last_index = raft_last_index(n->r);
+    out->snapshot_index = raft_get_snapshot(n->r).index;
+    for (uint32_t i = 0; i < n->cfg.n_peers; i++) {
+        raft_id id = n->cfg.peers[i].id;
+        if (id == n->cfg.id)
+            continue;
+        node_peer_status *ps = &out->peers[out->n_peers++];
+        ps->id = id;
+        raft_progress_info pi;
+        if (raft_get_progress(n->r, id, &pi))
+            ps->match = pi.match;
+        ps->connected = n->tp != NULL && transport_connected(n->tp, id);
+    }
+    out->writes_ok = n->writes_ok;
+    out->reads_ok = n->reads_ok;
+    out->fsyncs = n->fsyncs;
+}
+
+/* ---- writes and reads ----------------------------------------------------------------------- */
+
+static int from_raft(int rc)
+{
+    switch (rc) {
+    case RAFT_OK: return NODE_OK;
+    case RAFT_ENOTLEADER: return NODE_ENOTLEADER;
+    case RAFT_ENOLEADER: return NODE_ENOLEADER;
+    case RAFT_ETOOBIG: return NODE_ETOOBIG;
+    case RAFT_EBUSY: return NODE_EBUSY;
+    default: return NODE_ENOMEM;
+    }
+}
+
+int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx)
+{
+    if (n->stopping)
+        return NODE_ESTOPPING;
+    if (raft_get_role(n->r) != RAFT_LEADER)
+        return NODE_ENOTLEADER;
+    kv_cmd c = *cmd;
+    c.now_ms = node_now_ms(n);
+    size_t size = kv_cmd_encoded_size(&c);
+    if (size == 0 || c.value.len > n->cfg.max_value_bytes)
+        return NODE_ETOOBIG; /* the front-end validated the command: only a size can be wrong */
+    if (size > n->enc_cap) {
+        uint8_t *b = realloc(n->enc_buf, size);
+        if (b == NULL)
+            return NODE_ENOMEM;
+        n->enc_buf = b;
+        n->enc_cap = size;
+    }
+    long len = kv_cmd_encode(&c, n->enc_buf, n->enc_cap);
+    if (len <= 0)
+        return NODE_ETOOBIG;
+    pending *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NODE_ENOMEM;
+    int rc = raft_propose(n->r, RAFT_ENTRY_NORMAL, n->enc_buf, (uint32_t)len, &p->index, &p->term);
+    if (rc != RAFT_OK) {
+        free(p);
+        return from_raft(rc);
+    }
+    p->write_cb = cb;
+    p->ctx = ctx;
+    p->deadline = uv_now(n->loop) + n->cfg.write_timeout_ms;
+    list_push(&n->writes, p);
+    return NODE_OK;
+}
+
+int node_read(node *n, node_read_cb cb, void *ctx)
+{
+    if (n->stopping)
+        return NODE_ESTOPPING;
+    pending *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NODE_ENOMEM;
+    p->read_id = ++n->next_read_id;
+    int rc = raft_read_index(n->r, p->read_id);
+    if (rc != RAFT_OK) {
+        free(p);
+        return rc == RAFT_ENOTLEADER ? NODE_ENOLEADER : from_raft(rc);
+    }
+    p->read_cb = cb;
+    p->ctx = ctx;
+    p->deadline = uv_now(n->loop) + n->cfg.read_timeout_ms;
+    list_push(&n->reads, p);
+    return NODE_OK;
+}
+
+void node_cancel(node *n, void *ctx)
+{
+    pending_list *lists[2] = {&n->writes, &n->reads};
+    for (int i = 0; i < 2; i++)
+        for (pending *p = lists[i]->head, *next; p != NULL; p = next) {
+            next = p->next;
+            if (p->ctx == ctx) {
+                list_unlink(lists[i], p);
+                free(p);
+            }
+        }
+    for (pending *p = n->firing.head; p != NULL; p = p->next)
+        if (p->ctx == ctx)
+            p->cancelled = true;
+}
+
+/* Answers the reads whose index is known and applied. */
+static void answer_reads(node *n)
+{
+    uint64_t applied = kv_applied_index(n->kv);
+    for (pending *p = n->reads.head, *next; p != NULL; p = next) {
+        next = p->next;
+        if (p->index_known && p->index <= applied) {
+            list_unlink(&n->reads, p);
+            p->status = NODE_OK;
+            list_push(&n->firing, p);
+            n->reads_ok++;
+        }
+    }
+    fire_all(n);
+}
+
+static void sweep_cb(uv_timer_t *timer)
+{
+    node *n = timer->data;
+    uint64_t now = uv_now(n->loop);
+    pending_list *lists[2] = {&n->writes, &n->reads};
+    for (int i = 0; i < 2; i++)
+        for (pending *p = lists[i]->head, *next; p != NULL; p = next) {
+            next = p->next;
+            if (p->deadline <= now) {
+                list_unlink(lists[i], p);
+                p->status = NODE_ETIMEOUT;
+                list_push(&n->firing, p);
+            }
+        }
+    fire_all(n);
+    /* Let idle expired keys be reclaimed: bounded work per sweep. */
+    kv_expire_sweep(n->kv, 64);
+}
+
+/* ---- applying ------------------------------------------------------------------------------- */
+
+static void apply_committed(node *n, const raft_entry *entries, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const raft_entry *e = &entries[i];
+        if (e->index <= kv_applied_index(n->kv))
+            continue; /* already in the restored snapshot */
+        kv_result res;
+        memset(&res, 0, sizeof res);
+        if (e->type == RAFT_ENTRY_NORMAL) {
+            int rc = kv_apply(n->kv, e->index, e->data, e->len, &res);
+            if (rc == KV_ENOMEM)
+                node_fatal(n, "apply", "out of memory"); /* cannot skip an entry: stop */
+            assert(rc == KV_OK);
+        } else {
+            kv_skip_to(n->kv, e->index);
+        }
+        n->applied_since_snapshot++;
+        /* Answer the writes up to this index: ours if the term matches, lost otherwise. */
+        pending *p;
+        while ((p = n->writes.head) != NULL && p->index <= e->index) {
+            list_unlink(&n->writes, p);
+            bool ours = p->index == e->index && p->term == e->term;
+            if (ours)
+                n->writes_ok++;
+            if (p->write_cb != NULL)
+                p->write_cb(p->ctx, ours ? NODE_OK : NODE_ELOST, ours ? &res : NULL);
+            free(p);
+        }
+    }
+}
+
+/* ---- the Ready loop ------------------------------------------------------------------------- */
+
+static void observe(node *n)
+{
+    raft_role role = raft_get_role(n->r);
+    raft_term term = raft_get_term(n->r);
+    raft_id leader = raft_get_leader(n->r);
+    if (term != n->last_term)
+        log_printf("term %" PRIu64 " -> %" PRIu64, n->last_term, term);
+    if (role != n->last_role)
+        log_printf("role %s -> %s (term %" PRIu64 ")", raft_role_name(n->last_role),
+                   raft_role_name(role), term);
+    if (leader != n->last_leader && leader != 0)
+        log_printf("leader is node %" PRIu64 " (term %" PRIu64 ")", leader, term);
+    if (n->last_role == RAFT_LEADER && role != RAFT_LEADER) {
+        fail_list(n, &n->writes, NODE_ELOST);
+        fire_all(n);
+    }
+    n->last_role = role;
+    n->last_term = term;
+    n->last_leader = leader;
+}
+
+static bool sent_early(const raft_ready *rd, const raft_msg *m)
+{
+    return rd->role == RAFT_LEADER &&
+           (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_SNAPSHOT);
+}
+
+static void ready_finish(node *n)
+{
+    raft_ready *rd = &n->rd;
+    if (!n->stopping) {
+        for (size_t i = 0; i < rd->n_msgs; i++)
+            if (!sent_early(rd, &rd->msgs[i]))
+                transport_send(n->tp, &rd->msgs[i]);
+        transport_flush(n->tp);
+    }
+    apply_committed(n, rd->committed, rd->n_committed);
+    for (size_t i = 0; i < rd->n_reads; i++)
+        for (pending *p = n->reads.head; p != NULL; p = p->next)
+            if (p->read_id == rd->reads[i].request_id) {
+                p->index = rd->reads[i].index;
+                p->index_known = true;
+                break;
+            }
+    raft_advance(n->r, rd);
+    n->ready_busy = false;
+    answer_reads(n);
+    observe(n);
+    if (!n->stopping)
+        node_snap_maybe_take(n);
+}
+
+static void ready_work(disk_job *job)
+{
+    ready_job *j = (ready_job *)job;
+    node *n = j->n;
+    j->rc = storage_save(n->st, &n->rd);
+    if (j->rc != STORAGE_OK) {
+        snprintf(j->err, sizeof j->err, "%s", storage_errmsg(n->st));
+        return;
+    }
+    if (n->rd.snapshot.index != 0)
+        j->restore = node_snap_read(n, n->rd.snapshot.index, j->err, sizeof j->err);
+}
+
+static void ready_done(disk_job *job)
+{
+    ready_job *j = (ready_job *)job;
+    node *n = j->n;
+    if (j->rc != STORAGE_OK)
+        node_fatal(n, "storage", j->err);
+    n->fsyncs++;
+    if (n->rd.snapshot.index != 0) {
+        node_snap_abort_local(n); /* an open kv snapshot would make the restore fail */
+        if (j->restore == NULL)
+            node_fatal(n, "snapshot restore", j->err);
+        int rc = kv_restore_finish(j->restore, n->kv);
+        if (rc != KV_OK)
+            node_fatal(n, "snapshot restore", kv_restore_error(j->restore));
+        kv_restore_free(j->restore);
+        j->restore = NULL;
+        n->applied_since_snapshot = 0;
+        log_printf("snapshot installed: index %" PRIu64 " term %" PRIu64 " (state machine "
+                   "replaced)", n->rd.snapshot.index, n->rd.snapshot.term);
+    }
+    ready_finish(n);
+    node_try_finish_stop(n);
+}
+
+static void process_ready(node *n)
+{
+    if (n->ready_busy || n->stopped || !raft_has_ready(n->r))
+        return;
+    raft_ready *rd = &n->rd;
+    raft_ready_get(n->r, rd);
+    n->ready_busy = true;
+    if (rd->truncate_from != 0)
+        log_printf("log truncated from index %" PRIu64 " (conflict with the leader's log)",
+                   rd->truncate_from);
+    bool persist = rd->snapshot.index != 0 || rd->truncate_from != 0 || rd->n_entries > 0 ||
+                   rd->hard_state_changed;
+    if (!persist) {
+        ready_finish(n);
+        return;
+    }
+    if (!n->stopping) {
+        bool any = false;
+        for (size_t i = 0; i < rd->n_msgs; i++)
+            if (sent_early(rd, &rd->msgs[i])) {
+                transport_send(n->tp, &rd->msgs[i]);
+                any = true;
+            }
+        if (any)
+            transport_flush(n->tp);
+    }
+    memset(&n->job, 0, sizeof n->job);
+    n->job.base.work = ready_work;
+    n->job.base.done = ready_done;
+    n->job.n = n;
+    disk_submit(n->dk, &n->job.base);
+}
+
+static void prepare_cb(uv_prepare_t *prep)
+{
+    node *n = prep->data;
+    observe(n);
+    /* Several Readies per iteration when the disk is not involved (e.g. a follower's commit
+     * advance), bounded so the loop still polls. */
+    for (int i = 0; i < 8 && !n->ready_busy; i++)
+        process_ready(n);
+}
+
+static void tick_cb(uv_timer_t *timer)
+{
+    node *n = timer->data;
+    raft_tick(n->r);
+}
+
+/* ---- transport callbacks -------------------------------------------------------------------- */
+
+static void on_msg(void *ctx, const raft_msg *msg)
+{
+    node *n = ctx;
+    if (n->stopping)
+        return;
+    raft_step(n->r, msg);
+}
+
+static void on_snap_failed(void *ctx, raft_id peer)
+{
+    node *n = ctx;
+    if (!n->stopping)
+        raft_report_snapshot_failed(n->r, peer);
+}
+
+/* ---- start and stop ------------------------------------------------------------------------- */
+
+static int noop_sync(vfs *v, vfs_file *f)
+{
+    (void)v;
+    (void)f;
+    return 0;
+}
+
+static int noop_sync_dir(vfs *v, const char *path)
+{
+    (void)v;
+    (void)path;
+    return 0;
+}
+
+static void storage_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    log_printf("storage: %s", line);
+}
+
+static uint64_t random_seed(raft_id id)
+{
+    uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (id * 0x9e3779b97f4a7c15ull);
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f != NULL) {
+        uint64_t r;
+        if (fread(&r, sizeof r, 1, f) == 1)
+            seed ^= r;
+        fclose(f);
+    }
+    return seed;
+}
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+    node *n = h->data;
+    n->open_handles--;
+}
+
+int node_start(uv_loop_t *loop, const config *cfg, node **out)
+{
+    node *n = calloc(1, sizeof *n);
+    if (n == NULL) {
+        log_printf("node: out of memory");
+        return -1;
+    }
+    n->loop = loop;
+    n->cfg = *cfg;
+    n->disk_vfs = *vfs_posix();
+    if (!cfg->fsync) {
+        log_printf("WARNING: fsync disabled (--fsync=false): acknowledged writes can be lost");
+        n->disk_vfs.fdatasync = noop_sync;
+        n->disk_vfs.fsync = noop_sync;
+        n->disk_vfs.sync_dir = noop_sync_dir;
+    }
+    uint64_t seed = random_seed(cfg->id);
+    n->kv_cfg.hash_seed = seed;
+    n->kv = kv_store_new(&n->kv_cfg);
+
+    storage_opts so;
+    storage_opts_default(&so);
+    so.segment_bytes = cfg->segment_bytes;
+    so.seed = seed;
+    so.log = storage_log;
+    storage_loaded loaded;
+    memset(&loaded, 0, sizeof loaded);
+    int rc = n->kv == NULL ? STORAGE_ENOMEM
+                           : storage_open(cfg->data_dir, &n->disk_vfs, &so, &n->st, &loaded);
+    if (rc != STORAGE_OK) {
+        log_printf("cannot open the storage in %s: %s: %s", cfg->data_dir, storage_strerror(rc),
+                   loaded.errmsg);
+        kv_store_free(n->kv);
+        free(n);
+        return -1;
+    }
+    if (loaded.snapshot.index != 0 && node_snap_load(n, loaded.snapshot.index) != 0) {
+        storage_loaded_free(&loaded);
+        storage_close(n->st);
+        kv_store_free(n->kv);
+        free(n);
+        return -1;
+    }
+
+    raft_config rc_cfg;
+    raft_config_default(&rc_cfg);
+    rc_cfg.id = cfg->id;
+    rc_cfg.conf.n_voters = cfg->n_peers;
+    for (uint32_t i = 0; i < cfg->n_peers; i++)
+        rc_cfg.conf.voters[i] = cfg->peers[i].id;
+    rc_cfg.election_tick = (uint32_t)(cfg->election_timeout_min_ms / cfg->tick_ms);
+    rc_cfg.heartbeat_tick = (uint32_t)(cfg->heartbeat_ms / cfg->tick_ms);
+    if (rc_cfg.heartbeat_tick == 0)
+        rc_cfg.heartbeat_tick = 1;
+    if (rc_cfg.election_tick <= rc_cfg.heartbeat_tick)
+        rc_cfg.election_tick = rc_cfg.heartbeat_tick + 1;
+    rc_cfg.seed = seed;
+    rc_cfg.max_inflight_msgs = (uint32_t)cfg->max_inflight_msgs;
+    rc_cfg.max_entries_per_msg = (uint32_t)cfg->max_entries_per_msg;
+    rc_cfg.max_bytes_per_msg = cfg->max_bytes_per_msg;
+    rc_cfg.max_uncommitted_bytes = cfg->max_uncommitted_bytes;
+    raft_restore restore;
+    storage_loaded_restore(&loaded, &restore);
+    rc = raft_new(&rc_cfg, &restore, &n->r);
+    log_printf("recovered from %s: term %" PRIu64 ", vote %" PRIu64 ", commit %" PRIu64
+               ", snapshot %" PRIu64 ", %zu log entries", cfg->data_dir, loaded.hard_state.term,
+               loaded.hard_state.vote, loaded.hard_state.commit, loaded.snapshot.index,
+               loaded.n_entries);
+    storage_loaded_free(&loaded);
+    if (rc != RAFT_OK) {
+        log_printf("cannot start the Raft core from %s: %s", cfg->data_dir, raft_strerror(rc));
+        storage_close(n->st);
+        kv_store_free(n->kv);
+        free(n);
+        return -1;
+    }
+    n->last_term = raft_get_term(n->r);
+    n->last_role = raft_get_role(n->r);
+
+    n->dk = disk_start(loop);
+    transport_config tc = {
+        .self = cfg->id,
+        .peers = cfg->peers,
+        .n_peers = cfg->n_peers,
+        .cluster_id = cfg->cluster_id,
+        .secret = cfg->cluster_secret,
+        .queue_bytes = cfg->peer_queue_bytes,
+        .chunk_bytes = cfg->snapshot_chunk_bytes,
+        .snapshot_dir = cfg->data_dir,
+    };
+    transport_cbs cbs = {.ctx = n, .on_msg = on_msg, .on_snap_chunk = node_snap_on_chunk,
+                         .on_snap_failed = on_snap_failed};
+    if (n->dk == NULL || transport_start(loop, &tc, &cbs, &n->tp) != 0) {
+        /* Handles may be open on the loop: the process exits right after this. */
+        log_printf("cannot start the node (see above)");
+        return -1;
+    }
+    uv_timer_init(loop, &n->tick_timer);
+    uv_timer_init(loop, &n->sweep_timer);
+    uv_prepare_init(loop, &n->prepare);
+    n->tick_timer.data = n->sweep_timer.data = n->prepare.data = n;
+    n->open_handles = 3;
+    uv_timer_start(&n->tick_timer, tick_cb, cfg->tick_ms, cfg->tick_ms);
+    uv_timer_start(&n->sweep_timer, sweep_cb, 50, 50);
+    uv_prepare_start(&n->prepare, prepare_cb);
+    log_printf("node %" PRIu64 " of %u started: peers on port %u, election timeout %u ticks of "
+               "%" PRIu64 " ms, heartbeat %u ticks", cfg->id, cfg->n_peers,
+               node_self(n)->peer_port, rc_cfg.election_tick, cfg->tick_ms,
+               rc_cfg.heartbeat_tick);
+    *out = n;
+    return 0;
+}
+
+void node_try_finish_stop(node *n)
+{
+    if (!n->stopping || n->stopped || n->ready_busy || disk_pending(n->dk) > 0)
+        return;
+    n->stopped = true;
+    disk_close(n->dk);
+    n->dk = NULL;
+    storage_close(n->st);
+    n->st = NULL;
+    log_printf("stopped: storage closed cleanly");
+    if (n->stop_cb != NULL)
+        n->stop_cb(n->stop_ctx);
+}
+
+void node_stop(node *n, void (*done)(void *ctx), void *ctx)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    n->stop_cb = done;
+    n->stop_ctx = ctx;
+    log_printf("stopping: finishing in-flight disk work");
+    uv_timer_stop(&n->tick_timer);
+    uv_timer_stop(&n->sweep_timer);
+    uv_close((uv_handle_t *)&n->tick_timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&n->sweep_timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&n->prepare, handle_closed_cb);
+    transport_close(n->tp);
+    n->tp = NULL;
+    node_snap_stop(n);
+    fail_list(n, &n->writes, NODE_ESTOPPING);
+    fail_list(n, &n->reads, NODE_ESTOPPING);
+    fire_all(n);
+    node_try_finish_stop(n);
+}
+
+void node_free(node *n)
+{
+    if (n == NULL)
+        return;
+    assert(n->stopped && n->open_handles == 0);
+    raft_free(n->r);
+    kv_store_free(n->kv);
+    free(n->enc_buf);
+    free(n);
+}

@@ -1,0 +1,136 @@
+/*
+ * node_int.h -- what node.c (lifecycle, the Ready loop, writes and reads) and node_snap.c
+ * (snapshots: taking, receiving, restoring) share. Not a public header.
+ *
+ * INVARIANTS (loop thread):
+ *   - at most one Ready is outstanding (ready_busy); its disk job is the only one touching rd;
+ *   - every storage call happens in a disk job, so the storage sees one thread at a time, in
+ *     submission order;
+ *   - writes are kept in proposal (index) order; a write is answered once, when the entry with
+ *     its index is applied (NODE_OK if the term matches, NODE_ELOST otherwise), on leadership
+ *     loss, timeout or stop.
+ */
+#ifndef RAFTKV_NODE_INT_H
+#define RAFTKV_NODE_INT_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "disk.h"
+#include "kv_store.h"
+#include "node.h"
+#include "raft.h"
+#include "storage.h"
+#include "transport.h"
+
+typedef struct pending {
+    struct pending *prev, *next;
+    raft_index index;  /* write: proposal index; read: read index once known */
+    raft_term term;    /* write: proposal term */
+    uint64_t read_id;  /* read: request id given to raft_read_index */
+    bool index_known;  /* read */
+    bool cancelled;    /* in the firing list: do not call */
+    uint64_t deadline; /* uv_now ms */
+    node_write_cb write_cb;
+    node_read_cb read_cb;
+    void *ctx;
+    int status;        /* firing list: what to report */
+} pending;
+
+typedef struct pending_list {
+    pending *head, *tail;
+    size_t n;
+} pending_list;
+
+typedef struct ready_job {
+    disk_job base;
+    node *n;
+    int rc;
+    kv_restore *restore; /* snapshot in rd: its state machine, read on the disk thread */
+    char err[256];
+} ready_job;
+
+/* A snapshot of our own state machine being written (kv iterator on the loop thread, file writes
+ * in disk jobs), or one received from the leader (chunks written in disk jobs). */
+typedef struct snap_local {
+    bool active;
+    uint64_t gen; /* which snapshot a finished job belongs to (an aborted one's are ignored) */
+    kv_snapshot *it;
+    raft_snapshot_meta meta;
+    uint64_t bytes;
+    snap_writer *writer; /* disk thread only */
+    bool failed;         /* disk thread: a job failed; the rest are skipped */
+} snap_local;
+
+typedef struct snap_recv {
+    bool active;       /* accepting chunks */
+    unsigned jobs;     /* its disk jobs not done yet */
+    uint64_t gen;
+    raft_id from;
+    raft_snapshot_meta meta;
+    uint64_t next_offset;
+    uint64_t total;
+    uint64_t queued_bytes; /* submitted to the disk, not yet written */
+    bool paused;
+    snap_writer *writer;   /* disk thread only */
+    bool failed;           /* disk thread */
+} snap_recv;
+
+struct node {
+    uv_loop_t *loop;
+    config cfg;
+    vfs disk_vfs; /* vfs_posix, or with fsync disabled (test flag) */
+    kv_config kv_cfg;
+    raft *r;
+    storage *st;
+    kv_store *kv;
+    disk *dk;
+    transport *tp;
+    uv_timer_t tick_timer;
+    uv_timer_t sweep_timer;
+    uv_prepare_t prepare;
+    int open_handles;
+
+    bool ready_busy;
+    raft_ready rd;
+    ready_job job;
+    raft_role last_role;
+    raft_term last_term;
+    raft_id last_leader;
+
+    pending_list writes, reads, firing;
+    uint64_t next_read_id;
+    uint8_t *enc_buf;
+    size_t enc_cap;
+
+    uint64_t applied_since_snapshot;
+    snap_local snap;
+    snap_recv recv;
+
+    uint64_t writes_ok, reads_ok, fsyncs;
+    bool stopping, stopped;
+    void (*stop_cb)(void *ctx);
+    void *stop_ctx;
+};
+
+/* node.c */
+void node_fatal(node *n, const char *what, const char *why) __attribute__((noreturn));
+/* Completes a graceful stop once no disk work is left (every disk job's done() calls it). */
+void node_try_finish_stop(node *n);
+
+/* node_snap.c */
+/* Loads the newest snapshot's state machine into kv at start. 0, or -1 after logging. */
+int node_snap_load(node *n, raft_index index);
+/* Starts a local snapshot if the threshold is reached and none is running. */
+void node_snap_maybe_take(node *n);
+/* A chunk of a snapshot from the leader (transport callback). */
+void node_snap_on_chunk(void *ctx, const raft_msg *msg, uint64_t offset, uint64_t total,
+                        const uint8_t *data, size_t len);
+/* Disk thread: reads the snapshot at index into a kv_restore (NULL + err on failure). */
+kv_restore *node_snap_read(node *n, raft_index index, char *err, size_t errlen);
+/* Stops the local snapshot (a received one replaces our state, or the node stops). */
+void node_snap_abort_local(node *n);
+/* Abandons every snapshot in progress (graceful stop). */
+void node_snap_stop(node *n);
+
+#endif /* RAFTKV_NODE_INT_H */
