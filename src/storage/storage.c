@@ -241,6 +241,28 @@ int storage_save(storage *st, const raft_ready *rd)
 {
     if (st->failed)
         return STORAGE_EFATAL;
+    /* Refuse a Ready that cannot be stored BEFORE buffering any of it, so that a caller's bug
+     * costs an error, not the node. */
+    if (rd->n_entries > 0) {
+        raft_index first = wal_first_index(st->log), last = wal_last_index(st->log);
+        raft_index next = last + 1;
+        bool any_start = last < first && first == 1; /* a brand-new log starts where told */
+        if (rd->snapshot.index != 0) {
+            next = rd->snapshot.index + 1;
+            any_start = false;
+        } else if (rd->truncate_from != 0 && rd->truncate_from >= first && rd->truncate_from <= last) {
+            next = rd->truncate_from;
+        }
+        bool contiguous = true;
+        for (size_t i = 1; i < rd->n_entries; i++)
+            contiguous = contiguous && rd->entries[i].index == rd->entries[0].index + i;
+        if (!contiguous || (!any_start && rd->entries[0].index != next)) {
+            snprintf(st->errmsg, sizeof st->errmsg,
+                     "storage: save: entries start at index %llu, expected %llu (or are not contiguous)",
+                     (unsigned long long)rd->entries[0].index, (unsigned long long)next);
+            return STORAGE_EINVAL;
+        }
+    }
     int rc = WAL_OK;
     if (rd->snapshot.index != 0)
         rc = wal_reset(st->log, rd->snapshot.index, rd->snapshot.term);

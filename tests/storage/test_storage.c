@@ -624,6 +624,26 @@ static void unfinishedSegmentIsRemoved(void **state)
     vfs_fault_free(v);
 }
 
+static void badReadyIsRefusedWithoutFailing(void **state)
+{
+    (void)state;
+    vfs *v = new_fs(18);
+    storage_loaded l;
+    storage *st = open_ok(v, &l);
+    storage_loaded_free(&l);
+    assert_int_equal(save_range(st, 1, 5, 1, 0), STORAGE_OK);
+    assert_int_equal(save_range(st, 7, 8, 1, 0), STORAGE_EINVAL); /* a gap */
+    assert_non_null(strstr(storage_errmsg(st), "expected 6"));
+    assert_false(storage_failed(st));
+    assert_int_equal(save_range(st, 6, 8, 1, 0), STORAGE_OK);
+    storage_close(st);
+    st = open_ok(v, &l);
+    assert_entries(&l, 1, 8, term1);
+    storage_loaded_free(&l);
+    storage_close(st);
+    vfs_fault_free(v);
+}
+
 static void crashSweepShort(void **state)
 {
     (void)state;
@@ -665,6 +685,7 @@ int main(void)
         cmocka_unit_test(snapshotFsyncFailureIsPermanent),
         cmocka_unit_test(shortWritesAreCompleted),
         cmocka_unit_test(unfinishedSegmentIsRemoved),
+        cmocka_unit_test(badReadyIsRefusedWithoutFailing),
         cmocka_unit_test(crashSweepShort),
         cmocka_unit_test(crashSweepCatchesLostWrites),
     };
