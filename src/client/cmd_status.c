@@ -1,0 +1,32 @@
+/*
+ * cmd_status.c -- `raftkv status`: the table of every node (status.h), exit 3 without a leader.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "status.h"
+
+int cli_status(const cli_opts *opts)
+{
+    ep_list nodes;
+    int code = cli_nodes(opts, &nodes);
+    if (code != CLI_EXIT_OK) return code;
+    status_row *rows = status_collect(&nodes, opts->kvc.timeout_ms);
+    if (!rows) {
+        ep_list_free(&nodes);
+        fprintf(stderr, "raftkv: status: out of memory\n");
+        return CLI_EXIT_UNAVAILABLE;
+    }
+    status_print(stdout, rows, nodes.count);
+    fflush(stdout);
+    status_print_errors(stderr, rows, nodes.count);
+    code = CLI_EXIT_OK;
+    if (status_leader(rows, nodes.count) < 0) {
+        fprintf(stderr, "raftkv: status: no node reports itself leader\n");
+        code = CLI_EXIT_UNAVAILABLE;
+    }
+    free(rows);
+    ep_list_free(&nodes);
+    return code;
+}
