@@ -158,10 +158,9 @@ long kv_cmd_encode(const kv_cmd *cmd, uint8_t *buf, size_t cap)
     put_u8(&w, cmd->flags);
     put_u64(&w, cmd->now_ms);
     switch (cmd->op) {
-    case KV_OP_CAS:
-        put_u64(&w, cmd->expected_version);
-        /* fall through */
     case KV_OP_SET:
+    case KV_OP_CAS:
+        if (cmd->op == KV_OP_CAS) put_u64(&w, cmd->expected_version);
         put_u64(&w, cmd->deadline_ms);
         put_str16(&w, cmd->key);
         put_str32(&w, cmd->value);

@@ -761,6 +761,7 @@ static void snapshot_finish_current(kv_snapshot *snap)
 
 size_t kv_snapshot_next(kv_snapshot *snap, uint8_t *buf, size_t cap)
 {
+    assert(cap > 0); /* 0 would read as "complete" */
     size_t n = 0;
     while (n < cap) {
         if (snap->phase == SNAP_DONE) break;
