@@ -34,10 +34,21 @@ static void stopped_cb(void *ctx)
     uv_stop(&loop);
 }
 
+#if WITH_FRONTEND
+static void frontend_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    log_printf("frontend: %s", line);
+}
+#endif
+
 static void signal_cb(uv_signal_t *sig, int signum)
 {
     (void)sig;
     log_printf("%s received: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+#if WITH_FRONTEND
+    frontend_stop(); /* stop accepting before the node refuses work */
+#endif
     uv_signal_stop(&sig_term);
     uv_signal_stop(&sig_int);
     uv_close((uv_handle_t *)&sig_term, NULL);
@@ -64,7 +75,10 @@ int main(int argc, char **argv)
     if (node_start(&loop, &cfg, &the_node) != 0)
         return 1;
 #if WITH_FRONTEND
-    if (frontend_start(the_node, &loop) != 0) {
+    frontend_config fc = {.text_forward = cfg.forward_to_leader,
+                          .max_value = (size_t)cfg.max_value_bytes,
+                          .log = frontend_log};
+    if (frontend_start_config(the_node, &loop, &fc) != 0) {
         log_printf("cannot start the client front-ends (see above)");
         return 1;
     }
