@@ -1,10 +1,11 @@
 /*
  * wal.c -- segmented, append-only write-ahead log (contract in wal.h, formats in docs/STORAGE.md).
  *
- * SEGMENT HEADER (32 bytes, little-endian)
+ * SEGMENT HEADER (40 bytes, little-endian)
  *     0  u32 magic 0x4C574B52 ("RKWL")     16  u64 first index (last index + 1 at creation)
- *     4  u32 format version (1)            24  u32 salt (seeds every record CRC of the segment)
- *     8  u64 sequence number (= file name) 28  u32 CRC32C of bytes 0..27
+ *     4  u32 format version (1)            24  u64 preallocated size of the file
+ *     8  u64 sequence number (= file name) 32  u32 salt (seeds every record CRC of the segment)
+ *                                          36  u32 CRC32C of bytes 0..35
  * RECORD (32-byte header + payload padded with zeros to a multiple of 8)
  *     0  u32 CRC32C seeded with the salt, over bytes 4 .. end of padding
  *     4  u8  type (wal_record_type)   5 u8 entry type   6 u16 zero
@@ -37,7 +38,9 @@
 
 #define SEG_MAGIC 0x4C574B52u
 #define SEG_VERSION 1u
-#define SEG_HEADER_SIZE 32u
+#define SEG_HEADER_SIZE 40u
+/* header + the hard state record written at creation */
+#define SEG_CREATION_SIZE (SEG_HEADER_SIZE + REC_HEADER_SIZE + HARD_STATE_LEN)
 #define REC_HEADER_SIZE 32u
 #define HARD_STATE_LEN 24u
 #define SEG_NAME_LEN 24 /* 20 digits + ".seg" */
@@ -290,21 +293,22 @@ static int roll_segment(wal *w)
         return rc;
     /* Header + the current hard state, as one write. */
     assert(w->buf_len == 0);
-    if (buf_reserve(w, SEG_HEADER_SIZE + REC_HEADER_SIZE + HARD_STATE_LEN) != 0)
+    if (buf_reserve(w, SEG_CREATION_SIZE) != 0)
         return WAL_ENOMEM;
     uint8_t *h = w->buf;
     le_put32(h, SEG_MAGIC);
     le_put32(h + 4, SEG_VERSION);
     le_put64(h + 8, seq);
     le_put64(h + 16, w->base + w->n_slots + 1);
-    le_put32(h + 24, salt);
-    le_put32(h + 28, crc32c(0, h, 28));
+    le_put64(h + 24, w->opts.segment_bytes);
+    le_put32(h + 32, salt);
+    le_put32(h + 36, crc32c(0, h, 36));
     uint8_t hs[HARD_STATE_LEN];
     le_put64(hs, w->hs.term);
     le_put64(hs + 8, w->hs.vote);
     le_put64(hs + 16, w->hs.commit);
     record_encode(h + SEG_HEADER_SIZE, salt, WAL_REC_HARD_STATE, 0, 0, 0, hs, HARD_STATE_LEN);
-    w->buf_len = SEG_HEADER_SIZE + REC_HEADER_SIZE + HARD_STATE_LEN;
+    w->buf_len = SEG_CREATION_SIZE;
     w->write_off = 0;
     /* Preallocate first so later fdatasyncs never have to flush a size change. */
     if ((rc = w->v->preallocate(w->v, w->file, 0, w->opts.segment_bytes)) != 0)
@@ -324,7 +328,7 @@ static int roll_segment(wal *w)
 static int reserve_record(wal *w, size_t size)
 {
     uint64_t end = w->write_off + w->buf_len;
-    uint64_t empty_end = SEG_HEADER_SIZE + REC_HEADER_SIZE + HARD_STATE_LEN;
+    uint64_t empty_end = SEG_CREATION_SIZE;
     if (end + size > w->opts.segment_bytes && end > empty_end) {
         int rc = roll_segment(w);
         if (rc != 0)
@@ -965,7 +969,7 @@ static int recover(wal *w, replay *rp)
             bad = "file shorter than the segment header";
         else if (le_get32(buf) != SEG_MAGIC)
             bad = "bad magic";
-        else if (le_get32(buf + 28) != crc32c(0, buf, 28))
+        else if (le_get32(buf + 36) != crc32c(0, buf, 36))
             bad = "header crc mismatch";
         else if (le_get32(buf + 4) != SEG_VERSION)
             bad = "unsupported format version";
@@ -973,8 +977,8 @@ static int recover(wal *w, replay *rp)
             bad = "sequence number differs from the file name";
         if (bad != NULL) {
             /* Creation writes header + hard state in one write, then syncs: a crash during it can
-             * only leave the newest segment with nothing beyond those 88 bytes. */
-            size_t creation = SEG_HEADER_SIZE + REC_HEADER_SIZE + HARD_STATE_LEN;
+             * only leave the newest segment with nothing beyond those bytes. */
+            size_t creation = SEG_CREATION_SIZE;
             if (is_newest && (used <= creation || all_zero(buf + creation, used - creation))) {
                 wal_log(w, "wal: %s offset 0: %s in an unfinished newest segment: %s", name, bad,
                         w->opts.read_only ? "would be removed at open" : "removed");
@@ -985,7 +989,17 @@ static int recover(wal *w, replay *rp)
             rc = WAL_ECORRUPT;
             break;
         }
-        uint32_t salt = le_get32(buf + 24);
+        uint32_t salt = le_get32(buf + 32);
+        /* Preallocation fixed the size before any record went in: a shorter file holding records
+         * was cut (by a tool, a copy, a file system), which a torn write cannot explain. */
+        uint64_t prealloc = le_get64(buf + 24);
+        if (used < prealloc && used > SEG_CREATION_SIZE &&
+            !all_zero(buf + SEG_CREATION_SIZE, used - SEG_CREATION_SIZE)) {
+            msg_set(errmsg, "wal: %s offset %zu: file is %zu bytes, shorter than the %llu it was preallocated to (truncated): refusing to start",
+                    name, used, used, (unsigned long long)prealloc);
+            rc = WAL_ECORRUPT;
+            break;
+        }
         if ((rc = segs_push(w, seqs[i], salt)) != WAL_OK)
             break;
         /* Records. */

@@ -400,8 +400,8 @@ static void tornTailIsCutAndLogged(void **state)
     while (end > 0 && seg[end - 1] == 0)
         end--;
     end = (end + 7) & ~(size_t)7;
-    /* the first 20 bytes of the record at offset 88 (the first entry), written at the end */
-    assert_int_equal(vfs_write_all(v, f, seg + 88, 20, end), 0);
+    /* the first 20 bytes of the record at offset 96 (the first entry), written at the end */
+    assert_int_equal(vfs_write_all(v, f, seg + 96, 20, end), 0);
     assert_int_equal(v->fsync(v, f), 0);
     v->close(v, f);
     log_lines[0] = 0;
@@ -435,11 +435,11 @@ static void midLogBitFlipRefusesToStart(void **state)
         storage_close(st);
         char path[64];
         /* a payload byte of the first entry, its length field, its crc */
-        uint64_t offsets[3] = {88 + 32 + 1, 88 + 8, 88};
+        uint64_t offsets[3] = {96 + 32 + 1, 96 + 8, 96};
         assert_int_equal(vfs_fault_flip_bit(v, seg_path(path, 1), offsets[target], 2), 0);
         storage_opts o = small_opts();
         assert_int_equal(storage_open(DIR, v, &o, &st, &l), STORAGE_ECORRUPT);
-        assert_non_null(strstr(l.errmsg, "00000000000000000001.seg offset 88"));
+        assert_non_null(strstr(l.errmsg, "00000000000000000001.seg offset 96"));
         assert_non_null(strstr(l.errmsg, "refusing to start"));
         if (target == 0) {
             assert_non_null(strstr(l.errmsg, "record crc mismatch (stored 0x"));
@@ -468,6 +468,29 @@ static void missingSegmentRefusesToStart(void **state)
     assert_int_equal(storage_open(DIR, v, &o, &st, &l), STORAGE_ECORRUPT);
     assert_non_null(strstr(l.errmsg, "00000000000000000002.seg"));
     assert_non_null(strstr(l.errmsg, "missing segment"));
+    vfs_fault_free(v);
+}
+
+static void truncatedSegmentRefusesToStart(void **state)
+{
+    (void)state;
+    vfs *v = new_fs(19);
+    storage_loaded l;
+    storage *st = open_ok(v, &l);
+    storage_loaded_free(&l);
+    assert_int_equal(save_range(st, 1, 10, 1, 0), STORAGE_OK);
+    storage_close(st);
+    /* Cut the newest segment right after its last record: no torn write can do that, since the
+     * file was preallocated before any record went in. */
+    vfs_file *f;
+    char path[64];
+    assert_int_equal(v->open(v, seg_path(path, 1), VFS_O_RDWR, &f), 0);
+    assert_int_equal(v->truncate(v, f, 600), 0);
+    assert_int_equal(v->fsync(v, f), 0);
+    v->close(v, f);
+    storage_opts o = small_opts();
+    assert_int_equal(storage_open(DIR, v, &o, &st, &l), STORAGE_ECORRUPT);
+    assert_non_null(strstr(l.errmsg, "00000000000000000001.seg offset 600: file is 600 bytes, shorter than the 4096"));
     vfs_fault_free(v);
 }
 
@@ -644,6 +667,75 @@ static void badReadyIsRefusedWithoutFailing(void **state)
     vfs_fault_free(v);
 }
 
+/* A poor man's fuzzer, run under ASan/UBSan in CI: random damage (bit flips, cut files, zeroed
+ * ranges) must give either a clean refusal or a sound log, never a crash or garbage entries. */
+static void randomDamageIsRefusedOrSound(void **state)
+{
+    (void)state;
+    uint64_t refused = 0, opened = 0;
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        vfs *v = new_fs(seed);
+        storage_loaded l;
+        storage *st = open_ok(v, &l);
+        storage_loaded_free(&l);
+        for (raft_index i = 1; i <= 120; i += 8)
+            assert_int_equal(save_range(st, i, i + 7, 1, i - 1), STORAGE_OK);
+        if (seed % 2)
+            assert_int_equal(wl_write_snapshot(st, 60, 1), STORAGE_OK);
+        uint64_t n_segs = storage_wal_stats(st).n_segments;
+        storage_close(st);
+        uint64_t rnd = seed * 0x9E3779B97F4A7C15ull;
+        char path[64];
+        if (seed % 2 && rnd % 5 == 0)
+            strcpy(path, DIR "/snap-00000000000000000060.snap");
+        else
+            seg_path(path, 1 + (rnd >> 8) % n_segs);
+        vfs_file *f;
+        assert_int_equal(v->open(v, path, VFS_O_RDWR, &f), 0);
+        uint64_t size;
+        assert_int_equal(v->size(v, f, &size), 0);
+        uint64_t off = (rnd >> 16) % (size < 4096 ? size : 4096);
+        switch ((rnd >> 40) % 3) {
+        case 0:
+            v->close(v, f);
+            assert_int_equal(vfs_fault_flip_bit(v, path, off, (unsigned)(rnd >> 50)), 0);
+            break;
+        case 1:
+            assert_int_equal(v->truncate(v, f, off), 0);
+            assert_int_equal(v->fsync(v, f), 0);
+            v->close(v, f);
+            break;
+        default: {
+            uint8_t zeros[64] = {0};
+            assert_int_equal(vfs_write_all(v, f, zeros, sizeof zeros, off), 0);
+            assert_int_equal(v->fsync(v, f), 0);
+            v->close(v, f);
+        }
+        }
+        storage_opts o = small_opts();
+        int rc = storage_open(DIR, v, &o, &st, &l);
+        if (rc == STORAGE_OK) {
+            opened++;
+            for (size_t i = 0; i < l.n_entries; i++) {
+                assert_int_equal(l.entries[i].index, l.entries[0].index + i);
+                assert_true(wl_entry_ok(&l.entries[i]));
+            }
+            if (l.n_entries > 0)
+                assert_int_equal(l.entries[0].index, l.snapshot.index + 1);
+            storage_loaded_free(&l);
+            storage_close(st);
+        } else {
+            refused++;
+            assert_int_equal(rc, STORAGE_ECORRUPT);
+            assert_non_null(strstr(l.errmsg, "refusing to start"));
+        }
+        vfs_fault_free(v);
+    }
+    printf("random damage: %llu refused, %llu opened\n", (unsigned long long)refused,
+           (unsigned long long)opened);
+    assert_true(refused > 100);
+}
+
 static void crashSweepShort(void **state)
 {
     (void)state;
@@ -678,6 +770,7 @@ int main(void)
         cmocka_unit_test(tornTailIsCutAndLogged),
         cmocka_unit_test(midLogBitFlipRefusesToStart),
         cmocka_unit_test(missingSegmentRefusesToStart),
+        cmocka_unit_test(truncatedSegmentRefusesToStart),
         cmocka_unit_test(firstSegmentMissingRefusesToStart),
         cmocka_unit_test(badSnapshotRefusesToStart),
         cmocka_unit_test(fsyncFailureIsPermanent),
@@ -686,6 +779,7 @@ int main(void)
         cmocka_unit_test(shortWritesAreCompleted),
         cmocka_unit_test(unfinishedSegmentIsRemoved),
         cmocka_unit_test(badReadyIsRefusedWithoutFailing),
+        cmocka_unit_test(randomDamageIsRefusedOrSound),
         cmocka_unit_test(crashSweepShort),
         cmocka_unit_test(crashSweepCatchesLostWrites),
     };

@@ -102,8 +102,8 @@ static void checkAndDumpSoundStore(void **state)
     assert_non_null(strstr(out, "log 1..35"));
     assert_non_null(strstr(out, "commit=30"));
     assert_int_equal(run_tool("dump", out, sizeof out), 0);
-    assert_non_null(strstr(out, "00000000000000000001.seg@32 HARD_STATE term=0 vote=0 commit=0"));
-    assert_non_null(strstr(out, "00000000000000000001.seg@88 ENTRY index=1 term=1 type=1"));
+    assert_non_null(strstr(out, "00000000000000000001.seg@40 HARD_STATE term=0 vote=0 commit=0"));
+    assert_non_null(strstr(out, "00000000000000000001.seg@96 ENTRY index=1 term=1 type=1"));
     assert_non_null(strstr(out, "ENTRY index=40 term=1"));
     assert_non_null(strstr(out, "TRUNCATE from=36"));
     assert_non_null(strstr(out, "HARD_STATE term=1 vote=2 commit=30"));
@@ -143,17 +143,17 @@ static void checkRejectsMidLogBitFlip(void **state)
 {
     (void)state;
     write_store();
-    flip_byte("00000000000000000001.seg", 88 + 32 + 2); /* payload of entry 1 */
+    flip_byte("00000000000000000001.seg", 96 + 32 + 2); /* payload of entry 1 */
     char out[65536];
     assert_int_equal(run_tool("check", out, sizeof out), 1);
-    assert_non_null(strstr(out, "wal: 00000000000000000001.seg offset 88: record crc mismatch (stored 0x"));
+    assert_non_null(strstr(out, "wal: 00000000000000000001.seg offset 96: record crc mismatch (stored 0x"));
     assert_non_null(strstr(out, "followed by valid records"));
     assert_int_equal(run_tool("dump", out, sizeof out), 1);
     /* and the store refuses to open, with the same message */
     storage *st;
     storage_loaded l;
     assert_int_equal(storage_open(datadir, vfs_posix(), NULL, &st, &l), STORAGE_ECORRUPT);
-    assert_non_null(strstr(l.errmsg, "00000000000000000001.seg offset 88"));
+    assert_non_null(strstr(l.errmsg, "00000000000000000001.seg offset 96"));
 }
 
 static void checkRejectsBadSnapshot(void **state)
