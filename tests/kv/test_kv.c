@@ -199,6 +199,39 @@ static void cmdRejectsBadFields(void **state)
     assert_int_equal(kv_cmd_encode(&cmd, e.bytes, 5), KV_ENOSPC);
     kv_cmd empty = cmd_delete(NULL, 0, 1);
     assert_int_equal(kv_cmd_encode(&empty, e.bytes, sizeof e.bytes), KV_EINVAL);
+
+    /* value over the hard limit of the encoding (the length is checked before any byte is read) */
+    cmd = cmd_set("key", "v", 1, 0);
+    cmd.value.len = KV_MAX_VALUE_HARD + 1;
+    assert_int_equal(kv_cmd_encoded_size(&cmd), 0);
+    cmd.value.len = KV_MAX_VALUE_HARD;
+    assert_int_equal(kv_cmd_encoded_size(&cmd), 11 + 8 + 2 + 3 + 4 + KV_MAX_VALUE_HARD);
+    /* more than KV_MAX_MULTI keys in one entry */
+    static kv_pair many[KV_MAX_MULTI + 1];
+    for (size_t i = 0; i <= KV_MAX_MULTI; i++) many[i].key = S("k");
+    kv_cmd del = cmd_delete(many, KV_MAX_MULTI + 1, 1);
+    assert_int_equal(kv_cmd_encoded_size(&del), 0);
+    del.n_pairs = KV_MAX_MULTI;
+    static uint8_t big[16 * KV_MAX_MULTI];
+    long n = kv_cmd_encode(&del, big, sizeof big);
+    assert_true(n > 0);
+    assert_int_equal(kv_cmd_decode(big, (size_t)n, &out), KV_OK);
+    big[11] = (uint8_t)(KV_MAX_MULTI + 1); /* patch the count: 1025 = 0x401 */
+    big[12] = (uint8_t)((KV_MAX_MULTI + 1) >> 8);
+    assert_int_equal(kv_cmd_decode(big, (size_t)n, &out), KV_EINVAL);
+    /* a well-formed SET whose key is 251 bytes is refused on decode; 250 is accepted */
+    for (size_t key_len = KV_MAX_KEY; key_len <= KV_MAX_KEY + 1; key_len++) {
+        uint8_t raw[11 + 8 + 2 + KV_MAX_KEY + 1 + 4 + 1] = {KV_CMD_VERSION, KV_OP_SET, 0};
+        size_t at = 11 + 8;
+        raw[at++] = (uint8_t)key_len;
+        raw[at++] = (uint8_t)(key_len >> 8);
+        memset(raw + at, 'k', key_len);
+        at += key_len;
+        raw[at] = 1; /* value length 1 */
+        at += 4;
+        raw[at++] = 'v';
+        assert_int_equal(kv_cmd_decode(raw, at, &out), key_len == KV_MAX_KEY ? KV_OK : KV_EINVAL);
+    }
 }
 
 static void deadlineHelpersSaturate(void **state)
