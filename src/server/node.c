@@ -365,7 +365,7 @@ static void ready_finish(node *n)
     raft_ready *rd = &n->rd;
     if (!n->stopping) {
         for (size_t i = 0; i < rd->n_msgs; i++)
-            if (!sent_early(rd, &rd->msgs[i]))
+            if (!n->early_sent || !sent_early(rd, &rd->msgs[i]))
                 transport_send(n->tp, &rd->msgs[i]);
         transport_flush(n->tp);
     }
@@ -434,6 +434,7 @@ static void process_ready(node *n)
                    rd->truncate_from);
     bool persist = rd->snapshot.index != 0 || rd->truncate_from != 0 || rd->n_entries > 0 ||
                    rd->hard_state_changed;
+    n->early_sent = false;
     if (!persist) {
         ready_finish(n);
         return;
@@ -447,6 +448,7 @@ static void process_ready(node *n)
             }
         if (any)
             transport_flush(n->tp);
+        n->early_sent = true;
     }
     memset(&n->job, 0, sizeof n->job);
     n->job.base.work = ready_work;
