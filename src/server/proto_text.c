@@ -346,19 +346,25 @@ static int command_line(proto_text_parser *parser, size_t line_len, proto_text_c
     if (token_is(line, tok[0], "mset")) {
         parser->op = PROTO_TEXT_MSET;
         uint64_t n = 0;
-        /* the blocks that follow cannot be told from commands: a bad header closes the stream */
-        if (ntok < 2 || ntok > 3 || !parse_u64(line, tok[1], parser->limits.max_keys, &n) || n == 0)
-            return fail_reset(parser, err, true, "mset needs a count in 1..max_keys");
-        if (ntok == 3 && !token_is(line, tok[2], "noreply"))
-            return fail_reset(parser, err, true, "expected noreply after the mset count");
-        if (!slots_reserve(parser, (uint32_t)n)) {
+        /* Without a readable count the blocks that follow cannot be told from commands (a value
+         * could read as "delete k"): close. With one, a bad header still reads the n blocks. */
+        if (ntok < 2 || !parse_u64(line, tok[1], UINT32_MAX, &n))
+            return fail_reset(parser, err, true, "mset without a readable count");
+        if (n == 0) return fail_reset(parser, err, false, "mset of 0 blocks");
+        const char *reason = NULL;
+        if (ntok > 3) reason = "mset: too many words";
+        else if (ntok == 3 && !token_is(line, tok[2], "noreply"))
+            reason = "expected noreply after the mset count";
+        else if (n > parser->limits.max_keys) reason = "mset with more than max_keys blocks";
+        if (reason == NULL && !slots_reserve(parser, (uint32_t)n)) {
             proto_text_reset(parser);
             return fail_internal(err, "out of memory");
         }
         parser->noreply = ntok == 3;
         parser->mset_total = (uint32_t)n;
         parser->mset_done = 0;
-        parser->mset_failed = false;
+        parser->mset_failed = reason != NULL;
+        parser->mset_reason = reason;
         parser->line_start = parser->len;
         parser->state = ST_MSET_LINE;
         return CONTINUE;

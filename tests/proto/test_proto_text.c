@@ -122,6 +122,19 @@ static void errorsThatKeepTheConnection(void **state)
     expect_events("mset 2\r\na zero 1\r\nx\r\nb 0 1\r\ny\r\nget a\r\n", err, "get nr=0 e=0 v=0 a val=",
                   NULL);
     expect_events("mset 1\r\na 0 1 extra\r\nx\r\nget a\r\n", err, "get nr=0 e=0 v=0 a val=", NULL);
+    /* a bad header with a readable count: the n blocks are read and dropped */
+    expect_events("mset 0\r\nget a\r\n", err, "get nr=0 e=0 v=0 a val=", NULL);
+    expect_events("mset 1 please\r\na 0 1\r\nx\r\nget a\r\n", err, "get nr=0 e=0 v=0 a val=", NULL);
+    expect_events("mset 1 noreply x\r\na 0 1\r\nx\r\nget a\r\n", err, "get nr=0 e=0 v=0 a val=",
+                  NULL);
+    expect_events("mset 1025\r\nget 0 1\r\nx\r\n", NULL); /* 1 of 1025 blocks read: no reply yet */
+    proto_text_parser *parser = proto_text_new(&(proto_text_limits){.max_keys = 2});
+    const char *three = "mset 3\r\na 0 1\r\nx\r\nb 0 1\r\ny\r\nc 0 1\r\nz\r\nget a\r\n";
+    run_text(parser, (const uint8_t *)three, strlen(three), 0, 0, &ev_whole);
+    assert_int_equal(ev_whole.n, 2);
+    assert_string_equal(ev_whole.text[0], err);
+    assert_string_equal(ev_whole.text[1], "get nr=0 e=0 v=0 a val=");
+    proto_text_free(parser);
 }
 
 static void errorsThatCloseTheConnection(void **state)
@@ -133,12 +146,11 @@ static void errorsThatCloseTheConnection(void **state)
     expect_events("set a 0 3\r\nabc\n\nget a\r\n", err, NULL);
     expect_events("mset 1\r\na 0 1\r\nxyz\r\n", err, NULL);
     expect_events("mset 2\r\na 0 1\r\nx\r\nb\x01 0 1\r\nyyy\r\n", err, NULL); /* also when failed */
-    /* bad mset headers: the blocks cannot be told from commands */
+    /* mset without a readable count: the blocks cannot be told from commands */
     expect_events("mset\r\n", err, NULL);
-    expect_events("mset 0\r\n", err, NULL);
     expect_events("mset x\r\n", err, NULL);
-    expect_events("mset 1025\r\n", err, NULL);
-    expect_events("mset 1 please\r\n", err, NULL);
+    expect_events("mset -1\r\n", err, NULL);
+    expect_events("mset 4294967296\r\n", err, NULL);
     expect_events("mset 1\r\na 0\r\n", err, NULL);
 }
 
