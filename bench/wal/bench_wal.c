@@ -105,15 +105,15 @@ static void *writer_main(void *arg)
         if (rc == WAL_OK)
             rc = wal_sync(run->w);
         run->io_ns += now_ns() - t0;
-        if (rc != WAL_OK) {
+        if (rc != WAL_OK)
             fprintf(stderr, "bench_wal: %s\n", wal_errmsg(run->w));
-            run->error = rc;
-        }
         run->next_index += n;
         run->batches++;
         run->entries += n;
 
         pthread_mutex_lock(&run->q.mu);
+        if (rc != WAL_OK)
+            run->error = rc;
         for (request *r = batch; r != NULL;) {
             request *next = r->next; /* r may be reused by its proposer once done is seen */
             r->done = true;
@@ -133,11 +133,15 @@ static void *proposer_main(void *arg)
     run_ctx *run = p->run;
     request req;
     pthread_cond_init(&req.cond, NULL);
-    while (now_ns() < run->deadline_ns && run->error == 0) {
+    while (now_ns() < run->deadline_ns) {
         req.enqueued_ns = now_ns();
         req.done = false;
         req.next = NULL;
         pthread_mutex_lock(&run->q.mu);
+        if (run->error != 0) { /* written by the writer under the same mutex */
+            pthread_mutex_unlock(&run->q.mu);
+            break;
+        }
         if (run->q.tail)
             run->q.tail->next = &req;
         else
