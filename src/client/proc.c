@@ -72,13 +72,18 @@ bool proc_is_our_daemon(pid_t pid, const char *must_have_arg)
     fclose(f);
     if (n == 0) return false;
     buf[n] = '\0';
-    const char *argv0 = buf;
-    const char *slash = strrchr(argv0, '/');
-    const char *base = slash ? slash + 1 : argv0;
-    if (strcmp(base, "raftkvd") != 0) return false;
-    for (size_t off = strlen(buf) + 1; off < n; off += strlen(buf + off) + 1)
-        if (strcmp(buf + off, must_have_arg) == 0) return true;
-    return false;
+    /* argv[0] is raftkvd, or argv[1] is when an interpreter runs a raftkvd script. */
+    bool named = false, has_arg = false;
+    size_t index = 0;
+    for (size_t off = 0; off < n; off += strlen(buf + off) + 1, index++) {
+        const char *arg = buf + off;
+        if (index < 2) {
+            const char *slash = strrchr(arg, '/');
+            if (strcmp(slash ? slash + 1 : arg, "raftkvd") == 0) named = true;
+        }
+        if (strcmp(arg, must_have_arg) == 0) has_arg = true;
+    }
+    return named && has_arg;
 }
 
 bool proc_executable(const char *path)

@@ -3,9 +3,9 @@
  * starting a daemon in the background.
  *
  * IDENTITY. A pid file can outlive its process and the pid can be reused by anything. Before it
- * signals a pid the launcher checks /proc/PID/cmdline: argv[0] must be named "raftkvd" and one of
- * the arguments must be exactly the peers file path this cluster passes to its nodes (an absolute
- * path). A zombie counts as not running.
+ * signals a pid the launcher checks /proc/PID/cmdline: argv[0] must be named "raftkvd" (or argv[1],
+ * for a raftkvd script run by its interpreter) and one of the arguments must be exactly the peers
+ * file path this cluster passes to its nodes (an absolute path). A zombie counts as not running.
  *
  * ERRORS. Functions return 0 or -1; those with err fill it with a message naming the file or pid.
  * THREADS. Single-threaded use (proc_spawn forks).
