@@ -116,8 +116,9 @@ long kv_cmd_encode(const kv_cmd *cmd, uint8_t *buf, size_t cap);
  * KV_EINVAL *out is unspecified. Checks every length against the buffer and every limit above. */
 int kv_cmd_decode(const uint8_t *data, size_t len, kv_cmd *out);
 
-/* Iterate the pairs of a decoded DELETE or MSET: start with *cursor = 0; returns true and fills *pair
- * (key only for DELETE) until the n_pairs pairs are done. Valid only on a cmd that decode accepted. */
+/* Iterate the pairs of a DELETE or MSET: start with *cursor = 0; returns true and fills *pair (key
+ * only for DELETE) until the n_pairs pairs are done. Works on a cmd that kv_cmd_decode accepted, and
+ * on a caller-filled one (pairs != NULL). */
 bool kv_cmd_next_pair(const kv_cmd *cmd, size_t *cursor, kv_pair *pair);
 
 /* Absolute deadline for "expire in seconds from now_ms": 0 when seconds == 0 (never), and a deadline

@@ -94,7 +94,8 @@ typedef struct kv_view {
     uint64_t deadline_ms; /* absolute; 0 = never */
 } kv_view;
 
-/* Look up key as of now_ms: true and *out filled when present and not expired (out may be NULL). */
+/* Look up key as of now_ms: true and *out filled when present and not expired. out may be NULL
+ * (EXISTS); getm uses out->version and out->deadline_ms; MGET is one call per key. */
 bool kv_get(kv_store *store, const uint8_t *key, size_t key_len, uint64_t now_ms, kv_view *out);
 
 /* Redis TTL semantics in ms: -2 missing or expired, -1 no expiry, else ms left (>= 1). */
