@@ -13,10 +13,10 @@
 static void crashSweepLongScript(void **state)
 {
     (void)state;
-    for (uint64_t seed = 1; seed <= 2; seed++) {
-        wl_sweep_result res = wl_crash_sweep(WL_SCRIPT_LONG, seed);
-        printf("crash sweep (long, seed %llu): %llu crash points, %llu runs, %llu failures, %llu torn tails cut\n",
-               (unsigned long long)seed, (unsigned long long)res.crash_points,
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        wl_sweep_result res = wl_crash_sweep(WL_SCRIPT_LONG, seed, seed % 2 == 0);
+        printf("crash sweep (long, seed %llu%s): %llu crash points, %llu runs, %llu failures, %llu torn tails cut\n",
+               (unsigned long long)seed, seed % 2 == 0 ? ", crash during recovery too" : "", (unsigned long long)res.crash_points,
                (unsigned long long)res.runs, (unsigned long long)res.failures,
                (unsigned long long)res.torn_tails_cut);
         assert_true(res.crash_points > 100);

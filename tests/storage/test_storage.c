@@ -739,7 +739,7 @@ static void randomDamageIsRefusedOrSound(void **state)
 static void crashSweepShort(void **state)
 {
     (void)state;
-    wl_sweep_result res = wl_crash_sweep(WL_SCRIPT_SHORT, 1);
+    wl_sweep_result res = wl_crash_sweep(WL_SCRIPT_SHORT, 1, false);
     printf("crash sweep (short): %llu crash points, %llu runs, %llu torn tails cut\n",
            (unsigned long long)res.crash_points, (unsigned long long)res.runs,
            (unsigned long long)res.torn_tails_cut);
@@ -749,6 +749,16 @@ static void crashSweepShort(void **state)
 }
 
 /* The checker must be able to fail: a store that loses an acknowledged batch is caught. */
+static void crashSweepWithCrashDuringRecovery(void **state)
+{
+    (void)state;
+    wl_sweep_result res = wl_crash_sweep(WL_SCRIPT_SHORT, 2, true);
+    printf("crash sweep (short, crash during recovery too): %llu runs, %llu crashed again in recovery\n",
+           (unsigned long long)res.runs, (unsigned long long)res.double_crashes);
+    assert_true(res.double_crashes > 10);
+    assert_int_equal(res.failures, 0);
+}
+
 static void crashSweepCatchesLostWrites(void **state)
 {
     (void)state;
@@ -781,6 +791,7 @@ int main(void)
         cmocka_unit_test(badReadyIsRefusedWithoutFailing),
         cmocka_unit_test(randomDamageIsRefusedOrSound),
         cmocka_unit_test(crashSweepShort),
+        cmocka_unit_test(crashSweepWithCrashDuringRecovery),
         cmocka_unit_test(crashSweepCatchesLostWrites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -419,7 +419,7 @@ static bool append_after_recovery(vfs *v, sweep_ctx *ctx, const storage_loaded *
     return ok;
 }
 
-wl_sweep_result wl_crash_sweep(wl_script script, uint64_t seed)
+wl_sweep_result wl_crash_sweep(wl_script script, uint64_t seed, bool double_crash)
 {
     wl_sweep_result res = {0};
     sweep_ctx ctx = {0};
@@ -445,6 +445,19 @@ wl_sweep_result wl_crash_sweep(wl_script script, uint64_t seed)
             storage_opts o = sweep_opts(&ctx);
             storage *st;
             storage_loaded l;
+            if (ok && double_crash) {
+                /* Lose power again during recovery itself (at its 1st, 2nd or 3rd write or sync:
+                 * cutting a torn tail, removing an unfinished segment, resetting the WAL): the
+                 * next recovery must reach the same verdict. */
+                vfs_fault_crash_at(v, vfs_fault_crash_points(v) + 1 + k % 3);
+                if (storage_open(WL_DIR, v, &o, &st, &l) == STORAGE_OK) {
+                    storage_loaded_free(&l);
+                    storage_close(st);
+                }
+                if (vfs_fault_is_down(v))
+                    res.double_crashes++;
+                vfs_fault_crash(v, flavours[(f + (int)k) % 4]);
+            }
             if (ok) {
                 int rc = storage_open(WL_DIR, v, &o, &st, &l);
                 if (rc != STORAGE_OK) {

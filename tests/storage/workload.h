@@ -37,10 +37,12 @@ typedef struct wl_sweep_result {
     uint64_t runs;         /* P x flavours */
     uint64_t failures;
     uint64_t torn_tails_cut;
+    uint64_t double_crashes; /* runs where power failed again during recovery */
 } wl_sweep_result;
 
-/* Runs the sweep; prints a line per failure (at most 10) to stderr. */
-wl_sweep_result wl_crash_sweep(wl_script script, uint64_t seed);
+/* Runs the sweep; prints a line per failure (at most 10) to stderr. With double_crash, every run
+ * also loses power during its first recovery before recovering again. */
+wl_sweep_result wl_crash_sweep(wl_script script, uint64_t seed, bool double_crash);
 
 /* Proves the sweep's checker can fail: feeds it a store that lost an acknowledged entry and one
  * that holds an entry never written; true when both are rejected. */
