@@ -205,6 +205,12 @@ static void mappingErrorsAreRedisExact(void **state)
                  "-ERR value too large (17 bytes, the limit is 16)\r\n");
     expect_reply("incr \"\"\r\n",
                  "-ERR invalid key: 1 to 250 bytes without spaces or control characters\r\n");
+    expect_reply("expire k 9223372036854775807\r\n", "-ERR invalid expire time in 'expire' command\r\n");
+    static char many[4 + 2 * (KV_MAX_MULTI + 1) + 3];
+    size_t at = (size_t)snprintf(many, sizeof many, "del");
+    for (int i = 0; i <= KV_MAX_MULTI; i++) at += (size_t)snprintf(many + at, sizeof many - at, " k");
+    snprintf(many + at, sizeof many - at, "\r\n");
+    expect_reply(many, "-ERR too many keys in one command (the limit is 1024)\r\n");
     /* keys that cannot exist need no log entry */
     expect_reply("del \"a b\" \"\"\r\n", ":0\r\n");
     expect_reply("expire \"a b\" 5\r\n", ":0\r\n");
