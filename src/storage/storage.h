@@ -28,8 +28,18 @@
  * every later one return STORAGE_EFATAL; storage_errmsg() says why. Stop the node; never retry.
  *
  * OWNERSHIP. storage_open's *st is freed by storage_close; *loaded by storage_loaded_free (it does
- * not depend on st). The vfs must outlive st. THREADS: one thread at a time per storage object;
- * deterministic over vfs_fault (single-threaded, no clock, no randomness but opts.seed).
+ * not depend on st). The vfs must outlive st.
+ *
+ * THREADS. One thread at a time per storage object (the loop thread). A snapshot may be produced
+ * on another thread with snap_writer_begin(storage_dir(st), vfs, ...) / snap_writer_write over
+ * vfs_posix; hand the writer back to the loop thread for storage_snapshot_finish (which makes a
+ * failed install fatal for st), or call snap_writer_finish there and stop the node on SNAP_EFATAL.
+ *
+ * SIMULATION. Deterministic over vfs_fault: no clock, no randomness but opts.seed. Give each
+ * simulated node its own vfs_fault (a power loss is per vfs) and small segments (segment_bytes
+ * 64 KiB..1 MiB: recovery reads whole segments). A node crash is: storage_close(st);
+ * vfs_fault_crash(v, flags); storage_open(...) -> raft_new with storage_loaded_restore().
+ * vfs_fault_fail_nth(v, VFS_OP_FDATASYNC, n, EIO) makes the node's storage fail (STORAGE_EFATAL).
  */
 #ifndef RAFTKV_STORAGE_H
 #define RAFTKV_STORAGE_H
