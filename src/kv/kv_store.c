@@ -122,20 +122,40 @@ static uint64_t le_get(const uint8_t *at, int bytes)
     return v;
 }
 
-/* Seeded FNV-1a with a murmur3 finalizer: cheap, well mixed in the low bits we mask with. */
+static uint64_t rotl64(uint64_t x, int bits) { return (x << bits) | (x >> (64 - bits)); }
+
+#define SIP_ROUND(v0, v1, v2, v3)                                                                  \
+    do {                                                                                           \
+        v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);                              \
+        v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;                                                   \
+        v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;                                                   \
+        v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);                              \
+    } while (0)
+
+/* SipHash-2-4 keyed by the store's seed: keys come from clients, and a keyed PRF keeps an attacker
+ * who does not know the seed from filling one bucket chain (hash flooding). */
 static uint64_t hash_key(uint64_t seed, const uint8_t *key, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ull ^ (seed * 0x9e3779b97f4a7c15ull);
-    for (size_t i = 0; i < len; i++) {
-        h ^= key[i];
-        h *= 0x100000001b3ull;
+    uint64_t k0 = seed, k1 = seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    size_t full = len & ~(size_t)7;
+    for (size_t i = 0; i < full; i += 8) {
+        uint64_t m = le_get(key + i, 8);
+        v3 ^= m;
+        SIP_ROUND(v0, v1, v2, v3);
+        SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
     }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    uint64_t last = (uint64_t)len << 56;
+    for (size_t i = full; i < len; i++) last |= (uint64_t)key[i] << (8 * (i - full));
+    v3 ^= last;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= last;
+    v2 ^= 0xff;
+    for (int i = 0; i < 4; i++) SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 static size_t round_pow2(size_t n)
