@@ -175,6 +175,14 @@ void node_get_info(const node *n, node_info *out)
     out->writes_ok = n->writes_ok;
     out->reads_ok = n->reads_ok;
     out->fsyncs = n->fsyncs;
+    if (n->tp != NULL) {
+        transport_stats ts = transport_get_stats(n->tp);
+        out->peer_msgs_sent = ts.msgs_sent;
+        out->peer_msgs_dropped = ts.msgs_dropped;
+        out->peer_msgs_received = ts.msgs_received;
+        out->handshakes_refused = ts.handshakes_refused;
+        out->snapshots_sent = ts.snapshots_sent;
+    }
 }
 
 /* ---- writes and reads ----------------------------------------------------------------------- */

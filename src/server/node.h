@@ -95,6 +95,12 @@ typedef struct node_info {
     uint64_t writes_ok;
     uint64_t reads_ok;
     uint64_t fsyncs;
+    /* Peer transport (added after the fields above; zero when unknown). */
+    uint64_t peer_msgs_sent;
+    uint64_t peer_msgs_dropped;   /* send queue full or peer unreachable (Raft retries) */
+    uint64_t peer_msgs_received;
+    uint64_t handshakes_refused;
+    uint64_t snapshots_sent;
 } node_info;
 void node_get_info(const node *n, node_info *out);
 

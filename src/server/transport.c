@@ -274,7 +274,11 @@ static void snap_pump(peer_out *p)
 {
     transport *t = p->t;
     bool sent = false;
-    while (p->snap != NULL && (p->queued == 0 || p->queued < t->cfg.queue_bytes)) {
+    /* At most two chunks queued: heartbeats and appends share the connection and must not wait
+     * behind megabytes of snapshot, and the loop thread reads one chunk at a time. */
+    uint64_t limit = 2 * t->cfg.chunk_bytes < t->cfg.queue_bytes ? 2 * t->cfg.chunk_bytes
+                                                                  : t->cfg.queue_bytes;
+    while (p->snap != NULL && (p->queued == 0 || p->queued < limit)) {
         if (p->c == NULL || p->c->state != C_READY) {
             snap_end(p, true);
             return;
