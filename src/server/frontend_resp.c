@@ -1,0 +1,431 @@
+/*
+ * frontend_resp.c -- the RESP2 server (parser and command mapping in proto_resp.h).
+ *
+ * Writes (SET DEL MSET INCR EXPIRE) are proposed on the leader and forwarded from a follower to the
+ * leader's RESP port (Redis clients do not follow redirects), whose reply line is relayed as is.
+ * Reads (GET MGET EXISTS TTL, and DBSIZE) pass a read barrier on whichever node they reach. PING,
+ * INFO (with a "# Raft" section from node_get_info), COMMAND (an empty array: enough for redis-cli)
+ * and QUIT are answered at once.
+ *
+ * The command FWD_RESP_COMMAND ("RAFTKV.FORWARDED") marks the connection as another node's
+ * forwarder: its writes are never forwarded again; on a node that is not the leader they get
+ * "-ERR not the leader" instead.
+ */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend_int.h"
+#include "proto_resp.h"
+
+/* The argument vector copied out of the parser's buffer. */
+typedef struct resp_copy {
+    proto_resp_cmd cmd;
+    kv_slice argv[]; /* cmd.argc, then the bytes */
+} resp_copy;
+
+static resp_copy *copy_cmd(const proto_resp_cmd *cmd)
+{
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < cmd->argc; i++) bytes += cmd->argv[i].len;
+    size_t argv_size = (size_t)cmd->argc * sizeof(kv_slice);
+    resp_copy *copy = malloc(sizeof *copy + argv_size + bytes + 1);
+    if (copy == NULL) return NULL;
+    uint8_t *at = (uint8_t *)copy->argv + argv_size;
+    for (uint32_t i = 0; i < cmd->argc; i++) {
+        if (cmd->argv[i].len) memcpy(at, cmd->argv[i].base, cmd->argv[i].len);
+        copy->argv[i].base = at;
+        copy->argv[i].len = cmd->argv[i].len;
+        at += cmd->argv[i].len;
+    }
+    copy->cmd.argc = cmd->argc;
+    copy->cmd.argv = copy->argv;
+    return copy;
+}
+
+static bool equals_nocase(kv_slice s, const char *word)
+{
+    size_t len = strlen(word);
+    if (s.len != len) return false;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = s.base[i];
+        if (c >= 'A' && c <= 'Z') c = (uint8_t)(c - 'A' + 'a');
+        uint8_t w = (uint8_t)word[i];
+        if (w >= 'A' && w <= 'Z') w = (uint8_t)(w - 'A' + 'a');
+        if (c != w) return false;
+    }
+    return true;
+}
+
+/* ---- a growable reply buffer (INFO, forwarding) ----------------------------------------------- */
+
+typedef struct resp_buf {
+    char *base;
+    size_t len, cap;
+    bool failed;
+} resp_buf;
+
+static void rb_put(resp_buf *b, const void *data, size_t len)
+{
+    if (b->failed) return;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + len) cap *= 2;
+        char *base = realloc(b->base, cap);
+        if (base == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->base = base;
+        b->cap = cap;
+    }
+    memcpy(b->base + b->len, data, len);
+    b->len += len;
+}
+
+static void rb_printf(resp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rb_printf(resp_buf *b, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    rb_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void encode_multibulk(const proto_resp_cmd *cmd, resp_buf *b)
+{
+    rb_printf(b, "*%u\r\n", cmd->argc);
+    for (uint32_t i = 0; i < cmd->argc; i++) {
+        rb_printf(b, "$%zu\r\n", cmd->argv[i].len);
+        rb_put(b, cmd->argv[i].base, cmd->argv[i].len);
+        rb_put(b, "\r\n", 2);
+    }
+}
+
+/* ---- INFO ------------------------------------------------------------------------------------ */
+
+static const char *role_name(raft_role role)
+{
+    switch (role) {
+    case RAFT_FOLLOWER: return "follower";
+    case RAFT_PRE_CANDIDATE: return "pre-candidate";
+    case RAFT_CANDIDATE: return "candidate";
+    case RAFT_LEADER: return "leader";
+    }
+    return "unknown";
+}
+
+static bool want_section(const kv_slice *arg, const char *section)
+{
+    return arg == NULL || equals_nocase(*arg, section) || equals_nocase(*arg, "all") ||
+           equals_nocase(*arg, "everything") || equals_nocase(*arg, "default");
+}
+
+static void reply_info(fe_session *s, const kv_slice *section)
+{
+    frontend *fe = s->fe;
+    node *n = fe->node;
+    const node_peer *self = node_self(n);
+    node_info info;
+    node_get_info(n, &info);
+    frontend_stats st;
+    frontend_get_stats(fe, &st);
+    kv_stats kvs;
+    kv_get_stats(node_kv(n), &kvs);
+    resp_buf b = {0};
+    if (want_section(section, "server"))
+        rb_printf(&b, "# Server\r\nredis_version:7.0.0\r\nraftkv_version:0.1.0\r\nredis_mode:standalone\r\n"
+                      "tcp_port:%u\r\n\r\n", fe->resp_port);
+    if (want_section(section, "clients"))
+        rb_printf(&b, "# Clients\r\nconnected_clients:%u\r\ntext_clients:%u\r\n\r\n", st.resp_conns,
+                  st.text_conns);
+    if (want_section(section, "stats"))
+        rb_printf(&b, "# Stats\r\ntotal_connections_received:%llu\r\nrejected_connections:%llu\r\n"
+                      "total_requests:%llu\r\nforwarded_requests:%llu\r\nredirected_requests:%llu\r\n"
+                      "client_output_limit_disconnections:%llu\r\n\r\n",
+                  (unsigned long long)st.accepted, (unsigned long long)st.refused,
+                  (unsigned long long)st.requests, (unsigned long long)st.forwarded,
+                  (unsigned long long)st.redirected, (unsigned long long)st.closed_output_limit);
+    if (want_section(section, "raft")) {
+        node_peer leader;
+        bool has_leader = node_leader(n, &leader);
+        rb_printf(&b, "# Raft\r\nnode_id:%llu\r\nrole:%s\r\nterm:%llu\r\nleader:%llu\r\n",
+                  (unsigned long long)info.id, role_name(info.role), (unsigned long long)info.term,
+                  (unsigned long long)info.leader);
+        if (has_leader) rb_printf(&b, "leader_resp:%s:%u\r\n", leader.host, leader.resp_port);
+        rb_printf(&b, "commit:%llu\r\napplied:%llu\r\nlast_index:%llu\r\nsnapshot_index:%llu\r\n"
+                      "writes_ok:%llu\r\nreads_ok:%llu\r\nfsyncs:%llu\r\npeers:%u\r\n",
+                  (unsigned long long)info.commit, (unsigned long long)info.applied,
+                  (unsigned long long)info.last_index, (unsigned long long)info.snapshot_index,
+                  (unsigned long long)info.writes_ok, (unsigned long long)info.reads_ok,
+                  (unsigned long long)info.fsyncs, info.n_peers);
+        for (uint32_t i = 0; i < info.n_peers && i < RAFT_MAX_NODES; i++)
+            rb_printf(&b, "peer_%llu:match=%llu,connected=%d\r\n", (unsigned long long)info.peers[i].id,
+                      (unsigned long long)info.peers[i].match, info.peers[i].connected ? 1 : 0);
+        rb_put(&b, "\r\n", 2);
+    }
+    if (want_section(section, "keyspace"))
+        rb_printf(&b, "# Keyspace\r\ndb0:keys=%zu,expires=0,avg_ttl=0\r\n", kvs.keys);
+    (void)self;
+    if (b.failed) {
+        conn_reply(s->c, "-ERR out of memory\r\n", 20);
+    } else {
+        if (b.len >= 2) b.len -= 2; /* no blank line after the last section */
+        char header[32];
+        size_t h = proto_resp_bulk_header(header, sizeof header, b.len);
+        resp_buf whole = {0};
+        rb_put(&whole, header, h);
+        rb_put(&whole, b.base, b.len);
+        rb_put(&whole, "\r\n", 2);
+        if (whole.failed) conn_reply(s->c, "-ERR out of memory\r\n", 20);
+        else conn_reply(s->c, whole.base, whole.len);
+        free(whole.base);
+    }
+    free(b.base);
+}
+
+/* ---- dispatch -------------------------------------------------------------------------------- */
+
+static void resp_write(fe_req *req, const proto_resp_cmd *cmd, const proto_resp_request *rq)
+{
+    fe_session *s = req->s;
+    frontend *fe = s->fe;
+    node *n = fe->node;
+    if (node_is_leader(n) && fe_req_propose(req, &rq->cmd) == 0) return;
+    node_peer leader;
+    if (node_leader(n, &leader) && leader.id != node_self(n)->id) {
+        if (s->forwarded) {
+            fe_req_fail(req, FE_ERR_NOT_LEADER);
+            return;
+        }
+        resp_buf b = {0};
+        encode_multibulk(cmd, &b);
+        if (b.failed) fe_req_fail(req, FE_ERR_INTERNAL);
+        else fe_req_forward(req, fe->fwd_resp, &leader, (const uint8_t *)b.base, b.len);
+        free(b.base);
+        return;
+    }
+    if (req->cmd == NULL && (req->cmd = copy_cmd(cmd)) == NULL) {
+        fe_req_fail(req, FE_ERR_INTERNAL);
+        return;
+    }
+    fe_req_wait_leader(req);
+}
+
+static void dispatch(fe_session *s, const proto_resp_cmd *cmd)
+{
+    frontend *fe = s->fe;
+    conn *c = s->c;
+    if (equals_nocase(cmd->argv[0], FWD_RESP_COMMAND)) {
+        s->forwarded = true;
+        conn_reply(c, "+OK\r\n", 5);
+        return;
+    }
+    proto_resp_request rq;
+    proto_resp_map(cmd, node_now_ms(fe->node), fe->config.max_value, fe->pairs, &rq);
+    switch (rq.kind) {
+    case PROTO_RESP_KIND_REPLY: conn_reply(c, rq.reply, rq.reply_len); return;
+    case PROTO_RESP_KIND_LOCAL:
+        switch (rq.name) {
+        case PROTO_RESP_CMD_PING:
+            if (rq.n_keys == 0) {
+                conn_reply(c, "+PONG\r\n", 7);
+            } else {
+                char header[32];
+                size_t h = proto_resp_bulk_header(header, sizeof header, rq.keys[0].len);
+                resp_buf b = {0};
+                rb_put(&b, header, h);
+                rb_put(&b, rq.keys[0].base, rq.keys[0].len);
+                rb_put(&b, "\r\n", 2);
+                if (!b.failed) conn_reply(c, b.base, b.len);
+                else conn_close(c, "closed: out of memory");
+                free(b.base);
+            }
+            return;
+        case PROTO_RESP_CMD_INFO: reply_info(s, rq.n_keys > 0 ? &rq.keys[0] : NULL); return;
+        case PROTO_RESP_CMD_COMMAND: conn_reply(c, "*0\r\n", 4); return;
+        case PROTO_RESP_CMD_QUIT:
+            conn_reply(c, "+OK\r\n", 5);
+            conn_close_after_replies(c, NULL);
+            return;
+        case PROTO_RESP_CMD_DBSIZE: break; /* a read: after a barrier, below */
+        default: conn_reply(c, "-ERR internal error: unhandled command\r\n", 40); return;
+        }
+        __attribute__((fallthrough)); /* DBSIZE is a read */
+    case PROTO_RESP_KIND_READ: {
+        fe_req *req = fe_req_new(s, (int)rq.name, false, false);
+        if (req == NULL || (req->cmd = copy_cmd(cmd)) == NULL) {
+            conn_close(c, "closed: out of memory for a request");
+            return;
+        }
+        fe_req_read(req);
+        return;
+    }
+    case PROTO_RESP_KIND_WRITE: {
+        fe_req *req = fe_req_new(s, (int)rq.name, true, false);
+        if (req == NULL) {
+            conn_close(c, "closed: out of memory for a request");
+            return;
+        }
+        if (!fe_req_write_must_wait(req)) {
+            resp_write(req, cmd, &rq);
+        } else if ((req->cmd = copy_cmd(cmd)) == NULL) { /* retried when its turn comes */
+            fe_req_fail(req, FE_ERR_INTERNAL);
+        }
+        return;
+    }
+    }
+}
+
+static void resp_retry(fe_req *req)
+{
+    resp_copy *copy = req->cmd;
+    assert(copy != NULL && req->is_write);
+    /* Map again: the deadline must come from the clock of the node that proposes, now. */
+    frontend *fe = req->s->fe;
+    proto_resp_request rq;
+    proto_resp_map(&copy->cmd, node_now_ms(fe->node), fe->config.max_value, fe->pairs, &rq);
+    assert(rq.kind == PROTO_RESP_KIND_WRITE);
+    resp_write(req, &copy->cmd, &rq);
+}
+
+/* ---- input ----------------------------------------------------------------------------------- */
+
+static size_t resp_on_data(conn *c, const uint8_t *data, size_t len)
+{
+    fe_session *s = conn_proto(c);
+    size_t off = 0;
+    while (off < len && conn_accepting(c)) {
+        size_t used = 0;
+        proto_resp_cmd cmd;
+        proto_resp_error err;
+        proto_resp_status st = proto_resp_parse(s->parser, data + off, len - off, &used, &cmd, &err);
+        off += used;
+        if (st == PROTO_RESP_NEED_MORE) break;
+        if (st == PROTO_RESP_ERROR) {
+            conn_reply(c, err.reply, err.reply_len);
+            if (err.close) {
+                char why[200];
+                snprintf(why, sizeof why, "closed after %.*s", (int)(err.reply_len - 2), err.reply);
+                conn_close_after_replies(c, why);
+                return len;
+            }
+            continue;
+        }
+        dispatch(s, &cmd);
+    }
+    return off;
+}
+
+/* ---- output ---------------------------------------------------------------------------------- */
+
+static void emit_bulk_or_nil(fe_out *out, kv_store *kv, kv_slice key, uint64_t now)
+{
+    kv_view v;
+    char header[32];
+    if (kv_get(kv, key.base, key.len, now, &v)) {
+        size_t h = proto_resp_bulk_header(header, sizeof header, v.value_len);
+        fe_out_put(out, header, h);
+        fe_out_put(out, v.value, v.value_len);
+        fe_out_put(out, "\r\n", 2);
+    } else {
+        fe_out_put(out, "$-1\r\n", 5);
+    }
+}
+
+static void emit_read(fe_req *req, fe_out *out)
+{
+    const resp_copy *copy = req->cmd;
+    node *n = req->s->fe->node;
+    kv_store *kv = node_kv(n);
+    uint64_t now = node_now_ms(n);
+    char buf[64];
+    size_t len;
+    const kv_slice *keys = copy->argv + 1;
+    uint32_t n_keys = copy->cmd.argc - 1;
+    switch ((proto_resp_name)req->op) {
+    case PROTO_RESP_CMD_GET: emit_bulk_or_nil(out, kv, keys[0], now); break;
+    case PROTO_RESP_CMD_MGET:
+        len = proto_resp_array_header(buf, sizeof buf, n_keys);
+        fe_out_put(out, buf, len);
+        for (uint32_t i = 0; i < n_keys; i++) emit_bulk_or_nil(out, kv, keys[i], now);
+        break;
+    case PROTO_RESP_CMD_EXISTS: {
+        int64_t count = 0;
+        for (uint32_t i = 0; i < n_keys; i++) count += kv_get(kv, keys[i].base, keys[i].len, now, NULL);
+        len = proto_resp_integer(buf, sizeof buf, count);
+        fe_out_put(out, buf, len);
+        break;
+    }
+    case PROTO_RESP_CMD_TTL:
+        len = proto_resp_integer(buf, sizeof buf,
+                                 proto_resp_ttl_seconds(kv_ttl_ms(kv, keys[0].base, keys[0].len, now)));
+        fe_out_put(out, buf, len);
+        break;
+    case PROTO_RESP_CMD_DBSIZE: {
+        kv_stats st;
+        kv_get_stats(kv, &st);
+        len = proto_resp_integer(buf, sizeof buf, (int64_t)st.keys);
+        fe_out_put(out, buf, len);
+        break;
+    }
+    default: assert(!"not a read"); break;
+    }
+}
+
+static const char *error_text(fe_err err)
+{
+    switch (err) {
+    case FE_ERR_NO_LEADER: return "-CLUSTERDOWN no leader elected, retry later\r\n";
+    case FE_ERR_UNKNOWN: return "-ERR outcome unknown: leadership changed or timed out before the write was confirmed\r\n";
+    case FE_ERR_BUSY: return "-ERR server busy: too many pending writes, retry later\r\n";
+    case FE_ERR_TOO_BIG: return "-ERR command too large\r\n";
+    case FE_ERR_STOPPING: return "-ERR server shutting down\r\n";
+    case FE_ERR_NOT_LEADER: return "-ERR not the leader\r\n";
+    default: return "-ERR internal error\r\n";
+    }
+}
+
+static void resp_emit(fe_req *req, fe_out *out)
+{
+    char buf[128];
+    size_t n;
+    const char *text;
+    switch (req->reply) {
+    case FE_REPLY_BYTES: fe_out_put(out, req->bytes, req->bytes_len); break;
+    case FE_REPLY_RESULT:
+        n = proto_resp_reply_write(buf, sizeof buf, (proto_resp_name)req->op, &req->result);
+        assert(n <= sizeof buf);
+        fe_out_put(out, buf, n);
+        break;
+    case FE_REPLY_READ: emit_read(req, out); break;
+    case FE_REPLY_ERROR:
+        text = error_text(req->err);
+        fe_out_put(out, text, strlen(text));
+        break;
+    case FE_REPLY_NONE: break;
+    }
+}
+
+static void *resp_new_parser(const frontend *fe)
+{
+    /* A bulk may carry a whole value; arguments of one command may carry an MSET of big values up
+     * to the text protocol's bound (one command = one log entry). */
+    proto_resp_limits limits = {.max_bulk = fe->config.max_value};
+    return proto_resp_new(&limits);
+}
+
+static void resp_free_parser(void *parser) { proto_resp_free(parser); }
+
+const fe_proto fe_resp_proto = {
+    .ops = {.name = "resp", .on_data = resp_on_data, .closed = fe_conn_closed},
+    .new_parser = resp_new_parser,
+    .free_parser = resp_free_parser,
+    .emit = resp_emit,
+    .retry = resp_retry,
+};
