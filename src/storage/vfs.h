@@ -24,7 +24,7 @@
  * not thread-safe (it is for single-threaded tests and the simulator).
  *
  * VERSIONING. `version` is VFS_VERSION for tables built against this header; fields may be added at
- * the end in later versions, so callers check version before using them.
+ * the end in later versions, so callers check version before using them (map/unmap: version >= 2).
  */
 #ifndef RAFTKV_VFS_H
 #define RAFTKV_VFS_H
@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VFS_VERSION 1
+#define VFS_VERSION 2
 
 /* open() flags */
 enum {
@@ -66,6 +66,13 @@ struct vfs {
     int (*list)(vfs *v, const char *dir, char ***names, size_t *n_names); /* no "." / ".." */
     int (*mkdir)(vfs *v, const char *path); /* -EEXIST if it exists */
     int (*sync_dir)(vfs *v, const char *path);
+
+    /* Version 2. May be NULL (callers then pread). map: a read-only view of bytes [0, len) of f,
+     * valid until unmap(addr, len) even after f is closed; it must not be written through, and
+     * the file must not shrink while it is mapped. Recovery uses it to read segments without
+     * copying them. */
+    int (*map)(vfs *v, vfs_file *f, uint64_t len, const void **addr);
+    void (*unmap)(vfs *v, const void *addr, uint64_t len);
 };
 
 /* The real file system. Returns a static table (never NULL). */

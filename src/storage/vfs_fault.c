@@ -616,6 +616,31 @@ static int fault_sync_dir(vfs *v, const char *dir)
     return 0;
 }
 
+/* A copy stands in for a mapping: same contract, and the test build exercises the same path. */
+static int fault_map(vfs *v, vfs_file *f, uint64_t len, const void **addr)
+{
+    uint8_t *copy = malloc(len ? (size_t)len : 1);
+    if (copy == NULL)
+        return -ENOMEM;
+    size_t n = 0;
+    int rc = fault_pread(v, f, copy, (size_t)len, 0, &n);
+    if (rc == 0 && n != len)
+        rc = -EINVAL; /* a real mapping beyond the end would fault */
+    if (rc != 0) {
+        free(copy);
+        return rc;
+    }
+    *addr = copy;
+    return 0;
+}
+
+static void fault_unmap(vfs *v, const void *addr, uint64_t len)
+{
+    (void)v;
+    (void)len;
+    free((void *)addr);
+}
+
 /* ---- control ---- */
 
 vfs *vfs_fault_new(uint64_t seed)
@@ -645,6 +670,8 @@ vfs *vfs_fault_new(uint64_t seed)
     v->list = fault_list;
     v->mkdir = fault_mkdir;
     v->sync_dir = fault_sync_dir;
+    v->map = fault_map;
+    v->unmap = fault_unmap;
     return v;
 }
 

@@ -668,12 +668,30 @@ int wal_read(wal *w, raft_index lo, raft_index hi, raft_entry **entries_out, siz
 
 /* ---- recovery ---- */
 
+/* A segment's bytes during recovery: a mapping (vfs map) or a heap copy. */
+typedef struct wal_buf {
+    const uint8_t *ptr;
+    size_t len;
+    bool mapped;
+} wal_buf;
+
+static void buf_release(vfs *v, wal_buf *b)
+{
+    if (b->ptr == NULL)
+        return;
+    if (b->mapped)
+        v->unmap(v, b->ptr, b->len);
+    else
+        free((void *)b->ptr);
+    b->ptr = NULL;
+}
+
 typedef struct replay {
     wal *w;
     void (*cb)(void *ctx, const wal_record *rec);
     void *cb_ctx;
     char *errmsg;
-    uint8_t **bufs; /* bufs[i]: records of segs[i] (up to ends[i]) */
+    wal_buf *bufs;  /* bufs[i]: segment i as read (records up to ends[i]) */
     size_t *ends;   /* ends[i]: end of the records in segs[i] */
     size_t n_bufs;
     bool base_known;
@@ -814,8 +832,8 @@ static int compare_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Reads a whole file; *used is its size. */
-static int read_file(wal *w, const char *name, uint8_t **out, size_t *used, char *errmsg)
+/* Reads a whole file, through a mapping when the vfs offers one. */
+static int read_file(wal *w, const char *name, wal_buf *out, char *errmsg)
 {
     char *path = path_join(w->dir, name);
     if (path == NULL)
@@ -829,23 +847,31 @@ static int read_file(wal *w, const char *name, uint8_t **out, size_t *used, char
     }
     uint64_t size = 0;
     rc = w->v->size(w->v, f, &size);
-    uint8_t *buf = NULL;
-    if (rc == 0) {
-        buf = malloc(size ? (size_t)size : 1);
+    memset(out, 0, sizeof *out);
+    out->len = (size_t)size;
+    if (rc == 0 && size > 0 && w->v->version >= 2 && w->v->map != NULL) {
+        const void *addr;
+        if (w->v->map(w->v, f, size, &addr) == 0) {
+            out->ptr = addr;
+            out->mapped = true;
+        }
+    }
+    if (rc == 0 && out->ptr == NULL) {
+        uint8_t *buf = malloc(size ? (size_t)size : 1);
         if (buf == NULL) {
             w->v->close(w->v, f);
             return WAL_ENOMEM;
         }
         rc = vfs_read_all(w->v, f, buf, (size_t)size, 0);
+        out->ptr = buf;
+        if (rc != 0)
+            buf_release(w->v, out);
     }
     w->v->close(w->v, f);
     if (rc != 0) {
-        free(buf);
         msg_set(errmsg, "wal: %s: read: %s", name, strerror(-rc));
         return WAL_EIO;
     }
-    *out = buf;
-    *used = (size_t)size;
     return WAL_OK;
 }
 
@@ -958,11 +984,10 @@ static int recover(wal *w, replay *rp)
         char name[SEG_NAME_LEN + 1];
         seg_name(name, seqs[i]);
         bool is_newest = i + 1 == n_seqs;
-        uint8_t *buf;
-        size_t used;
-        if ((rc = read_file(w, name, &buf, &used, errmsg)) != WAL_OK)
+        if ((rc = read_file(w, name, &rp->bufs[i], errmsg)) != WAL_OK)
             break;
-        rp->bufs[i] = buf;
+        const uint8_t *buf = rp->bufs[i].ptr;
+        size_t used = rp->bufs[i].len;
         /* Header. */
         const char *bad = NULL;
         if (used < SEG_HEADER_SIZE)
@@ -1054,18 +1079,21 @@ static int recover(wal *w, replay *rp)
             torn_to = last_nonzero;
         }
         rp->ends[i] = pos;
-        /* Keep only the bytes that hold records (the rest is preallocated zeros). */
-        uint8_t *shrunk = realloc(buf, pos ? pos : 1);
-        if (shrunk != NULL)
-            rp->bufs[i] = shrunk;
+        /* A heap copy keeps only the bytes that hold records (the rest is preallocated zeros). */
+        if (!rp->bufs[i].mapped) {
+            uint8_t *shrunk = realloc((void *)rp->bufs[i].ptr, pos ? pos : 1);
+            if (shrunk != NULL) {
+                rp->bufs[i].ptr = shrunk;
+                rp->bufs[i].len = pos;
+            }
+        }
     }
     size_t n_read = n_seqs;
     if (rc == WAL_OK && drop_newest) {
         n_read = n_seqs - 1;
         char name[SEG_NAME_LEN + 1];
         seg_name(name, seqs[n_seqs - 1]);
-        free(rp->bufs[n_read]);
-        rp->bufs[n_read] = NULL;
+        buf_release(w->v, &rp->bufs[n_read]);
         if (!w->opts.read_only)
             rc = seg_remove(w, name, errmsg);
     }
@@ -1088,7 +1116,7 @@ static void replay_free(replay *rp)
 {
     if (rp->bufs != NULL)
         for (size_t i = 0; i < rp->n_bufs; i++)
-            free(rp->bufs[i]);
+            buf_release(rp->w->v, &rp->bufs[i]);
     free(rp->bufs);
     free(rp->ends);
     rp->bufs = NULL;
@@ -1136,11 +1164,12 @@ static int build_loaded(wal *w, replay *rp, wal_loaded *loaded)
         e->term = slot->term;
         e->type = slot->type;
         e->len = slot->len;
-        e->data = slot->len ? rp->bufs[slot->seq - first_seq] + slot->offset + REC_HEADER_SIZE : NULL;
+        e->data = slot->len ? rp->bufs[slot->seq - first_seq].ptr + slot->offset + REC_HEADER_SIZE : NULL;
     }
     loaded->n_entries = w->n_slots;
-    loaded->bufs_ = (void **)rp->bufs;
+    loaded->bufs_ = rp->bufs;
     loaded->n_bufs_ = rp->n_bufs;
+    loaded->vfs_ = w->v;
     rp->bufs = NULL;
     return WAL_OK;
 }
@@ -1149,9 +1178,10 @@ void wal_loaded_free(wal_loaded *loaded)
 {
     if (loaded == NULL)
         return;
+    wal_buf *bufs = loaded->bufs_;
     for (size_t i = 0; i < loaded->n_bufs_; i++)
-        free(loaded->bufs_[i]);
-    free(loaded->bufs_);
+        buf_release(loaded->vfs_, &bufs[i]);
+    free(bufs);
     free(loaded->entries);
     memset(loaded, 0, sizeof *loaded);
 }

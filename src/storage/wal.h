@@ -93,8 +93,9 @@ typedef struct wal_loaded {
     raft_term base_term;
     raft_entry *entries;
     size_t n_entries;
-    void **bufs_; /* own the entries' data */
+    void *bufs_; /* own the entries' data (heap copies or mappings of the segments) */
     size_t n_bufs_;
+    vfs *vfs_;
 } wal_loaded;
 /* Frees what wal_open put in loaded (idempotent; safe on a zeroed struct). */
 void wal_loaded_free(wal_loaded *loaded);
