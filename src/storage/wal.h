@@ -3,7 +3,7 @@
  * snapshot markers, with group commit and crash recovery.
  *
  * FILES. A WAL directory holds segments named %020llu.seg by sequence number (1, 2, ...), each
- * preallocated to opts.segment_bytes (default 64 MiB). A segment starts with a 32-byte header and a
+ * preallocated to opts.segment_bytes (default 64 MiB). A segment starts with a 40-byte header and a
  * hard-state record, then 8-byte aligned records, each framed with its type, length, index, term and
  * a CRC32C; docs/STORAGE.md has the formats byte by byte.
  *
