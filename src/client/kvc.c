@@ -8,12 +8,14 @@
 #include <string.h>
 #include <time.h>
 
+#define KVC_MAX_PAUSE_MS 1000
+
 void kvc_opts_default(kvc_opts *opts)
 {
     opts->timeout_ms = 3000;
     opts->max_redirects = 5;
     opts->read_retries = 3;
-    opts->rounds = 3;
+    opts->rounds = 6; /* pauses 0.1+0.2+0.4+0.8+1 s: outlasts an election after a leader dies */
     opts->retry_pause_ms = 100;
     opts->verbose = false;
 }
@@ -89,7 +91,7 @@ int kvc_execute(const ep_list *nodes, const kvc_opts *opts, const txt_req *req, 
     for (int round = 0; round < opts->rounds; round++) {
         if (round > 0) {
             pause_ms(pause);
-            pause *= 2;
+            pause = pause * 2 > KVC_MAX_PAUSE_MS ? KVC_MAX_PAUSE_MS : pause * 2;
         }
         memset(tried, 0, nodes->count * sizeof *tried);
         int redirects = 0, internal_retries = 0;
@@ -112,7 +114,7 @@ int kvc_execute(const ep_list *nodes, const kvc_opts *opts, const txt_req *req, 
                 goto done;
             }
             if (rc != KVC_OK) {
-                trace(opts, &t, err);
+                if (opts->verbose) fprintf(stderr, "raftkv: %s\n", err); /* err names the node */
                 if (sent && !is_read) {
                     snprintf(last, sizeof last, "%s", err);
                     snprintf(err, errcap, "%s; the %s may or may not have been applied", last,

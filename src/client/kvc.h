@@ -40,8 +40,8 @@ typedef struct kvc_opts {
     int timeout_ms;     /* connect and each read/write; default 3000 */
     int max_redirects;  /* per round; default 5 */
     int read_retries;   /* ERR_INTERNAL retries for reads; default 3 */
-    int rounds;         /* passes over the node list; default 3 */
-    int retry_pause_ms; /* first pause (doubles each time); default 100 */
+    int rounds;         /* passes over the node list; default 6 */
+    int retry_pause_ms; /* first pause (doubles each time, at most 1 s); default 100 */
     bool verbose;       /* one line on stderr per node tried */
 } kvc_opts;
 

@@ -353,7 +353,11 @@ static int cluster_start(const cli_opts *opts)
             goto out;
         }
         leader = status_leader(rows, n);
-        if (leader >= 0 || now_ms() >= deadline) break;
+        /* Also wait for the nodes just started to answer, so the table shows them up. */
+        bool started_up = true;
+        for (size_t i = 0; i < n; i++)
+            if (started[i] && !rows[i].up) started_up = false;
+        if ((leader >= 0 && started_up) || now_ms() >= deadline) break;
         sleep_ms(LAUNCH_POLL_MS);
     }
     if (leader >= 0) {

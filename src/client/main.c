@@ -51,6 +51,8 @@ static const char usage_text[] =
     "  --timeout MS       connect/read/write timeout per node (default 3000)\n"
     "  --retries N        retries of a read answered ERR_INTERNAL (default 3)\n"
     "  --redirects N      redirects followed per pass over the nodes (default 5)\n"
+    "      When no node gives an answer, the list is tried again, 6 passes over about 2.5 s\n"
+    "      (a leader election may be under way). A write is never sent twice.\n"
     "  -v, --verbose      say on stderr which node was tried and what it answered\n"
     "  -h, --help         this text\n"
     "\n"
