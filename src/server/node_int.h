@@ -72,6 +72,7 @@ typedef struct snap_recv {
     uint64_t total;
     uint64_t queued_bytes; /* submitted to the disk, not yet written */
     bool paused;
+    uint64_t last_chunk_ms; /* uv_now of the last chunk: a transfer idle too long is dropped */
     snap_writer *writer;   /* disk thread only */
     bool failed;           /* disk thread */
 } snap_recv;

@@ -13,8 +13,10 @@
  * starts a writer, each chunk is written by a disk job (the transport is paused while more than
  * four chunks wait for the disk), the last one installs the file and only then is the
  * RAFT_MSG_SNAPSHOT stepped into the core; its Ready (rd.snapshot) resets the WAL and
- * ready_work() reads the file back into a kv_restore. A chunk out of order is ignored: a broken
- * transfer never installs, and the leader restarts it from offset 0.
+ * ready_work() reads the file back into a kv_restore. A chunk beyond what we hold is ignored: a
+ * broken transfer never installs. After a disconnect the leader starts over at offset 0; if we
+ * still hold a part of that same snapshot we keep it and ask the leader to skip ahead
+ * (transport_snap_resume), otherwise we restart cleanly.
  *
  * Disk jobs run in submission order, so a writer is begun, written, finished or aborted in the
  * order the loop decided; the writers themselves are touched only on the disk thread.
@@ -164,6 +166,7 @@ kv_restore *node_snap_read(node *n, raft_index index, char *err, size_t errlen)
 /* ---- loop thread ---------------------------------------------------------------------------- */
 
 static void snap_done(disk_job *job);
+static void recv_unpause(node *n);
 
 static snap_job *job_new(node *n, enum job_kind kind)
 {
@@ -224,9 +227,20 @@ static void local_next(node *n)
     submit(n, j);
 }
 
+/* A partial transfer nobody continues (the leader changed, or no longer needs it) would block
+ * our own snapshots forever: drop it after this long without a chunk. */
+#define RECV_IDLE_MS 60000
+
 void node_snap_maybe_take(node *n)
 {
     snap_local *s = &n->snap;
+    if (n->recv.active && uv_now(n->loop) - n->recv.last_chunk_ms > RECV_IDLE_MS) {
+        log_printf("snapshot from node %" PRIu64 ": no chunk for %d s, dropping the partial "
+                   "transfer", n->recv.from, RECV_IDLE_MS / 1000);
+        n->recv.active = false;
+        recv_unpause(n);
+        submit(n, job_new(n, RECV_ABORT));
+    }
     if (s->active || n->recv.active || n->recv.jobs > 0 || n->stopping ||
         n->cfg.snapshot_threshold == 0 || n->applied_since_snapshot < n->cfg.snapshot_threshold)
         return;
@@ -373,7 +387,14 @@ void node_snap_on_chunk(void *ctx, const raft_msg *msg, uint64_t offset, uint64_
     snap_recv *r = &n->recv;
     if (n->stopping)
         return;
-    if (offset == 0) {
+    bool same = r->active && r->from == msg->from && r->meta.index == msg->snapshot.index &&
+                r->meta.term == msg->snapshot.term && r->total == total;
+    if (offset == 0 && same && r->next_offset > 0) {
+        /* The leader restarted a transfer we partly hold (a disconnect): ask it to skip ahead. */
+        log_printf("snapshot from node %" PRIu64 ": resuming at offset %" PRIu64 " of %" PRIu64,
+                   msg->from, r->next_offset, total);
+        transport_snap_resume(n->tp, msg->from, r->meta.index, r->meta.term, r->next_offset);
+    } else if (offset == 0) {
         if (msg->snapshot.index <= raft_commit_index(n->r)) {
             raft_step(n->r, msg); /* stale: the core answers with where we are */
             return;
@@ -397,8 +418,17 @@ void node_snap_on_chunk(void *ctx, const raft_msg *msg, uint64_t offset, uint64_
         submit(n, j);
     }
     if (!r->active || r->from != msg->from || r->meta.index != msg->snapshot.index ||
-        r->meta.term != msg->snapshot.term || offset != r->next_offset || total != r->total)
+        r->meta.term != msg->snapshot.term || total != r->total)
         return; /* part of a broken or superseded transfer: the leader will restart it */
+    r->last_chunk_ms = uv_now(n->loop);
+    /* Take the part of the chunk that continues what we hold (chunks may overlap it after a
+     * resume); a chunk from beyond it means a gap: ignore it, the leader times out and retries. */
+    if (offset > r->next_offset || offset + len < r->next_offset)
+        return;
+    size_t skip = (size_t)(r->next_offset - offset);
+    data += skip;
+    len -= skip;
+    offset += skip;
     if (len > 0) {
         snap_job *j = job_new(n, RECV_WRITE);
         j->gen = r->gen;

@@ -27,7 +27,8 @@
 #define BACKOFF_MAX_MS 2000
 #define READ_CHUNK (64 * 1024)
 
-enum { F_HELLO = 1, F_WELCOME = 2, F_AUTH = 3, F_REFUSE = 4, F_MSG = 5, F_SNAP = 6 };
+enum { F_HELLO = 1, F_WELCOME = 2, F_AUTH = 3, F_REFUSE = 4, F_MSG = 5, F_SNAP = 6,
+       F_SNAP_RESUME = 7 };
 enum { C_HELLO_WAIT, C_AUTH_WAIT, C_WELCOME_WAIT, C_READY };
 
 typedef struct peer_out peer_out;
@@ -63,6 +64,8 @@ struct peer_out {
     uint8_t *snap_msg;
     size_t snap_msg_len;
     uint64_t snap_offset, snap_total;
+    raft_index snap_index;
+    raft_term snap_term;
     bool snap_started;
 };
 
@@ -344,6 +347,8 @@ static void snap_start(peer_out *p, const raft_msg *msg, const uint8_t *enc, siz
     p->snap = r;
     p->snap_offset = 0;
     p->snap_total = snap_reader_size(r);
+    p->snap_index = msg->snapshot.index;
+    p->snap_term = msg->snapshot.term;
     p->snap_started = false;
     log_printf("snapshot to peer %llu: sending index %llu term %llu, %llu bytes",
                (unsigned long long)p->addr.id, (unsigned long long)msg->snapshot.index,
@@ -656,6 +661,41 @@ static void on_snap_frame(conn *c, const uint8_t *q, size_t len)
     raft_codec_msg_release(&m);
 }
 
+/* The receiver of our snapshot already has its first offset bytes. */
+static void on_snap_resume(conn *c, const uint8_t *q, size_t len)
+{
+    peer_out *p = find_out(c->t, c->peer_id);
+    if (len != 24 || p == NULL)
+        return;
+    raft_index index = get64(q);
+    raft_term term = get64(q + 8);
+    uint64_t offset = get64(q + 16);
+    if (p->snap == NULL || p->snap_index != index || p->snap_term != term ||
+        offset > p->snap_total || offset <= p->snap_offset)
+        return; /* finished, replaced, or we are already past it */
+    log_printf("snapshot to peer %llu: resuming at offset %llu of %llu",
+               (unsigned long long)p->addr.id, (unsigned long long)offset,
+               (unsigned long long)p->snap_total);
+    p->snap_offset = offset; /* at the total, the pump sends one empty chunk to finish on */
+    snap_pump(p);
+}
+
+void transport_snap_resume(transport *t, raft_id peer, raft_index index, raft_term term,
+                           uint64_t offset)
+{
+    peer_out *p = find_out(t, peer);
+    if (p == NULL)
+        return;
+    uint8_t *f = frame_new(F_SNAP_RESUME, 24);
+    if (f == NULL)
+        return;
+    put64(f + FRAME_HEADER, index);
+    put64(f + FRAME_HEADER + 8, term);
+    put64(f + FRAME_HEADER + 16, offset);
+    if (enqueue(p, f))
+        flush_peer(p);
+}
+
 static void on_frame(conn *c, uint8_t kind, const uint8_t *q, size_t len)
 {
     bool inbound = c->out == NULL;
@@ -667,6 +707,8 @@ static void on_frame(conn *c, uint8_t kind, const uint8_t *q, size_t len)
         on_msg_frame(c, q, len);
     else if (inbound && c->state == C_READY && kind == F_SNAP)
         on_snap_frame(c, q, len);
+    else if (inbound && c->state == C_READY && kind == F_SNAP_RESUME)
+        on_snap_resume(c, q, len);
     else if (!inbound && c->state == C_WELCOME_WAIT && kind == F_WELCOME)
         on_welcome(c, q, len);
     else if (!inbound && kind == F_REFUSE) {

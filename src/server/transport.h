@@ -16,6 +16,8 @@
  *   REFUSE  (acceptor) the reason, text; then the acceptor closes
  *   MSG                one raft_msg (raft_codec)
  *   SNAP               u64 offset, u64 total, u32 n + n bytes raft_msg (RAFT_MSG_SNAPSHOT), data
+ *   SNAP_RESUME        u64 index, u64 term, u64 offset: the receiver already holds the snapshot
+ *                      (index, term) up to offset; the sender skips ahead to it
  * With a cluster_secret, mac_s = HMAC-SHA256(secret, "raftkv-s" | transcript) and mac_c the same
  * with "raftkv-c", transcript = cluster_id | from | to | nonce_c | nonce_s: both sides prove they
  * hold the secret and a recorded handshake cannot be replayed (fresh nonces). Without a secret the
@@ -31,7 +33,8 @@
  * SNAPSHOTS. A RAFT_MSG_SNAPSHOT given to transport_send starts a stream of SNAP frames read in
  * chunk_bytes pieces from the snapshot file (snap_reader, snapshot dir), paced by the queue bound.
  * The receiver gets each chunk through on_snap_chunk. A disconnect ends the stream and calls
- * on_snap_failed; the core then retries, and the receiver restarts cleanly at offset 0.
+ * on_snap_failed; the core then retries from offset 0, and a receiver that kept the part it had
+ * answers with transport_snap_resume, which makes the sender skip to where it stopped.
  *
  * OWNERSHIP. transport_start copies the config (peers included). Callback arguments are valid only
  * during the call. transport_close closes every handle; the transport is freed by the loop's close
@@ -88,6 +91,10 @@ int transport_start(uv_loop_t *loop, const transport_config *cfg, const transpor
 void transport_send(transport *t, const raft_msg *msg);
 /* Writes every queued frame (one uv_write per peer). Call after a batch of sends. */
 void transport_flush(transport *t);
+/* Receiver side: asks peer (the sender of snapshot index/term) to continue at offset. Best
+ * effort: if it is lost, the sender just streams everything again. */
+void transport_snap_resume(transport *t, raft_id peer, raft_index index, raft_term term,
+                           uint64_t offset);
 /* Stops / resumes reading from every inbound connection of peer (receiver back-pressure). */
 void transport_pause(transport *t, raft_id peer, bool pause);
 bool transport_connected(const transport *t, raft_id peer);

@@ -44,12 +44,19 @@ static void on_msg(void *ctx, const raft_msg *msg)
     s->last.entries = NULL; /* points into the transport's buffer */
 }
 
+static uint64_t resume_at; /* != 0: the receiver asks to resume there on the first chunk */
+static bool resumed;
+
 static void on_snap_chunk(void *ctx, const raft_msg *msg, uint64_t offset, uint64_t total,
                           const uint8_t *data, size_t len)
 {
     side *s = ctx;
-    (void)msg;
-    if (offset != s->snap_bytes)
+    if (offset == 0 && resume_at != 0)
+        transport_snap_resume(s->t, msg->from, msg->snapshot.index, msg->snapshot.term,
+                              resume_at);
+    if (resume_at != 0 && offset == resume_at && s->snap_bytes < resume_at)
+        resumed = true; /* jumped over the part we claimed to hold */
+    else if (offset != s->snap_bytes)
         s->snap_in_order = false;
     if (s->snap_data == NULL)
         s->snap_data = malloc(total + 1);
@@ -260,18 +267,46 @@ static bool snapshot_received(void)
     return sides[1].snap_total > 0 && sides[1].snap_bytes == sides[1].snap_total;
 }
 
-static void snapshot_streams_in_order(void **state)
+static uint8_t data[4 << 20];
+static const raft_snapshot_meta meta = {.index = 40, .term = 2,
+                                        .conf = {.n_voters = 2, .voters = {1, 2}}};
+
+static void write_snapshot(size_t size)
 {
-    (void)state;
-    raft_snapshot_meta meta = {.index = 40, .term = 2, .conf = {.n_voters = 2, .voters = {1, 2}}};
     snap_writer *w;
     char err[SNAP_ERRMSG_SIZE];
     assert_int_equal(snap_writer_begin(snap_dir, vfs_posix(), &meta, &w, err), SNAP_OK);
-    static uint8_t data[50000];
-    for (size_t i = 0; i < sizeof data; i++)
+    for (size_t i = 0; i < size; i++)
         data[i] = (uint8_t)(i * 7 + i / 251);
-    assert_int_equal(snap_writer_write(w, 0, data, sizeof data), SNAP_OK);
+    assert_int_equal(snap_writer_write(w, 0, data, size), SNAP_OK);
     assert_int_equal(snap_writer_finish(w, err), SNAP_OK);
+}
+
+static void snapshot_resume_skips_ahead(void **state)
+{
+    (void)state;
+    write_snapshot(sizeof data);
+    resume_at = 3 << 20; /* chunk-aligned (4096) */
+    resumed = false;
+    start_side(0, "raftkv", "", 1 << 20, 1);
+    start_side(1, "raftkv", "", 1 << 20, 2);
+    assert_true(run_until(both_connected, 10000));
+    raft_msg m = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 2, .snapshot = meta};
+    transport_send(sides[0].t, &m);
+    transport_flush(sides[0].t);
+    assert_true(run_until(snapshot_received, 100000));
+    resume_at = 0;
+    assert_true(resumed);
+    assert_true(sides[1].snap_in_order); /* apart from the one jump */
+    assert_true(sides[1].snap_chunks < (sizeof data - (3 << 20)) / 4096 + 64);
+    assert_memory_equal(sides[1].snap_data + (3 << 20), data + (3 << 20), 1 << 20);
+}
+
+static void snapshot_streams_in_order(void **state)
+{
+    (void)state;
+    size_t size = 50000;
+    write_snapshot(size);
 
     start_side(0, "raftkv", "", 1 << 20, 1);
     start_side(1, "raftkv", "", 1 << 20, 2);
@@ -281,9 +316,9 @@ static void snapshot_streams_in_order(void **state)
     transport_flush(sides[0].t);
     assert_true(run_until(snapshot_received, 20000));
     assert_true(sides[1].snap_in_order);
-    assert_int_equal(sides[1].snap_total, sizeof data);
-    assert_true(sides[1].snap_chunks >= sizeof data / 4096); /* chunked, not one frame */
-    assert_memory_equal(sides[1].snap_data, data, sizeof data);
+    assert_int_equal(sides[1].snap_total, size);
+    assert_true(sides[1].snap_chunks >= size / 4096); /* chunked, not one frame */
+    assert_memory_equal(sides[1].snap_data, data, size);
     assert_int_equal(transport_get_stats(sides[0].t).snapshots_sent, 1);
     assert_int_equal(sides[0].snap_failed, 0);
 }
@@ -312,6 +347,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(full_queue_drops_and_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_streams_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_of_missing_file_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(snapshot_resume_skips_ahead, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
