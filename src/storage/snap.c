@@ -178,6 +178,11 @@ int snap_writer_begin(const char *dir, vfs *v, const raft_snapshot_meta *meta, s
     return SNAP_OK;
 }
 
+raft_index snap_writer_meta_index(const snap_writer *w)
+{
+    return w->meta.index;
+}
+
 uint64_t snap_writer_offset(const snap_writer *w)
 {
     return w->written;
@@ -309,7 +314,7 @@ static int reader_open_path(vfs *v, const char *path, snap_reader **out, uint32_
 }
 
 /* Index of the newest snap-*.snap in dir, 0 if none. */
-static int newest_index(vfs *v, const char *dir, raft_index *index)
+int snap_newest_index(const char *dir, vfs *v, raft_index *index)
 {
     char **names;
     size_t n;
@@ -329,7 +334,7 @@ static int newest_index(vfs *v, const char *dir, raft_index *index)
 int snap_reader_open(const char *dir, vfs *v, raft_index index, snap_reader **out, char *errmsg)
 {
     if (index == 0) {
-        int rc = newest_index(v, dir, &index);
+        int rc = snap_newest_index(dir, v, &index);
         if (rc != 0) {
             msg_set(errmsg, "snap: %s: list: %s", dir, strerror(-rc));
             return SNAP_EIO;
@@ -385,7 +390,7 @@ int snap_load_newest(const char *dir, vfs *v, bool cleanup, raft_snapshot_meta *
     memset(meta, 0, sizeof *meta);
     *size = 0;
     raft_index index;
-    int rc = newest_index(v, dir, &index);
+    int rc = snap_newest_index(dir, v, &index);
     if (rc != 0) {
         msg_set(errmsg, "snap: %s: list: %s", dir, strerror(-rc));
         return SNAP_EIO;

@@ -51,6 +51,8 @@ int snap_writer_begin(const char *dir, vfs *v, const raft_snapshot_meta *meta, s
 int snap_writer_write(snap_writer *w, uint64_t offset, const void *data, size_t len);
 /* Bytes written so far. */
 uint64_t snap_writer_offset(const snap_writer *w);
+/* The index of the snapshot being written. */
+raft_index snap_writer_meta_index(const snap_writer *w);
 /* Installs the snapshot (see INSTALL) and frees the writer, whatever the result. */
 int snap_writer_finish(snap_writer *w, char *errmsg);
 /* Drops the temporary file and frees the writer. */
@@ -65,6 +67,10 @@ uint64_t snap_reader_size(const snap_reader *r); /* data bytes */
 /* Reads up to len data bytes at offset; *n < len only at the end. */
 int snap_reader_read(snap_reader *r, uint64_t offset, void *buf, size_t len, size_t *n);
 void snap_reader_close(snap_reader *r);
+
+/* Index of the newest installed snapshot in dir by its file name (0 if none); no verification.
+ * Returns 0 or a negative errno from the vfs. */
+int snap_newest_index(const char *dir, vfs *v, raft_index *index);
 
 /*
  * Finds the newest snapshot in dir and verifies it completely (header and data checksum).

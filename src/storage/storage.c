@@ -15,6 +15,7 @@ struct storage {
     vfs *v;
     storage_opts opts;
     wal *log;
+    raft_index snapshot_index; /* newest installed snapshot known to us */
     bool failed;
     char errmsg[STORAGE_ERRMSG_SIZE];
 };
@@ -220,6 +221,7 @@ int storage_open(const char *dir, vfs *v, const storage_opts *opts, storage **ou
         loaded->hard_state.commit = loaded->snapshot.index;
     if (loaded->hard_state.commit > last)
         loaded->hard_state.commit = last;
+    st->snapshot_index = loaded->snapshot.index;
     *out = st;
     return STORAGE_OK;
 }
@@ -275,6 +277,8 @@ int storage_save(storage *st, const raft_ready *rd)
         rc = wal_set_hard_state(st->log, &rd->hard_state);
     if (rc == WAL_OK)
         rc = wal_sync(st->log);
+    if (rc == WAL_OK && rd->snapshot.index > st->snapshot_index)
+        st->snapshot_index = rd->snapshot.index;
     if (rc != WAL_OK) {
         /* Part of rd may sit in the WAL's buffer: the on-disk state and the caller's view can no
          * longer be reconciled in place, so any failure here is final. */
@@ -288,6 +292,19 @@ int storage_compact(storage *st, raft_index index)
 {
     if (st->failed)
         return STORAGE_EFATAL;
+    if (index > st->snapshot_index) {
+        /* The snapshot may have been installed with snap_writer_finish on another thread. */
+        raft_index on_disk = 0;
+        if (snap_newest_index(st->dir, st->v, &on_disk) == 0 && on_disk > st->snapshot_index)
+            st->snapshot_index = on_disk;
+    }
+    if (index > st->snapshot_index) {
+        /* Removing entries no snapshot covers would leave a log that cannot be opened. */
+        snprintf(st->errmsg, sizeof st->errmsg,
+                 "storage: compact to %llu refused: the newest snapshot is at %llu",
+                 (unsigned long long)index, (unsigned long long)st->snapshot_index);
+        return STORAGE_EINVAL;
+    }
     int rc = wal_compact(st->log, index);
     if (rc != WAL_OK) {
         snprintf(st->errmsg, sizeof st->errmsg, "%s", wal_errmsg(st->log));
@@ -330,7 +347,10 @@ int storage_snapshot_finish(storage *st, snap_writer *w)
         snap_writer_abort(w);
         return STORAGE_EFATAL;
     }
+    raft_index index = snap_writer_meta_index(w);
     int rc = from_snap(snap_writer_finish(w, st->errmsg));
+    if (rc == STORAGE_OK && index > st->snapshot_index)
+        st->snapshot_index = index;
     return rc == STORAGE_EFATAL ? fail(st, rc, "snapshot") : rc;
 }
 

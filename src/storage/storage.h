@@ -95,7 +95,8 @@ int storage_open(const char *dir, vfs *v, const storage_opts *opts, storage **st
                  storage_loaded *loaded);
 /* Persists what rd asks (see above) with one fdatasync. */
 int storage_save(storage *st, const raft_ready *rd);
-/* Removes WAL segments whose entries are all <= index (call after a snapshot at >= index). */
+/* Removes WAL segments whose entries are all <= index. STORAGE_EINVAL (nothing removed) when no
+ * installed snapshot covers index: compact to (snapshot index - entries kept for followers). */
 int storage_compact(storage *st, raft_index index);
 /* Reads entries [lo, hi) (one allocation, free() it). STORAGE_EINVAL outside the stored log. */
 int storage_entries(storage *st, raft_index lo, raft_index hi, raft_entry **entries, size_t *n);

@@ -305,6 +305,11 @@ static void storageSnapshotAndCompaction(void **state)
     for (raft_index i = 1; i <= 150; i += 10)
         assert_int_equal(save_range(st, i, i + 9, 1, i - 1), STORAGE_OK);
     uint64_t segs_before = storage_wal_stats(st).n_segments;
+    /* Compaction beyond every snapshot would lose entries: refused. */
+    assert_int_equal(storage_compact(st, 90), STORAGE_EINVAL);
+    assert_non_null(strstr(storage_errmsg(st), "newest snapshot is at 0"));
+    assert_false(storage_failed(st));
+    assert_int_equal(storage_wal_stats(st).n_segments, segs_before);
     assert_int_equal(wl_write_snapshot(st, 100, 1), STORAGE_OK);
     assert_int_equal(storage_compact(st, 90), STORAGE_OK);
     wal_stats ws = storage_wal_stats(st);
