@@ -411,7 +411,7 @@ static void ready_done(disk_job *job)
     ready_job *j = (ready_job *)job;
     node *n = j->n;
     if (j->rc != STORAGE_OK)
-        node_fatal(n, "storage", j->err);
+        node_fatal(n, "cannot persist the Ready", j->err);
     n->fsyncs++;
     if (n->rd.snapshot.index != 0) {
         node_snap_abort_local(n); /* an open kv snapshot would make the restore fail */
