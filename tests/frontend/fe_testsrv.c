@@ -13,9 +13,11 @@
  *   lifo on|off              complete node callbacks in reverse order
  *   hold on|off              hold node callbacks / release them
  *   clock <ms>               advance the nodes' clock
+ *   ports <node> <text> <resp>  change the ports the others know for <node> (0 0: restore)
  *   stats <node>             ok conns=<n> writes=<socket writes> requests=<n> ...
  *   quit                     close everything; exits 0 only if every handle was closed
  * Options: --output-limit N --max-conns N --leader-wait-ms N --max-pipeline N --max-value N
+ *          --forward-timeout-ms N
  * Front-end log lines go to stderr, prefixed with the node id.
  */
 #include <assert.h>
@@ -64,8 +66,8 @@ static void quit(void)
 
 static void command(char *cmd)
 {
-    char word[32] = "", arg1[32] = "", arg2[32] = "";
-    int n = sscanf(cmd, "%31s %31s %31s", word, arg1, arg2);
+    char word[32] = "", arg1[32] = "", arg2[32] = "", arg3[32] = "";
+    int n = sscanf(cmd, "%31s %31s %31s %31s", word, arg1, arg2, arg3);
     if (n < 1) {
         reply("error empty command");
         return;
@@ -85,6 +87,16 @@ static void command(char *cmd)
         fake_cluster_hold(cluster, strcmp(arg1, "on") == 0);
     } else if (strcmp(word, "clock") == 0 && n >= 2) {
         fake_cluster_advance_clock(cluster, strtoull(arg1, NULL, 10));
+    } else if (strcmp(word, "ports") == 0 && n >= 4) {
+        int id = atoi(arg1);
+        if (id < 1 || id > N_NODES) {
+            reply("error no node %s", arg1);
+            return;
+        }
+        node_peer *peer = fake_node_peer(cluster, (raft_id)id);
+        unsigned text = (unsigned)atoi(arg2), resp = (unsigned)atoi(arg3);
+        peer->client_port = (uint16_t)(text ? text : frontend_text_port(fes[id - 1]));
+        peer->resp_port = (uint16_t)(resp ? resp : frontend_resp_port(fes[id - 1]));
     } else if (strcmp(word, "stats") == 0 && n >= 2) {
         int id = atoi(arg1);
         if (id < 1 || id > N_NODES) {
@@ -148,6 +160,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--leader-wait-ms") == 0) config.leader_wait_ms = (uint32_t)v;
         else if (strcmp(argv[i], "--max-pipeline") == 0) config.max_pipeline = (uint32_t)v;
         else if (strcmp(argv[i], "--max-value") == 0) config.max_value = v;
+        else if (strcmp(argv[i], "--forward-timeout-ms") == 0) config.forward_timeout_ms = (uint32_t)v;
         else {
             fprintf(stderr, "fe_testsrv: unknown option %s\n", argv[i]);
             return 2;

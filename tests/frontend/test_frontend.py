@@ -185,7 +185,7 @@ class FrontendCase(unittest.TestCase):
 
     def setUp(self):
         self.assertTrue(self.server.alive(), self.server.log()[-4000:])
-        for line in ("leader 1", "outcome ok", "lifo off", "hold off"):
+        for line in ("leader 1", "outcome ok", "lifo off", "hold off", "ports 1 0 0"):
             self.server.ctl(line)
         self.conns = []
 
@@ -394,6 +394,29 @@ class TextProtocol(FrontendCase):
         c.send(text_set(k, "b"))
         self.assertEqual(c.text_reply()[0], b"ERR_INTERNAL")  # in flight when the leader changed
         self.assertEqual(c.text_reply()[0], b"ERR_INTERNAL")  # node 2 is no leader: redirect -> internal
+
+    def test_unreachable_leader_is_err_internal(self):
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        port = dead.getsockname()[1]  # bound, never listening: connections are refused
+        self.server.ctl(f"ports 1 {port} {port}")
+        self.assertEqual(self.text(3).text(text_set(self.key("k"), "v"))[0], b"ERR_INTERNAL")
+        kind, text = self.resp(2).resp("SET", self.key("k"), "v")
+        self.assertEqual(kind, "-")
+        self.assertIn("outcome unknown", text)
+        self.assertIn("cannot connect to the leader (node 1)", self.server.log())
+        dead.close()
+        self.server.ctl("ports 1 0 0")
+        self.assertEqual(self.resp(2).resp("SET", self.key("k"), "v"), OK)  # reconnects
+
+    def test_client_half_close_still_gets_its_replies(self):
+        c = self.text(1)
+        k = self.key("k").encode()
+        c.send(text_set(k, "v") + b"get %s\r\n" % k)
+        c.sock.shutdown(socket.SHUT_WR)
+        self.assertTrue(c.text_reply()[0].startswith(b"OK"))
+        self.assertEqual(c.text_reply(), (b"VALUE 1", b"v"))
+        self.assertTrue(c.closed())
 
     def test_no_leader_waits_then_err_internal(self):
         self.server.ctl("leader 0")
@@ -631,6 +654,18 @@ class OutputLimit(FrontendCase):
         c = self.text(1)
         self.assertEqual(c.text(b"get %s\r\n" % k)[1], b"y" * 100000)  # others unaffected
         self.assertGreaterEqual(int(self.server.stats(1)["output_limit_closes"]), 1)
+
+
+class ForwardTimeout(FrontendCase):
+    args = ("--forward-timeout-ms", 300)
+
+    def test_leader_silent_past_the_timeout_is_err_internal(self):
+        self.server.ctl("hold on")  # the leader never completes the write
+        c = self.text(3)
+        self.assertEqual(c.text(text_set(self.key("k"), "v"))[0], b"ERR_INTERNAL")
+        self.assertIn("within 300 ms", self.server.log())
+        self.server.ctl("hold off")
+        self.assertTrue(c.text(text_set(self.key("k"), "v"))[0].startswith(b"OK"))
 
 
 class ConnLimit(FrontendCase):
