@@ -52,13 +52,22 @@ typedef struct wal_seg {
     raft_index max_index; /* largest entry index written in it (superseded ones included) */
 } wal_seg;
 
+/* The cache of recent payloads is an arena of chunks, evicted oldest chunk first: appends copy
+ * into it without a malloc per entry (STYLE: batch, don't churn). */
+typedef struct cache_chunk {
+    struct cache_chunk *next;
+    size_t cap, used;
+    raft_index max_index; /* largest index copied into it */
+    uint8_t mem[];
+} cache_chunk;
+
 typedef struct wal_slot {
     raft_term term;
     uint64_t seq;    /* segment holding the record */
     uint64_t offset; /* of the record header */
     uint32_t len;
     uint8_t type;
-    uint8_t *cached; /* owned copy of the payload, or NULL */
+    const uint8_t *cached; /* copy of the payload in the cache arena, or NULL */
 } wal_slot;
 
 struct wal {
@@ -76,7 +85,8 @@ struct wal {
     wal_slot *slots;
     size_t n_slots, cap_slots;
     size_t cache_lo; /* slots below this hold no cached copy */
-    uint64_t cached_bytes;
+    uint64_t cached_bytes; /* capacity of the chunks */
+    cache_chunk *cache_head, *cache_tail;
     raft_hard_state hs;
     bool failed;
     wal_stats stats;
@@ -240,11 +250,59 @@ static wal_seg *newest(wal *w)
 
 static void slot_uncache(wal *w, wal_slot *slot)
 {
-    if (slot->cached != NULL) {
-        w->cached_bytes -= slot->len;
-        free(slot->cached);
-        slot->cached = NULL;
+    (void)w;
+    slot->cached = NULL; /* the bytes go when their chunk is evicted */
+}
+
+/* Drops the oldest chunk; slots whose copy may live in it lose it (a later chunk may hold a
+ * re-appended index after a truncation: losing that copy too only costs a read from disk). */
+static void cache_evict_head(wal *w)
+{
+    cache_chunk *head = w->cache_head;
+    size_t pos = w->cache_lo;
+    while (pos < w->n_slots && w->base + 1 + pos <= head->max_index)
+        w->slots[pos++].cached = NULL;
+    w->cache_lo = pos;
+    w->cache_head = head->next;
+    if (w->cache_head == NULL)
+        w->cache_tail = NULL;
+    w->cached_bytes -= head->cap;
+    free(head);
+}
+
+/* Copies a payload into the cache; NULL when it does not fit the cache or memory is short. */
+static const uint8_t *cache_put(wal *w, raft_index index, const uint8_t *data, uint32_t len)
+{
+    uint64_t limit = w->opts.cache_bytes;
+    if (limit == 0 || len > limit)
+        return NULL;
+    cache_chunk *tail = w->cache_tail;
+    if (tail == NULL || tail->cap - tail->used < len) {
+        size_t chunk = (size_t)(limit / 8);
+        chunk = chunk < 4096 ? 4096 : chunk > (1u << 20) ? (1u << 20) : chunk;
+        if (chunk < len)
+            chunk = len;
+        tail = malloc(sizeof *tail + chunk);
+        if (tail == NULL)
+            return NULL;
+        tail->next = NULL;
+        tail->cap = chunk;
+        tail->used = 0;
+        tail->max_index = 0;
+        if (w->cache_tail != NULL)
+            w->cache_tail->next = tail;
+        else
+            w->cache_head = tail;
+        w->cache_tail = tail;
+        w->cached_bytes += chunk;
     }
+    uint8_t *copy = tail->mem + tail->used;
+    if (len > 0)
+        memcpy(copy, data, len);
+    tail->used += len;
+    if (index > tail->max_index)
+        tail->max_index = index;
+    return copy;
 }
 
 /* ---- writing ---- */
@@ -390,20 +448,12 @@ int wal_append(wal *w, const raft_entry *entries, size_t n)
         slot->offset = offset;
         slot->len = e->len;
         slot->type = e->type;
-        slot->cached = NULL;
         if (e->index > newest(w)->max_index)
             newest(w)->max_index = e->index;
-        if (w->opts.cache_bytes > 0 && e->len <= w->opts.cache_bytes) {
-            slot->cached = malloc(e->len ? e->len : 1);
-            if (slot->cached != NULL) {
-                if (e->len)
-                    memcpy(slot->cached, e->data, e->len);
-                w->cached_bytes += e->len;
-            }
-        }
+        slot->cached = cache_put(w, e->index, e->data, e->len);
+        while (w->cached_bytes > w->opts.cache_bytes && w->cache_head != w->cache_tail)
+            cache_evict_head(w);
     }
-    while (w->cached_bytes > w->opts.cache_bytes && w->cache_lo < w->n_slots)
-        slot_uncache(w, &w->slots[w->cache_lo++]);
     return WAL_OK;
 }
 
@@ -923,8 +973,11 @@ static void wal_free(wal *w)
         return;
     if (w->file != NULL)
         w->v->close(w->v, w->file);
-    for (size_t i = 0; i < w->n_slots; i++)
-        free(w->slots[i].cached);
+    while (w->cache_head != NULL) {
+        cache_chunk *next = w->cache_head->next;
+        free(w->cache_head);
+        w->cache_head = next;
+    }
     free(w->slots);
     free(w->segs);
     free(w->buf);

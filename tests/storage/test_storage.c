@@ -741,6 +741,71 @@ static void randomDamageIsRefusedOrSound(void **state)
     assert_true(refused > 100);
 }
 
+/* Random appends, truncations, snapshots and compactions against a model; after every step all
+ * stored entries are read back (cache hits, cache misses, reads from the write buffer). */
+static void readsMatchModelUnderChurn(void **state)
+{
+    (void)state;
+    vfs *v = new_fs(20);
+    storage_loaded l;
+    storage *st = open_ok(v, &l);
+    storage_loaded_free(&l);
+    static raft_term terms[9000];
+    memset(terms, 0, sizeof terms);
+    raft_index last = 0, first = 1, snap = 0;
+    raft_term term = 1;
+    uint64_t rnd = 12345;
+    for (int step = 0; step < 400; step++) {
+        rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned r = (unsigned)(rnd >> 33);
+        if (r % 10 == 0 && last > snap + 3) {
+            /* truncate a suffix (never below the snapshot), then append under a new term */
+            raft_index from = snap + 1 + r % (last - snap);
+            term++;
+            raft_entry es[8];
+            uint8_t data[8][WL_MAX_DATA];
+            size_t n = 1 + r % 8;
+            for (size_t i = 0; i < n; i++)
+                wl_entry(&es[i], data[i], from + i, term);
+            raft_ready rd;
+            memset(&rd, 0, sizeof rd);
+            rd.truncate_from = from;
+            rd.entries = es;
+            rd.n_entries = n;
+            assert_int_equal(storage_save(st, &rd), STORAGE_OK);
+            for (size_t i = 0; i < n; i++)
+                terms[from + i] = term;
+            last = from + n - 1;
+        } else if (r % 17 == 0 && last > snap + 10) {
+            raft_index at = last - 5;
+            assert_int_equal(wl_write_snapshot(st, at, terms[at]), STORAGE_OK);
+            snap = at;
+            assert_int_equal(storage_compact(st, at - 3), STORAGE_OK);
+            first = storage_first_index(st);
+        } else {
+            size_t n = 1 + r % 20;
+            assert_int_equal(save_range(st, last + 1, last + n, term, snap), STORAGE_OK);
+            for (size_t i = 1; i <= n; i++)
+                terms[last + i] = term;
+            last += n;
+        }
+        assert_int_equal(storage_last_index(st), last);
+        raft_entry *es;
+        size_t n;
+        assert_int_equal(storage_entries(st, first, last + 1, &es, &n), STORAGE_OK);
+        assert_int_equal(n, last + 1 - first);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(es[i].index, first + i);
+            assert_int_equal(es[i].term, terms[first + i]);
+            assert_true(wl_entry_ok(&es[i]));
+        }
+        free(es);
+    }
+    assert_true(last > 1000);
+    storage_close(st);
+    vfs_fault_free(v);
+}
+
 static void crashSweepShort(void **state)
 {
     (void)state;
@@ -795,6 +860,7 @@ int main(void)
         cmocka_unit_test(unfinishedSegmentIsRemoved),
         cmocka_unit_test(badReadyIsRefusedWithoutFailing),
         cmocka_unit_test(randomDamageIsRefusedOrSound),
+        cmocka_unit_test(readsMatchModelUnderChurn),
         cmocka_unit_test(crashSweepShort),
         cmocka_unit_test(crashSweepWithCrashDuringRecovery),
         cmocka_unit_test(crashSweepCatchesLostWrites),
