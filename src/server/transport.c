@@ -22,10 +22,11 @@
 #define PROTO_VERSION 1
 #define NONCE_BYTES 32
 #define MAC_BYTES crypto_auth_hmacsha256_BYTES
-#define HANDSHAKE_TIMEOUT_MS 5000
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 #define READ_CHUNK (64 * 1024)
+#define HANDSHAKE_FRAME_MAX 4096
+#define MAX_HANDSHAKING 64 /* inbound connections still in their handshake */
 
 enum { F_HELLO = 1, F_WELCOME = 2, F_AUTH = 3, F_REFUSE = 4, F_MSG = 5, F_SNAP = 6,
        F_SNAP_RESUME = 7 };
@@ -84,6 +85,7 @@ struct transport {
     conn *inbound;
     transport_stats stats;
     bool closing;
+    bool warned_handshaking; /* the MAX_HANDSHAKING refusal is logged once per burst */
     int open_handles;
 };
 
@@ -760,9 +762,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     size_t at = 0;
     while (!c->closing && c->rlen - at >= FRAME_HEADER) {
         uint32_t len = get32(c->rbuf + at);
-        if (len > FRAME_MAX) {
+        /* Before the handshake completes, a stranger must not make us allocate much. */
+        uint32_t max = c->state == C_READY ? FRAME_MAX : HANDSHAKE_FRAME_MAX;
+        if (len > max) {
             log_printf("connection %s: frame of %u bytes exceeds the %u limit: closing", c->addr,
-                       len, FRAME_MAX);
+                       len, max);
             conn_close(c, NULL);
             return;
         }
@@ -888,6 +892,9 @@ static void accept_cb(uv_stream_t *server, int status)
     transport *t = server->data;
     if (status != 0 || t->closing)
         return;
+    unsigned handshaking = 0;
+    for (conn *i = t->inbound; i != NULL; i = i->next)
+        handshaking += i->state != C_READY;
     conn *c = conn_new(t);
     if (c == NULL)
         return;
@@ -909,6 +916,16 @@ static void accept_cb(uv_stream_t *server, int status)
         }
     }
     snprintf(c->addr, sizeof c->addr, "%s:%u", ip, port);
+    if (handshaking >= MAX_HANDSHAKING) {
+        if (!t->warned_handshaking)
+            log_printf("handshake refused: inbound from %s: already %u connections in their "
+                       "handshake (limit %d)", c->addr, handshaking, MAX_HANDSHAKING);
+        t->warned_handshaking = true;
+        t->stats.handshakes_refused++;
+        uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+        return;
+    }
+    t->warned_handshaking = false;
     c->state = C_HELLO_WAIT;
     c->next = t->inbound;
     t->inbound = c;
@@ -922,12 +939,12 @@ static void sweep_cb(uv_timer_t *timer)
     uint64_t now = uv_now(t->loop);
     for (conn *c = t->inbound, *next; c != NULL; c = next) {
         next = c->next;
-        if (c->state != C_READY && now - c->opened_ms > HANDSHAKE_TIMEOUT_MS)
-            refuse(c, "no handshake within %d ms", HANDSHAKE_TIMEOUT_MS);
+        if (c->state != C_READY && now - c->opened_ms > t->cfg.handshake_timeout_ms)
+            refuse(c, "no handshake within %u ms", t->cfg.handshake_timeout_ms);
     }
     for (uint32_t i = 0; i < t->n_outs; i++) {
         conn *c = t->outs[i].c;
-        if (c != NULL && c->state != C_READY && now - c->opened_ms > HANDSHAKE_TIMEOUT_MS)
+        if (c != NULL && c->state != C_READY && now - c->opened_ms > t->cfg.handshake_timeout_ms)
             conn_close(c, NULL);
     }
 }
@@ -972,6 +989,8 @@ int transport_start(uv_loop_t *loop, const transport_config *cfg, const transpor
         return UV_ENOMEM;
     t->loop = loop;
     t->cfg = *cfg;
+    if (t->cfg.handshake_timeout_ms == 0)
+        t->cfg.handshake_timeout_ms = 5000;
     memcpy(t->peers, cfg->peers, cfg->n_peers * sizeof cfg->peers[0]);
     t->cfg.peers = t->peers;
     snprintf(t->cluster_id, sizeof t->cluster_id, "%s", cfg->cluster_id);

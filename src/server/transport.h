@@ -61,6 +61,7 @@ typedef struct transport_config {
     uint64_t queue_bytes;
     uint64_t chunk_bytes;
     const char *snapshot_dir; /* where snap-*.snap files are read from */
+    uint32_t handshake_timeout_ms; /* connections still in their handshake are closed; 0 = 5000 */
 } transport_config;
 
 typedef struct transport_cbs {

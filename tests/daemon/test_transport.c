@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -123,7 +126,9 @@ static void start_side_with(int i, const char *cluster, const char *secret, uint
 {
     transport_config cfg = {.self = self, .peers = table, .n_peers = 2, .cluster_id = cluster,
                             .secret = secret, .queue_bytes = queue_bytes, .chunk_bytes = 4096,
-                            .snapshot_dir = snap_dir};
+                            .snapshot_dir = snap_dir,
+                            /* long: only the frame limit may close the stranger below */
+                            .handshake_timeout_ms = 600000};
     transport_cbs cbs = {.ctx = &sides[i], .on_msg = on_msg, .on_snap_chunk = on_snap_chunk,
                          .on_snap_failed = on_snap_failed};
     assert_int_equal(transport_start(&loop, &cfg, &cbs, &sides[i].t), 0);
@@ -335,6 +340,33 @@ static void snapshot_of_missing_file_fails(void **state)
     assert_int_equal(sides[0].snap_failed, 1); /* the core is told at once, and retries */
 }
 
+static int stranger_fd = -1;
+
+static bool stranger_closed(void)
+{
+    char buf[256];
+    ssize_t n = recv(stranger_fd, buf, sizeof buf, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* A stranger announcing a 100 MB frame (fine between peers) before any handshake is cut off at once, without the node
+ * allocating it, and the real peers still connect. */
+static void stranger_with_huge_frame_closed(void **state)
+{
+    (void)state;
+    start_side(0, "raftkv", "", 1 << 20, 1);
+    start_side(1, "raftkv", "", 1 << 20, 2);
+    stranger_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", peers[0].peer_port, &sa);
+    assert_int_equal(connect(stranger_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const uint8_t header[5] = {0x00, 0xe1, 0xf5, 0x05, 1}; /* 1e8 bytes, kind HELLO */
+    assert_int_equal(send(stranger_fd, header, sizeof header, 0), 5);
+    assert_true(run_until(stranger_closed, 10000));
+    close(stranger_fd);
+    assert_true(run_until(both_connected, 10000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +380,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(snapshot_streams_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_of_missing_file_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_resume_skips_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(stranger_with_huge_frame_closed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
