@@ -166,7 +166,26 @@ int storage_open(const char *dir, vfs *v, const storage_opts *opts, storage **ou
     else
         storage_opts_default(&st->opts);
     int rc = v->mkdir(v, dir);
-    if (rc != 0 && rc != -EEXIST) {
+    if (rc == 0) {
+        /* A new directory's own name must be durable too, or a power loss could take the whole
+         * log with it after we acknowledged writes into it. */
+        char parent[1024];
+        const char *slash = strrchr(dir, '/');
+        if (slash == NULL)
+            snprintf(parent, sizeof parent, ".");
+        else if (slash == dir)
+            snprintf(parent, sizeof parent, "/");
+        else
+            snprintf(parent, sizeof parent, "%.*s", (int)(slash - dir), dir);
+        rc = v->sync_dir(v, parent);
+        if (rc != 0) {
+            msg_set(loaded->errmsg, "storage: %s: fsync of the parent directory %s: %s", dir, parent,
+                    strerror(-rc));
+            free(st->dir);
+            free(st);
+            return STORAGE_EIO;
+        }
+    } else if (rc != -EEXIST) {
         msg_set(loaded->errmsg, "storage: %s: mkdir: %s", dir, strerror(-rc));
         free(st->dir);
         free(st);

@@ -274,8 +274,8 @@ static bool in_dir(const char *path, const char *dir)
 
 static bool dir_exists(const fault_fs *fs, const char *dir, size_t len)
 {
-    if (len == 0)
-        return true; /* relative names: the current directory */
+    if (len == 0 || (len == 1 && (dir[0] == '/' || dir[0] == '.')))
+        return true; /* the root and the current directory always exist */
     for (size_t i = 0; i < fs->n_dirs; i++)
         if (strlen(fs->dirs[i]) == len && strncmp(fs->dirs[i], dir, len) == 0)
             return true;

@@ -745,6 +745,7 @@ typedef struct replay {
     size_t *ends;   /* ends[i]: end of the records in segs[i] */
     size_t n_bufs;
     bool base_known;
+    bool base_is_marker; /* base set by a SNAPSHOT record, not inferred from the first entry */
 } replay;
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -820,7 +821,8 @@ static int replay_record(replay *rp, const char *name, size_t seg_idx, size_t po
         raft_index last = w->base + w->n_slots;
         if (w->n_slots == 0 && !rp->base_known) {
             w->base = rec.index - 1; /* first entry after a compaction */
-        } else if (rec.index != last + 1 && !(w->n_slots == 0 && rec.index > w->base)) {
+        } else if (rec.index != last + 1 && !(w->n_slots == 0 && w->base == 0)) {
+            /* (an empty log that never had a base takes any first index, as wal_append does) */
             msg_set(rp->errmsg, "wal: %s offset %zu: entry index %llu does not follow %llu: refusing to start",
                     name, pos, (unsigned long long)rec.index, (unsigned long long)last);
             return WAL_ECORRUPT;
@@ -850,13 +852,15 @@ static int replay_record(replay *rp, const char *name, size_t seg_idx, size_t po
     case WAL_REC_TRUNCATE:
         if (rec.index <= w->base + w->n_slots) {
             if (rec.index <= w->base) {
-                if (rp->base_known) {
-                    msg_set(rp->errmsg, "wal: %s offset %zu: truncate from %llu below the log start %llu: refusing to start",
-                            name, pos, (unsigned long long)rec.index, (unsigned long long)(w->base + 1));
+                if (rp->base_is_marker) {
+                    msg_set(rp->errmsg, "wal: %s offset %zu: truncate from %llu below the snapshot at %llu: refusing to start",
+                            name, pos, (unsigned long long)rec.index, (unsigned long long)w->base);
                     return WAL_ECORRUPT;
                 }
-                /* Its entries went with compacted segments. */
+                /* The log's start was only inferred from the first entry left after compaction:
+                 * the truncated entries below it went with the removed segments. */
                 drop_slots_from(w, 0);
+                w->base = rec.index - 1;
             } else {
                 drop_slots_from(w, (size_t)(rec.index - w->base - 1));
             }
@@ -867,6 +871,7 @@ static int replay_record(replay *rp, const char *name, size_t seg_idx, size_t po
         w->base = rec.index;
         w->base_term = rec.term;
         rp->base_known = true;
+        rp->base_is_marker = true;
         break;
     default:
         assert(0 && "record_valid accepted an unknown type");

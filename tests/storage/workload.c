@@ -8,7 +8,7 @@
 #include "vfs_fault.h"
 
 #define WL_DIR "/data"
-#define WL_MAX_INDEX 1024
+#define WL_MAX_INDEX 4096
 #define WL_MAX_OPS 300
 
 /* ---- contents ---- */
@@ -267,14 +267,46 @@ static const wl_step script_long[] = {
     SAVE(501, 520, 7, 500),
 };
 
+/* The long script: the fixed prefix above, then a generated tail of small group commits
+ * (1..7 entries) with a truncation every 9th step and a snapshot + compaction every 25th. */
+#define LONG_TAIL_STEPS 150
+static wl_step script_long_full[sizeof script_long / sizeof script_long[0] + 2 * LONG_TAIL_STEPS];
+
 static const wl_step *script_steps(wl_script script, size_t *n)
 {
-    if (script == WL_SCRIPT_LONG) {
-        *n = sizeof script_long / sizeof script_long[0];
-        return script_long;
+    if (script == WL_SCRIPT_SHORT) {
+        *n = sizeof script_short / sizeof script_short[0];
+        return script_short;
     }
-    *n = sizeof script_short / sizeof script_short[0];
-    return script_short;
+    size_t k = sizeof script_long / sizeof script_long[0];
+    memcpy(script_long_full, script_long, sizeof script_long);
+    raft_index last = 520;
+    raft_term term = 7;
+    static raft_term terms[WL_MAX_INDEX];
+    for (raft_index i = 501; i <= 520; i++)
+        terms[i] = 7;
+    for (size_t i = 1; i <= LONG_TAIL_STEPS; i++) {
+        wl_step step = {.kind = STEP_SAVE, .term = term, .hs = true};
+        if (i % 9 == 0) {
+            step.truncate_from = last - 2; /* above the commit index below */
+            step.term = ++term;
+            last -= 3;
+        }
+        step.from = last + 1;
+        step.to = last + 1 + i % 7;
+        last = step.to;
+        for (raft_index x = step.from; x <= step.to; x++)
+            terms[x] = step.term;
+        step.hard_state = (raft_hard_state){.term = step.term, .vote = 1, .commit = last - 10};
+        script_long_full[k++] = step;
+        if (i % 25 == 0) {
+            script_long_full[k++] = (wl_step){.kind = STEP_SNAPSHOT, .snapshot = last - 10,
+                                              .snap_term = terms[last - 10]};
+            script_long_full[k++] = (wl_step){.kind = STEP_COMPACT, .snapshot = last - 20};
+        }
+    }
+    *n = k;
+    return script_long_full;
 }
 
 static size_t step_ops(const wl_step *step, wl_op *ops)
