@@ -598,6 +598,28 @@ static void snapshotFsyncFailureIsPermanent(void **state)
     vfs_fault_free(v);
 }
 
+static void readErrorAtOpenIsReported(void **state)
+{
+    (void)state;
+    vfs *v = new_fs(21);
+    storage_loaded l;
+    storage *st = open_ok(v, &l);
+    storage_loaded_free(&l);
+    assert_int_equal(save_range(st, 1, 5, 1, 0), STORAGE_OK);
+    storage_close(st);
+    vfs_fault_fail_all(v, VFS_OP_PREAD, EIO);
+    storage_opts o = small_opts();
+    assert_int_equal(storage_open(DIR, v, &o, &st, &l), STORAGE_EIO);
+    assert_non_null(strstr(l.errmsg, "00000000000000000001.seg: read: Input/output error"));
+    /* Nothing was changed: once the disk reads again, everything is there. */
+    vfs_fault_fail_all(v, VFS_OP_PREAD, 0);
+    st = open_ok(v, &l);
+    assert_entries(&l, 1, 5, term1);
+    storage_loaded_free(&l);
+    storage_close(st);
+    vfs_fault_free(v);
+}
+
 static void shortWritesAreCompleted(void **state)
 {
     (void)state;
@@ -856,6 +878,7 @@ int main(void)
         cmocka_unit_test(fsyncFailureIsPermanent),
         cmocka_unit_test(enospcOnWriteIsPermanent),
         cmocka_unit_test(snapshotFsyncFailureIsPermanent),
+        cmocka_unit_test(readErrorAtOpenIsReported),
         cmocka_unit_test(shortWritesAreCompleted),
         cmocka_unit_test(unfinishedSegmentIsRemoved),
         cmocka_unit_test(badReadyIsRefusedWithoutFailing),
