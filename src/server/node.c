@@ -24,6 +24,9 @@
 #include "kv_cmd.h"
 #include "log.h"
 
+/* An idle leader with keys proposes a KV_OP_TICK this often (see sweep_cb). */
+#define IDLE_TICK_MS 10000
+
 const char *node_strerror(int rc)
 {
     switch (rc) {
@@ -230,7 +233,8 @@ int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx)
     }
     p->write_cb = cb;
     p->ctx = ctx;
-    p->deadline = uv_now(n->loop) + n->cfg.write_timeout_ms;
+    n->last_proposal_ms = uv_now(n->loop);
+    p->deadline = n->last_proposal_ms + n->cfg.write_timeout_ms;
     list_push(&n->writes, p);
     return NODE_OK;
 }
@@ -302,8 +306,21 @@ static void sweep_cb(uv_timer_t *timer)
             }
         }
     fire_all(n);
-    /* Let idle expired keys be reclaimed: bounded work per sweep. */
+    /* Let idle expired keys be reclaimed: bounded work per sweep. Replicas reclaim only what
+     * the APPLY clock says is expired (kv_store.h), and that clock advances only with entries:
+     * an idle leader proposes a TICK now and then so expired keys do not stay forever. */
     kv_expire_sweep(n->kv, 64);
+    kv_stats ks;
+    kv_get_stats(n->kv, &ks);
+    if (ks.keys > 0 && raft_get_role(n->r) == RAFT_LEADER &&
+        now - n->last_proposal_ms >= IDLE_TICK_MS) {
+        kv_cmd tick = {.op = KV_OP_TICK, .now_ms = node_now_ms(n)};
+        uint8_t buf[64];
+        long len = kv_cmd_encode(&tick, buf, sizeof buf);
+        if (len > 0 && raft_propose(n->r, RAFT_ENTRY_NORMAL, buf, (uint32_t)len, NULL, NULL) ==
+                           RAFT_OK)
+            n->last_proposal_ms = now;
+    }
 }
 
 /* ---- applying ------------------------------------------------------------------------------- */

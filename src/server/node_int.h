@@ -102,6 +102,7 @@ struct node {
 
     pending_list writes, reads, firing;
     uint64_t next_read_id;
+    uint64_t last_proposal_ms; /* uv_now of the last proposal (idle TICKs, see node.c) */
     uint8_t *enc_buf;
     size_t enc_cap;
 
