@@ -156,13 +156,21 @@ static void wal_log(const wal *w, const char *fmt, ...)
     w->opts.log(w->opts.log_ctx, line);
 }
 
-/* Marks the wal failed for good; returns WAL_EFATAL. */
-static int wal_fail(wal *w, const char *what, int err)
+static void seg_name(char out[SEG_NAME_LEN + 1], uint64_t seq);
+
+/* Marks the wal failed for good; returns WAL_EFATAL. file: what the failed call was about (a
+ * segment name, or NULL for the newest segment). */
+static int wal_fail(wal *w, const char *file, const char *what, int err)
 {
     if (!w->failed) {
+        char name[SEG_NAME_LEN + 1] = "";
+        if (file == NULL && w->n_segs > 0) {
+            seg_name(name, w->segs[w->n_segs - 1].seq);
+            file = name;
+        }
         w->failed = true;
-        msg_set(w->errmsg, "wal: %s failed: %s; the log is failed, stop the node (a failed %s is never retried)",
-                what, strerror(-err), err == -ENOSPC ? "write" : "fsync or write");
+        msg_set(w->errmsg, "wal: %s: %s failed: %s; the log is failed for good: stop the node (a failed write or fsync is never retried)",
+                file ? file : w->dir, what, strerror(-err));
     }
     return WAL_EFATAL;
 }
@@ -314,7 +322,7 @@ static int flush_buffer(wal *w)
         return 0;
     int rc = vfs_write_all(w->v, w->file, w->buf, w->buf_len, w->write_off);
     if (rc != 0)
-        return wal_fail(w, "write", rc);
+        return wal_fail(w, NULL, "write", rc);
     w->write_off += w->buf_len;
     w->stats.bytes_written += w->buf_len;
     w->buf_len = 0;
@@ -329,7 +337,7 @@ static int roll_segment(wal *w)
         if ((rc = flush_buffer(w)) != 0)
             return rc;
         if ((rc = w->v->fdatasync(w->v, w->file)) != 0)
-            return wal_fail(w, "fdatasync", rc);
+            return wal_fail(w, NULL, "fdatasync", rc);
         w->stats.syncs++;
         w->v->close(w->v, w->file);
         w->file = NULL;
@@ -345,7 +353,7 @@ static int roll_segment(wal *w)
     free(path);
     if (rc != 0) {
         w->file = NULL;
-        return wal_fail(w, "create segment", rc);
+        return wal_fail(w, name, "create", rc);
     }
     if ((rc = segs_push(w, seq, salt)) != 0)
         return rc;
@@ -370,13 +378,13 @@ static int roll_segment(wal *w)
     w->write_off = 0;
     /* Preallocate first so later fdatasyncs never have to flush a size change. */
     if ((rc = w->v->preallocate(w->v, w->file, 0, w->opts.segment_bytes)) != 0)
-        return wal_fail(w, "preallocate segment", rc);
+        return wal_fail(w, NULL, "preallocate", rc);
     if ((rc = flush_buffer(w)) != 0)
         return rc;
     if ((rc = w->v->fsync(w->v, w->file)) != 0)
-        return wal_fail(w, "fsync new segment", rc);
+        return wal_fail(w, NULL, "fsync", rc);
     if ((rc = w->v->sync_dir(w->v, w->dir)) != 0)
-        return wal_fail(w, "fsync directory", rc);
+        return wal_fail(w, w->dir, "fsync of the directory", rc);
     w->stats.syncs += 2;
     w->stats.segments_created++;
     return 0;
@@ -525,7 +533,7 @@ int wal_sync(wal *w)
     if ((rc = flush_buffer(w)) != 0)
         return rc;
     if ((rc = w->v->fdatasync(w->v, w->file)) != 0)
-        return wal_fail(w, "fdatasync", rc);
+        return wal_fail(w, NULL, "fdatasync", rc);
     w->stats.syncs++;
     return WAL_OK;
 }
@@ -549,12 +557,12 @@ int wal_compact(wal *w, raft_index index)
         rc = w->v->unlink(w->v, path);
         free(path);
         if (rc != 0 && rc != -ENOENT)
-            return wal_fail(w, "unlink segment", rc);
+            return wal_fail(w, name, "unlink", rc);
         w->stats.segments_removed++;
     }
     /* Not needed for safety (replay accepts the older segments), but frees the names for good. */
     if ((rc = w->v->sync_dir(w->v, w->dir)) != 0)
-        return wal_fail(w, "fsync directory", rc);
+        return wal_fail(w, w->dir, "fsync of the directory", rc);
     uint64_t first_kept = w->segs[removed].seq;
     memmove(w->segs, w->segs + removed, (w->n_segs - removed) * sizeof *w->segs);
     w->n_segs -= removed;
