@@ -796,6 +796,9 @@ static conn *conn_new(transport *t)
     c->t = t;
     uv_tcp_init(t->loop, &c->tcp);
     uv_tcp_nodelay(&c->tcp, 1);
+    /* A peer behind a partition sends no FIN: keepalive ends such a connection, so the redial
+     * starts and the bounded queue stops filling with frames that cannot go anywhere. */
+    uv_tcp_keepalive(&c->tcp, 1, 10);
     c->tcp.data = c;
     c->opened_ms = uv_now(t->loop);
     t->open_handles++;
