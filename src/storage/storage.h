@@ -28,7 +28,8 @@
  * every later one return STORAGE_EFATAL; storage_errmsg() says why. Stop the node; never retry.
  *
  * OWNERSHIP. storage_open's *st is freed by storage_close; *loaded by storage_loaded_free (it does
- * not depend on st). The vfs must outlive st.
+ * not depend on st, but its entries may point into read-only mappings of the segment files: free
+ * it once raft_new has copied them). The vfs must outlive st and loaded.
  *
  * THREADS. One thread at a time per storage object (the loop thread). A snapshot may be produced
  * on another thread with snap_writer_begin(storage_dir(st), vfs, ...) / snap_writer_write over

@@ -86,7 +86,8 @@ typedef struct wal_record {
     raft_hard_state hard_state; /* WAL_REC_HARD_STATE */
 } wal_record;
 
-/* What wal_open read back. entries is the live log after replay: contiguous, ascending. */
+/* What wal_open read back. entries is the live log after replay: contiguous, ascending; their data
+ * points into the segments as read (read-only mappings when the vfs can map). */
 typedef struct wal_loaded {
     raft_hard_state hard_state;
     raft_index base_index; /* last SNAPSHOT record (0 if none): entries start after it */
