@@ -144,7 +144,10 @@ const char *raft_msg_type_name(int type);
  *   *VOTE_RESP       reject = vote refused
  *   HEARTBEAT        commit = min(leader commit, follower match); context = read confirmation seq
  *   HEARTBEAT_RESP   context = echo
- *   SNAPSHOT         snapshot = what to install (the bytes travel beside the message)
+ *   SNAPSHOT         snapshot = what to install (the bytes travel beside the message). The meta
+ *                    may name a snapshot this leader itself received and has not installed yet:
+ *                    the transport must keep incoming snapshot bytes until they are installed, and
+ *                    call raft_report_snapshot_failed when it cannot find them.
  *   READ_INDEX       context = the follower's request id
  *   READ_INDEX_RESP  context = echo, index = read index; reject = 1 if the leader refused
  */
@@ -252,6 +255,8 @@ typedef struct raft raft;
  * with raft_free); on failure nothing is allocated. RAFT_EINVAL: bad config; RAFT_ECORRUPT:
  * inconsistent restore state. */
 int raft_new(const raft_config *cfg, const raft_restore *restore, raft **out);
+/* Frees the core. A Ready still outstanding must be given to raft_advance first (to discard a
+ * crashed node: its effects are moot, but that is what frees the Ready's storage). */
 void raft_free(raft *r);
 
 /* Feeds one message addressed to this node. Messages from unknown nodes or of unknown type are
@@ -271,7 +276,8 @@ int raft_propose(raft *r, uint8_t type, const void *data, uint32_t len, raft_ind
  * change, lost message): callers time out. RAFT_ENOLEADER: a follower knows no leader. */
 int raft_read_index(raft *r, uint64_t request_id);
 
-/* The caller holds a snapshot of the state machine at `index` (<= applied). The core forgets
+/* The caller holds a snapshot of the state machine at `index`, which its state machine has applied
+ * (so index <= raft_applied_index(r), else RAFT_EINVAL). The core forgets
  * entries up to index - trailing, keeping `trailing` so slow followers catch up from the log. */
 int raft_compact(raft *r, raft_index index, raft_index trailing);
 
