@@ -13,8 +13,14 @@ target_include_directories(raftkvd_config PUBLIC ${RAFTKVD_DIR})
 target_link_libraries(raftkvd_config PUBLIC raftcore raftkv_kv PkgConfig::RAFTKVD_CJSON m)
 target_compile_options(raftkvd_config PRIVATE ${RAFTKV_STRICT_FLAGS})
 
-add_library(raftkvd_core STATIC ${RAFTKVD_DIR}/log.c ${RAFTKVD_DIR}/disk.c
-            ${RAFTKVD_DIR}/transport.c ${RAFTKVD_DIR}/node.c ${RAFTKVD_DIR}/node_snap.c)
+add_library(raftkvd_core STATIC
+            ${RAFTKVD_DIR}/log.c
+            ${RAFTKVD_DIR}/disk.c
+            ${RAFTKVD_DIR}/transport.c
+            ${RAFTKVD_DIR}/transport_handshake.c
+            ${RAFTKVD_DIR}/transport_snap.c
+            ${RAFTKVD_DIR}/node.c
+            ${RAFTKVD_DIR}/node_snap.c)
 target_include_directories(raftkvd_core PUBLIC ${RAFTKVD_DIR})
 target_link_libraries(raftkvd_core PUBLIC raftkvd_config raftcore raftstorage raftkv_kv
                       PkgConfig::RAFTKVD_UV PkgConfig::RAFTKVD_SODIUM)

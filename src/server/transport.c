@@ -1,113 +1,18 @@
 /*
  * transport.c -- peer connections over libuv TCP (the design and frame formats are in
- * transport.h). Layout: frame helpers, writes and queues, snapshot streams, the handshake, reads,
- * outbound dialing with backoff, inbound accepting, start/close.
+ * transport.h; the handshake and snapshot streams have their own files, see transport_int.h).
+ * Layout: handles, writes and queues, sending, teardown, reads, outbound dialing with backoff,
+ * inbound accepting, start/close.
  */
-#include "transport.h"
-
 #include <netdb.h>
-#include <stdarg.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "raft_codec.h"
-#include "snap.h"
-#include "vfs.h"
+#include "transport_int.h"
 
-#define FRAME_HEADER 5
-#define FRAME_MAX (256u * 1024 * 1024) /* larger frames are a protocol error: close */
-#define MAGIC 0x31564b52u              /* "RKV1" little-endian */
-#define PROTO_VERSION 1
-#define NONCE_BYTES 32
-#define MAC_BYTES crypto_auth_hmacsha256_BYTES
-#define BACKOFF_MIN_MS 50
-#define BACKOFF_MAX_MS 2000
-#define READ_CHUNK (64 * 1024)
-#define HANDSHAKE_FRAME_MAX 4096
-#define MAX_HANDSHAKING 64 /* inbound connections still in their handshake */
-
-enum { F_HELLO = 1, F_WELCOME = 2, F_AUTH = 3, F_REFUSE = 4, F_MSG = 5, F_SNAP = 6,
-       F_SNAP_RESUME = 7 };
-enum { C_HELLO_WAIT, C_AUTH_WAIT, C_WELCOME_WAIT, C_READY };
-
-typedef struct peer_out peer_out;
-
-typedef struct conn {
-    uv_tcp_t tcp; /* first: the handle's address is the conn's */
-    transport *t;
-    peer_out *out; /* NULL for an inbound connection */
-    struct conn *next; /* inbound list */
-    int state;
-    bool closing, paused;
-    raft_id peer_id; /* inbound: from its HELLO */
-    uint8_t nonce_c[NONCE_BYTES], nonce_s[NONCE_BYTES];
-    uint8_t *rbuf;
-    size_t rlen, rcap;
-    uint64_t opened_ms;
-    char addr[64];
-} conn;
-
-struct peer_out {
-    transport *t;
-    node_peer addr;
-    conn *c;  /* current outbound connection, NULL between attempts */
-    uv_timer_t retry;
-    uint64_t backoff_ms;
-    bool reported_down; /* "unreachable" logged once per outage */
-    bool was_up;
-    uv_buf_t *batch;    /* frames not yet handed to uv_write */
-    size_t n_batch, cap_batch;
-    uint64_t queued;    /* bytes in batch + bytes in flight */
-    /* The snapshot being streamed (reader != NULL). */
-    snap_reader *snap;
-    uint8_t *snap_msg;
-    size_t snap_msg_len;
-    uint64_t snap_offset, snap_total;
-    raft_index snap_index;
-    raft_term snap_term;
-    bool snap_started;
-};
-
-struct transport {
-    uv_loop_t *loop;
-    transport_config cfg;
-    node_peer peers[RAFT_MAX_NODES];
-    char cluster_id[128];
-    char secret[256];
-    size_t secret_len;
-    transport_cbs cbs;
-    uv_tcp_t listener;
-    uv_timer_t sweep;
-    peer_out outs[RAFT_MAX_NODES];
-    uint32_t n_outs;
-    conn *inbound;
-    transport_stats stats;
-    bool closing;
-    bool warned_handshaking; /* the MAX_HANDSHAKING refusal is logged once per burst */
-    int open_handles;
-};
-
-/* ---- little-endian helpers ------------------------------------------------------------------ */
-
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint8_t *frame_new(uint8_t kind, size_t payload)
+uint8_t *tp_frame_new(uint8_t kind, size_t payload)
 {
     uint8_t *f = malloc(FRAME_HEADER + payload);
     if (f != NULL) {
@@ -155,8 +60,6 @@ typedef struct wreq {
     uv_buf_t bufs[];
 } wreq;
 
-static void snap_pump(peer_out *p);
-
 static void write_cb(uv_write_t *req, int status)
 {
     wreq *w = (wreq *)req;
@@ -167,7 +70,7 @@ static void write_cb(uv_write_t *req, int status)
     if (p != NULL) {
         p->queued -= w->bytes;
         if (p->snap != NULL && !p->t->closing)
-            snap_pump(p);
+            tp_snap_pump(p);
     }
     free(w);
 }
@@ -193,14 +96,14 @@ fail:
 }
 
 /* A single frame straight to a connection (handshake). Takes ownership of frame. */
-static void send_frame(conn *c, uint8_t *frame)
+void tp_send_frame(conn *c, uint8_t *frame)
 {
     size_t len = FRAME_HEADER + get32(frame);
     uv_buf_t buf = uv_buf_init((char *)frame, (unsigned)len);
     conn_write(c, NULL, &buf, 1, 0);
 }
 
-static void flush_peer(peer_out *p)
+void tp_flush_peer(peer_out *p)
 {
     if (p->n_batch == 0)
         return;
@@ -219,7 +122,7 @@ static void flush_peer(peer_out *p)
 }
 
 /* Adds a frame to p's batch if the queue bound allows; takes ownership of frame. */
-static bool enqueue(peer_out *p, uint8_t *frame)
+bool tp_enqueue(peer_out *p, uint8_t *frame)
 {
     size_t len = FRAME_HEADER + get32(frame);
     bool ready = p->c != NULL && p->c->state == C_READY && !p->c->closing;
@@ -240,11 +143,11 @@ static bool enqueue(peer_out *p, uint8_t *frame)
     p->batch[p->n_batch++] = uv_buf_init((char *)frame, (unsigned)len);
     p->queued += len;
     if (p->n_batch >= 1024) /* keep one writev within IOV_MAX */
-        flush_peer(p);
+        tp_flush_peer(p);
     return true;
 }
 
-static peer_out *find_out(transport *t, raft_id id)
+peer_out *tp_find_out(transport *t, raft_id id)
 {
     for (uint32_t i = 0; i < t->n_outs; i++)
         if (t->outs[i].addr.id == id)
@@ -252,115 +155,9 @@ static peer_out *find_out(transport *t, raft_id id)
     return NULL;
 }
 
-/* ---- snapshot streams ----------------------------------------------------------------------- */
-
-static void snap_end(peer_out *p, bool failed)
-{
-    if (p->snap == NULL)
-        return;
-    snap_reader_close(p->snap);
-    p->snap = NULL;
-    free(p->snap_msg);
-    p->snap_msg = NULL;
-    if (failed) {
-        log_printf("snapshot to peer %llu: stopped at %llu of %llu bytes",
-                   (unsigned long long)p->addr.id, (unsigned long long)p->snap_offset,
-                   (unsigned long long)p->snap_total);
-        if (!p->t->closing && p->t->cbs.on_snap_failed != NULL)
-            p->t->cbs.on_snap_failed(p->t->cbs.ctx, p->addr.id);
-    } else {
-        p->t->stats.snapshots_sent++;
-        log_printf("snapshot to peer %llu: sent %llu bytes", (unsigned long long)p->addr.id,
-                   (unsigned long long)p->snap_total);
-    }
-}
-
-static void snap_pump(peer_out *p)
-{
-    transport *t = p->t;
-    bool sent = false;
-    /* At most two chunks queued: heartbeats and appends share the connection and must not wait
-     * behind megabytes of snapshot, and the loop thread reads one chunk at a time. */
-    uint64_t limit = 2 * t->cfg.chunk_bytes < t->cfg.queue_bytes ? 2 * t->cfg.chunk_bytes
-                                                                  : t->cfg.queue_bytes;
-    while (p->snap != NULL && (p->queued == 0 || p->queued < limit)) {
-        if (p->c == NULL || p->c->state != C_READY) {
-            snap_end(p, true);
-            return;
-        }
-        uint64_t left = p->snap_total - p->snap_offset;
-        size_t n = left < t->cfg.chunk_bytes ? (size_t)left : (size_t)t->cfg.chunk_bytes;
-        size_t payload = 20 + p->snap_msg_len + n;
-        uint8_t *f = frame_new(F_SNAP, payload);
-        if (f == NULL) {
-            snap_end(p, true);
-            return;
-        }
-        uint8_t *q = f + FRAME_HEADER;
-        put64(q, p->snap_offset);
-        put64(q + 8, p->snap_total);
-        put32(q + 16, (uint32_t)p->snap_msg_len);
-        memcpy(q + 20, p->snap_msg, p->snap_msg_len);
-        size_t got = 0;
-        /* The read is a pread of at most chunk_bytes, usually from the page cache. */
-        if (n > 0 && (snap_reader_read(p->snap, p->snap_offset, q + 20 + p->snap_msg_len, n,
-                                       &got) != SNAP_OK || got != n)) {
-            free(f);
-            snap_end(p, true);
-            return;
-        }
-        if (!enqueue(p, f)) {
-            snap_end(p, true);
-            return;
-        }
-        sent = true;
-        p->snap_offset += n;
-        p->snap_started = true;
-        if (p->snap_offset == p->snap_total)
-            snap_end(p, false);
-    }
-    if (sent)
-        flush_peer(p);
-}
-
-static void snap_start(peer_out *p, const raft_msg *msg, const uint8_t *enc, size_t enc_len)
-{
-    transport *t = p->t;
-    snap_end(p, true); /* a newer snapshot replaces one in flight */
-    char err[SNAP_ERRMSG_SIZE] = "";
-    snap_reader *r;
-    if (snap_reader_open(t->cfg.snapshot_dir, vfs_posix(), msg->snapshot.index, &r, err) !=
-        SNAP_OK) {
-        log_printf("snapshot to peer %llu: cannot open snapshot %llu: %s",
-                   (unsigned long long)p->addr.id, (unsigned long long)msg->snapshot.index, err);
-        if (t->cbs.on_snap_failed != NULL)
-            t->cbs.on_snap_failed(t->cbs.ctx, p->addr.id);
-        return;
-    }
-    p->snap_msg = malloc(enc_len);
-    if (p->snap_msg == NULL) {
-        snap_reader_close(r);
-        if (t->cbs.on_snap_failed != NULL)
-            t->cbs.on_snap_failed(t->cbs.ctx, p->addr.id);
-        return;
-    }
-    memcpy(p->snap_msg, enc, enc_len);
-    p->snap_msg_len = enc_len;
-    p->snap = r;
-    p->snap_offset = 0;
-    p->snap_total = snap_reader_size(r);
-    p->snap_index = msg->snapshot.index;
-    p->snap_term = msg->snapshot.term;
-    p->snap_started = false;
-    log_printf("snapshot to peer %llu: sending index %llu term %llu, %llu bytes",
-               (unsigned long long)p->addr.id, (unsigned long long)msg->snapshot.index,
-               (unsigned long long)msg->snapshot.term, (unsigned long long)p->snap_total);
-    snap_pump(p);
-}
-
 void transport_send(transport *t, const raft_msg *msg)
 {
-    peer_out *p = find_out(t, msg->to);
+    peer_out *p = tp_find_out(t, msg->to);
     if (p == NULL || t->closing) {
         t->stats.msgs_dropped++;
         return;
@@ -370,7 +167,7 @@ void transport_send(transport *t, const raft_msg *msg)
         t->stats.msgs_dropped++;
         return;
     }
-    uint8_t *f = frame_new(F_MSG, size);
+    uint8_t *f = tp_frame_new(F_MSG, size);
     if (f == NULL || raft_codec_msg_encode(msg, f + FRAME_HEADER, size, NULL) != RAFT_OK) {
         free(f);
         t->stats.msgs_dropped++;
@@ -379,13 +176,13 @@ void transport_send(transport *t, const raft_msg *msg)
     if (msg->type == RAFT_MSG_SNAPSHOT) {
         bool ready = p->c != NULL && p->c->state == C_READY;
         if (ready)
-            snap_start(p, msg, f + FRAME_HEADER, size);
+            tp_snap_start(p, msg, f + FRAME_HEADER, size);
         else if (t->cbs.on_snap_failed != NULL)
             t->cbs.on_snap_failed(t->cbs.ctx, p->addr.id);
         free(f);
         return;
     }
-    if (enqueue(p, f))
+    if (tp_enqueue(p, f))
         t->stats.msgs_sent++;
     else
         t->stats.msgs_dropped++;
@@ -394,14 +191,14 @@ void transport_send(transport *t, const raft_msg *msg)
 void transport_flush(transport *t)
 {
     for (uint32_t i = 0; i < t->n_outs; i++)
-        flush_peer(&t->outs[i]);
+        tp_flush_peer(&t->outs[i]);
 }
 
 /* ---- connection teardown -------------------------------------------------------------------- */
 
 static void schedule_retry(peer_out *p);
 
-static void conn_close(conn *c, const char *why)
+void tp_conn_close(conn *c, const char *why)
 {
     if (c->closing)
         return;
@@ -413,8 +210,8 @@ static void conn_close(conn *c, const char *why)
             log_printf("peer %llu: disconnected (outbound %s): %s", (unsigned long long)p->addr.id,
                        c->addr, why);
         p->c = NULL;
-        flush_peer(p); /* drops the batch: nothing is ready to carry it */
-        snap_end(p, true);
+        tp_flush_peer(p); /* drops the batch: nothing is ready to carry it */
+        tp_snap_end(p, true);
         if (!t->closing)
             schedule_retry(p);
     } else {
@@ -430,188 +227,6 @@ static void conn_close(conn *c, const char *why)
     uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
 }
 
-static void refuse(conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void refuse(conn *c, const char *fmt, ...)
-{
-    char reason[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    c->t->stats.handshakes_refused++;
-    log_printf("handshake refused: inbound from %s: %s", c->addr, reason);
-    size_t n = strlen(reason);
-    uint8_t *f = frame_new(F_REFUSE, n);
-    if (f != NULL) {
-        memcpy(f + FRAME_HEADER, reason, n);
-        send_frame(c, f);
-    }
-    conn_close(c, NULL);
-}
-
-/* ---- handshake ------------------------------------------------------------------------------ */
-
-static bool has_secret(const transport *t)
-{
-    return t->secret_len > 0;
-}
-
-static void compute_mac(const transport *t, const char *label, raft_id from, raft_id to,
-                        const uint8_t *nonce_c, const uint8_t *nonce_s, uint8_t *mac)
-{
-    if (!has_secret(t)) {
-        memset(mac, 0, MAC_BYTES);
-        return;
-    }
-    crypto_auth_hmacsha256_state st;
-    uint8_t ids[16];
-    put64(ids, from);
-    put64(ids + 8, to);
-    crypto_auth_hmacsha256_init(&st, (const uint8_t *)t->secret, t->secret_len);
-    crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, 8);
-    crypto_auth_hmacsha256_update(&st, (const uint8_t *)t->cluster_id, strlen(t->cluster_id));
-    crypto_auth_hmacsha256_update(&st, ids, sizeof ids);
-    crypto_auth_hmacsha256_update(&st, nonce_c, NONCE_BYTES);
-    crypto_auth_hmacsha256_update(&st, nonce_s, NONCE_BYTES);
-    crypto_auth_hmacsha256_final(&st, mac);
-}
-
-static void send_hello(conn *c)
-{
-    transport *t = c->t;
-    size_t cid = strlen(t->cluster_id);
-    size_t payload = 4 + 2 + 1 + 8 + 8 + NONCE_BYTES + 2 + cid;
-    uint8_t *f = frame_new(F_HELLO, payload);
-    if (f == NULL) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    uint8_t *q = f + FRAME_HEADER;
-    randombytes_buf(c->nonce_c, NONCE_BYTES);
-    put32(q, MAGIC);
-    put16(q + 4, PROTO_VERSION);
-    q[6] = has_secret(t) ? 1 : 0;
-    put64(q + 7, t->cfg.self);
-    put64(q + 15, c->out->addr.id);
-    memcpy(q + 23, c->nonce_c, NONCE_BYTES);
-    put16(q + 23 + NONCE_BYTES, (uint16_t)cid);
-    memcpy(q + 25 + NONCE_BYTES, t->cluster_id, cid);
-    send_frame(c, f);
-    c->state = C_WELCOME_WAIT;
-}
-
-static bool known_peer(const transport *t, raft_id id)
-{
-    for (uint32_t i = 0; i < t->cfg.n_peers; i++)
-        if (t->peers[i].id == id)
-            return true;
-    return false;
-}
-
-static void on_hello(conn *c, const uint8_t *q, size_t len)
-{
-    transport *t = c->t;
-    if (len < 25 + NONCE_BYTES || get32(q) != MAGIC) {
-        refuse(c, "not a raftkv peer (bad hello)");
-        return;
-    }
-    if (get16(q + 4) != PROTO_VERSION) {
-        refuse(c, "protocol version %u, this node speaks %u", get16(q + 4), PROTO_VERSION);
-        return;
-    }
-    bool secret = q[6] & 1;
-    raft_id from = get64(q + 7), to = get64(q + 15);
-    size_t cid = get16(q + 23 + NONCE_BYTES);
-    if (25 + NONCE_BYTES + cid != len) {
-        refuse(c, "malformed hello");
-        return;
-    }
-    const char *their_cid = (const char *)q + 25 + NONCE_BYTES;
-    if (cid != strlen(t->cluster_id) || memcmp(their_cid, t->cluster_id, cid) != 0) {
-        refuse(c, "node %llu is in cluster \"%.*s\", this is cluster \"%s\"",
-               (unsigned long long)from, (int)(cid > 64 ? 64 : cid), their_cid, t->cluster_id);
-        return;
-    }
-    if (to != t->cfg.self) {
-        refuse(c, "node %llu dialed node %llu, this is node %llu", (unsigned long long)from,
-               (unsigned long long)to, (unsigned long long)t->cfg.self);
-        return;
-    }
-    if (from == t->cfg.self || !known_peer(t, from)) {
-        refuse(c, "node id %llu is not a peer in this cluster's peers file",
-               (unsigned long long)from);
-        return;
-    }
-    if (secret != has_secret(t)) {
-        refuse(c, "node %llu %s a cluster_secret, this node %s", (unsigned long long)from,
-               secret ? "has" : "has no", has_secret(t) ? "has one" : "has none");
-        return;
-    }
-    c->peer_id = from;
-    memcpy(c->nonce_c, q + 23, NONCE_BYTES);
-    randombytes_buf(c->nonce_s, NONCE_BYTES);
-    uint8_t *f = frame_new(F_WELCOME, 8 + NONCE_BYTES + MAC_BYTES);
-    if (f == NULL) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    put64(f + FRAME_HEADER, t->cfg.self);
-    memcpy(f + FRAME_HEADER + 8, c->nonce_s, NONCE_BYTES);
-    compute_mac(t, "raftkv-s", from, t->cfg.self, c->nonce_c, c->nonce_s,
-                f + FRAME_HEADER + 8 + NONCE_BYTES);
-    send_frame(c, f);
-    c->state = C_AUTH_WAIT;
-}
-
-static void on_welcome(conn *c, const uint8_t *q, size_t len)
-{
-    transport *t = c->t;
-    peer_out *p = c->out;
-    if (len != 8 + NONCE_BYTES + MAC_BYTES || get64(q) != p->addr.id) {
-        t->stats.handshakes_refused++;
-        log_printf("handshake refused: peer %llu at %s answered as node %llu",
-                   (unsigned long long)p->addr.id, c->addr,
-                   (unsigned long long)(len >= 8 ? get64(q) : 0));
-        conn_close(c, NULL);
-        return;
-    }
-    memcpy(c->nonce_s, q + 8, NONCE_BYTES);
-    uint8_t mac[MAC_BYTES];
-    compute_mac(t, "raftkv-s", t->cfg.self, p->addr.id, c->nonce_c, c->nonce_s, mac);
-    if (has_secret(t) && crypto_verify_32(mac, q + 8 + NONCE_BYTES) != 0) {
-        t->stats.handshakes_refused++;
-        log_printf("handshake refused: peer %llu at %s does not hold our cluster_secret",
-                   (unsigned long long)p->addr.id, c->addr);
-        conn_close(c, NULL);
-        return;
-    }
-    uint8_t *f = frame_new(F_AUTH, MAC_BYTES);
-    if (f == NULL) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    compute_mac(t, "raftkv-c", t->cfg.self, p->addr.id, c->nonce_c, c->nonce_s, f + FRAME_HEADER);
-    send_frame(c, f);
-    c->state = C_READY;
-    p->backoff_ms = 0;
-    p->reported_down = false;
-    p->was_up = true;
-    log_printf("peer %llu: connected (outbound %s)", (unsigned long long)p->addr.id, c->addr);
-}
-
-static void on_auth(conn *c, const uint8_t *q, size_t len)
-{
-    transport *t = c->t;
-    uint8_t mac[MAC_BYTES];
-    compute_mac(t, "raftkv-c", c->peer_id, t->cfg.self, c->nonce_c, c->nonce_s, mac);
-    if (len != MAC_BYTES || (has_secret(t) && crypto_verify_32(mac, q) != 0)) {
-        refuse(c, "node %llu does not hold our cluster_secret", (unsigned long long)c->peer_id);
-        return;
-    }
-    c->state = C_READY;
-    log_printf("peer %llu: connected (inbound from %s)", (unsigned long long)c->peer_id, c->addr);
-}
-
 /* ---- reads ---------------------------------------------------------------------------------- */
 
 static void on_msg_frame(conn *c, const uint8_t *q, size_t len)
@@ -622,7 +237,7 @@ static void on_msg_frame(conn *c, const uint8_t *q, size_t len)
     if (raft_codec_msg_decode(q, len, &m, err, sizeof err) != RAFT_OK) {
         log_printf("peer %llu: undecodable message (%s): closing", (unsigned long long)c->peer_id,
                    err);
-        conn_close(c, NULL);
+        tp_conn_close(c, NULL);
         return;
     }
     if (m.from != c->peer_id || m.to != t->cfg.self) {
@@ -636,95 +251,33 @@ static void on_msg_frame(conn *c, const uint8_t *q, size_t len)
     raft_codec_msg_release(&m);
 }
 
-static void on_snap_frame(conn *c, const uint8_t *q, size_t len)
-{
-    transport *t = c->t;
-    raft_msg m;
-    char err[160];
-    size_t mlen = len >= 20 ? get32(q + 16) : 0;
-    if (len < 20 || mlen > len - 20 ||
-        raft_codec_msg_decode(q + 20, mlen, &m, err, sizeof err) != RAFT_OK ||
-        m.type != RAFT_MSG_SNAPSHOT || m.from != c->peer_id || m.to != t->cfg.self) {
-        log_printf("peer %llu: malformed snapshot chunk: closing", (unsigned long long)c->peer_id);
-        conn_close(c, NULL);
-        return;
-    }
-    uint64_t offset = get64(q), total = get64(q + 8);
-    size_t n = len - 20 - mlen;
-    if (offset > total || n > total - offset) {
-        log_printf("peer %llu: snapshot chunk at %llu+%zu beyond its total %llu: closing",
-                   (unsigned long long)c->peer_id, (unsigned long long)offset, n,
-                   (unsigned long long)total);
-        raft_codec_msg_release(&m);
-        conn_close(c, NULL);
-        return;
-    }
-    t->cbs.on_snap_chunk(t->cbs.ctx, &m, offset, total, q + 20 + mlen, n);
-    raft_codec_msg_release(&m);
-}
-
-/* The receiver of our snapshot already has its first offset bytes. */
-static void on_snap_resume(conn *c, const uint8_t *q, size_t len)
-{
-    peer_out *p = find_out(c->t, c->peer_id);
-    if (len != 24 || p == NULL)
-        return;
-    raft_index index = get64(q);
-    raft_term term = get64(q + 8);
-    uint64_t offset = get64(q + 16);
-    if (p->snap == NULL || p->snap_index != index || p->snap_term != term ||
-        offset > p->snap_total || offset <= p->snap_offset)
-        return; /* finished, replaced, or we are already past it */
-    log_printf("snapshot to peer %llu: resuming at offset %llu of %llu",
-               (unsigned long long)p->addr.id, (unsigned long long)offset,
-               (unsigned long long)p->snap_total);
-    p->snap_offset = offset; /* at the total, the pump sends one empty chunk to finish on */
-    snap_pump(p);
-}
-
-void transport_snap_resume(transport *t, raft_id peer, raft_index index, raft_term term,
-                           uint64_t offset)
-{
-    peer_out *p = find_out(t, peer);
-    if (p == NULL)
-        return;
-    uint8_t *f = frame_new(F_SNAP_RESUME, 24);
-    if (f == NULL)
-        return;
-    put64(f + FRAME_HEADER, index);
-    put64(f + FRAME_HEADER + 8, term);
-    put64(f + FRAME_HEADER + 16, offset);
-    if (enqueue(p, f))
-        flush_peer(p);
-}
-
 static void on_frame(conn *c, uint8_t kind, const uint8_t *q, size_t len)
 {
     bool inbound = c->out == NULL;
     if (inbound && c->state == C_HELLO_WAIT && kind == F_HELLO)
-        on_hello(c, q, len);
+        tp_on_hello(c, q, len);
     else if (inbound && c->state == C_AUTH_WAIT && kind == F_AUTH)
-        on_auth(c, q, len);
+        tp_on_auth(c, q, len);
     else if (inbound && c->state == C_READY && kind == F_MSG)
         on_msg_frame(c, q, len);
     else if (inbound && c->state == C_READY && kind == F_SNAP)
-        on_snap_frame(c, q, len);
+        tp_on_snap_frame(c, q, len);
     else if (inbound && c->state == C_READY && kind == F_SNAP_RESUME)
-        on_snap_resume(c, q, len);
+        tp_on_snap_resume(c, q, len);
     else if (!inbound && c->state == C_WELCOME_WAIT && kind == F_WELCOME)
-        on_welcome(c, q, len);
+        tp_on_welcome(c, q, len);
     else if (!inbound && kind == F_REFUSE) {
         c->t->stats.handshakes_refused++;
         log_printf("handshake refused by peer %llu at %s: %.*s",
                    (unsigned long long)c->out->addr.id, c->addr, (int)(len > 200 ? 200 : len),
                    (const char *)q);
-        conn_close(c, NULL);
+        tp_conn_close(c, NULL);
     } else if (inbound && c->state != C_READY) {
-        refuse(c, "unexpected frame kind %u during the handshake", kind);
+        tp_refuse(c, "unexpected frame kind %u during the handshake", kind);
     } else {
         log_printf("peer %llu: unexpected frame kind %u: closing",
                    (unsigned long long)(inbound ? c->peer_id : c->out->addr.id), kind);
-        conn_close(c, NULL);
+        tp_conn_close(c, NULL);
     }
 }
 
@@ -755,7 +308,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn *c = (conn *)s;
     (void)buf;
     if (nread < 0) {
-        conn_close(c, nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
+        tp_conn_close(c, nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
         return;
     }
     c->rlen += (size_t)nread;
@@ -767,7 +320,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (len > max) {
             log_printf("connection %s: frame of %u bytes exceeds the %u limit: closing", c->addr,
                        len, max);
-            conn_close(c, NULL);
+            tp_conn_close(c, NULL);
             return;
         }
         if (c->rlen - at < FRAME_HEADER + (size_t)len)
@@ -818,11 +371,11 @@ static void connect_cb(uv_connect_t *req, int status)
                        (unsigned long long)p->addr.id, c->addr, uv_strerror(status));
             p->reported_down = true;
         }
-        conn_close(c, NULL);
+        tp_conn_close(c, NULL);
         return;
     }
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-    send_hello(c);
+    tp_send_hello(c);
 }
 
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out)
@@ -869,7 +422,7 @@ static void dial(peer_out *p)
     rc = uv_tcp_connect(req, &c->tcp, (const struct sockaddr *)&sa, connect_cb);
     if (rc != 0) {
         free(req);
-        conn_close(c, NULL);
+        tp_conn_close(c, NULL);
     }
 }
 
@@ -943,12 +496,12 @@ static void sweep_cb(uv_timer_t *timer)
     for (conn *c = t->inbound, *next; c != NULL; c = next) {
         next = c->next;
         if (c->state != C_READY && now - c->opened_ms > t->cfg.handshake_timeout_ms)
-            refuse(c, "no handshake within %u ms", t->cfg.handshake_timeout_ms);
+            tp_refuse(c, "no handshake within %u ms", t->cfg.handshake_timeout_ms);
     }
     for (uint32_t i = 0; i < t->n_outs; i++) {
         conn *c = t->outs[i].c;
         if (c != NULL && c->state != C_READY && now - c->opened_ms > t->cfg.handshake_timeout_ms)
-            conn_close(c, NULL);
+            tp_conn_close(c, NULL);
     }
 }
 
@@ -1065,12 +618,12 @@ void transport_close(transport *t)
     for (uint32_t i = 0; i < t->n_outs; i++) {
         peer_out *p = &t->outs[i];
         if (p->c != NULL)
-            conn_close(p->c, NULL);
-        snap_end(p, true);
+            tp_conn_close(p->c, NULL);
+        tp_snap_end(p, true);
         uv_close((uv_handle_t *)&p->retry, timer_closed_cb);
     }
     while (t->inbound != NULL)
-        conn_close(t->inbound, NULL);
+        tp_conn_close(t->inbound, NULL);
     t->open_handles--;
     maybe_free(t);
 }
