@@ -663,17 +663,17 @@ conn *conn_accept(conn_group *g, uv_stream_t *server, const conn_ops *ops, void 
 {
     if (g->closing) return NULL;
     if (g->count >= g->limits.max_conns) {
-        uv_tcp_t *tmp = malloc(sizeof *tmp);
-        if (tmp == NULL) return NULL;
-        uv_tcp_init(g->loop, tmp);
-        (void)uv_accept(server, (uv_stream_t *)tmp);
-        uv_close((uv_handle_t *)tmp, refuse_close_cb);
-        if (g->stats.refused++ % 1000 == 0) {
+        if (g->stats.refused++ % 1000 == 0) { /* first of each thousand: a flood stays readable */
             char line[160];
             snprintf(line, sizeof line, "%s: refused a connection: %u connections open, the limit "
                      "(max_conns) is %u", ops->name, g->count, g->limits.max_conns);
             group_log(g, line);
         }
+        uv_tcp_t *tmp = malloc(sizeof *tmp);
+        if (tmp == NULL) return NULL;
+        uv_tcp_init(g->loop, tmp);
+        (void)uv_accept(server, (uv_stream_t *)tmp);
+        uv_close((uv_handle_t *)tmp, refuse_close_cb);
         return NULL;
     }
     conn *c = calloc(1, sizeof *c);

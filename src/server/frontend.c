@@ -346,12 +346,13 @@ static void wait_tick(uv_timer_t *timer)
     uint64_t now = uv_now(fe->loop);
     bool leader_known = node_leader(fe->node, NULL);
     uint64_t gen = ++fe->wait_gen;
-    /* Requests re-queued by their retry carry the new generation and wait for the next tick. */
+    /* Requests re-queued here or by their retry carry the new generation: next tick. The deadline
+     * holds even when a leader is known, since a retry may find it unable to serve yet. */
     while (fe->wait_head && fe->wait_head->wait_gen < gen) {
         fe_req *req = fe->wait_head;
-        if (!leader_known && req->wait_deadline > now) break;
         wait_remove(fe, req);
-        if (!leader_known) fe_req_fail(req, FE_ERR_NO_LEADER);
+        if (req->wait_deadline <= now) fe_req_fail(req, FE_ERR_NO_LEADER);
+        else if (!leader_known) fe_req_wait_leader(req);
         else if (req->is_write) req->s->proto->retry(req);
         else start_barrier(req); /* its turn had come already: no need to check the order again */
     }
