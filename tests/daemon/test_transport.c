@@ -92,7 +92,7 @@ static uint16_t free_port(void)
 static int setup(void **state)
 {
     (void)state;
-    log_init(0, open("/dev/null", O_WRONLY));
+    log_init(0, getenv("TEST_LOG") ? 2 : open("/dev/null", O_WRONLY));
     uv_loop_init(&loop);
     memset(sides, 0, sizeof sides);
     for (int i = 0; i < 2; i++) {
@@ -163,20 +163,24 @@ static bool refused_twice(void)
 
 static uint64_t expected_msgs;
 
-static bool one_message(void)
-{
-    return sides[1].msgs >= 1;
-}
-
 static bool all_messages(void)
 {
     return sides[1].msgs >= expected_msgs;
 }
 
+static void connects_and_delivers_started(void);
+
 static void connects_and_delivers(const char *secret)
 {
     start_side(0, "raftkv", secret, 1 << 20, 1);
     start_side(1, "raftkv", secret, 1 << 20, 2);
+    connects_and_delivers_started();
+}
+
+/* Both sides started: they connect and a message from 1 reaches 2 intact. */
+static void connects_and_delivers_started(void)
+{
+    uint64_t before = sides[1].msgs;
     assert_true(run_until(both_connected, 10000));
     raft_entry e = {.term = 3, .index = 8, .type = RAFT_ENTRY_NORMAL, .len = 3,
                     .data = (const uint8_t *)"abc"};
@@ -184,8 +188,9 @@ static void connects_and_delivers(const char *secret)
                   .index = 7, .commit = 5, .n_entries = 1, .entries = &e};
     transport_send(sides[0].t, &m);
     transport_flush(sides[0].t);
-    assert_true(run_until(one_message, 10000));
-    assert_int_equal(sides[1].msgs, 1);
+    expected_msgs = before + 1;
+    assert_true(run_until(all_messages, 10000));
+    assert_int_equal(sides[1].msgs, before + 1);
     assert_int_equal(sides[1].last.type, RAFT_MSG_APPEND);
     assert_int_equal(sides[1].last.from, 1);
     assert_int_equal(sides[1].last.index, 7);
@@ -367,6 +372,101 @@ static void stranger_with_huge_frame_closed(void **state)
     assert_true(run_until(both_connected, 10000));
 }
 
+static uint64_t rng_state = 88172645463325252ull;
+
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static size_t put_frame(uint8_t *out, uint8_t kind, const uint8_t *payload, size_t len)
+{
+    out[0] = (uint8_t)len;
+    out[1] = (uint8_t)(len >> 8);
+    out[2] = (uint8_t)(len >> 16);
+    out[3] = (uint8_t)(len >> 24);
+    out[4] = kind;
+    memcpy(out + 5, payload, len);
+    return 5 + len;
+}
+
+/* A valid HELLO from node 2 to node 1 of cluster "raftkv" (no secret) then AUTH. */
+static size_t valid_handshake(uint8_t *out)
+{
+    uint8_t hello[64] = {0x52, 0x4b, 0x56, 0x31, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0,
+                         1, 0, 0, 0, 0, 0, 0, 0};
+    hello[23 + 32] = 6; /* cluster id length, then "raftkv" */
+    memcpy(hello + 25 + 32, "raftkv", 6);
+    uint8_t mac[32] = {0};
+    size_t n = put_frame(out, 1, hello, 25 + 32 + 6);
+    return n + put_frame(out + n, 3, mac, sizeof mac);
+}
+
+static void send_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) {
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                uv_run(&loop, UV_RUN_NOWAIT);
+                continue;
+            }
+            return; /* closed by the node: fine */
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Seeded garbage on 300 connections: random bytes, mutated handshakes, and random MSG / SNAP /
+ * SNAP_RESUME frames after a valid handshake. The node must survive (ASan/UBSan check the
+ * parsers), and the real peers must still connect and deliver. */
+static void garbage_never_breaks_the_transport(void **state)
+{
+    (void)state;
+    start_side(0, "raftkv", "", 1 << 20, 1);
+    start_side(1, "raftkv", "", 1 << 20, 2);
+    static uint8_t buf[1 << 16];
+    for (int round = 0; round < 300; round++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa;
+        uv_ip4_addr("127.0.0.1", peers[0].peer_port, &sa);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        size_t len = 0;
+        int mode = (int)(rng() % 3);
+        if (mode == 0) { /* random bytes */
+            len = rng() % 2048;
+            for (size_t i = 0; i < len; i++)
+                buf[i] = (uint8_t)rng();
+        } else { /* a handshake, mutated (mode 1) or followed by random frames (mode 2) */
+            len = valid_handshake(buf);
+            if (mode == 1) {
+                for (int flips = 1 + (int)(rng() % 4); flips > 0; flips--)
+                    buf[rng() % len] ^= (uint8_t)(1u << (rng() % 8));
+            } else {
+                for (int frames = 1 + (int)(rng() % 8); frames > 0; frames--) {
+                    uint8_t payload[512];
+                    size_t plen = rng() % sizeof payload;
+                    for (size_t i = 0; i < plen; i++)
+                        payload[i] = (uint8_t)rng();
+                    if (plen >= 8 && rng() % 2) /* a plausible codec version byte first */
+                        payload[0] = 1;
+                    len += put_frame(buf + len, (uint8_t)(5 + rng() % 3), payload, plen);
+                }
+            }
+        }
+        send_all(fd, buf, len);
+        for (int i = 0; i < 5; i++)
+            uv_run(&loop, UV_RUN_NOWAIT);
+        close(fd);
+    }
+    assert_true(run_until(both_connected, 10000));
+    connects_and_delivers_started();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +481,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(snapshot_of_missing_file_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_resume_skips_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(stranger_with_huge_frame_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(garbage_never_breaks_the_transport, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
