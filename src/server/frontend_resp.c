@@ -5,7 +5,8 @@
  * leader's RESP port (Redis clients do not follow redirects), whose reply line is relayed as is.
  * Reads (GET MGET EXISTS TTL, and DBSIZE) pass a read barrier on whichever node they reach. PING,
  * INFO (with a "# Raft" section from node_get_info), COMMAND (an empty array: enough for redis-cli)
- * and QUIT are answered at once.
+ * and QUIT are answered at once, and so are SELECT 0 and CLIENT SETNAME/SETINFO, which client
+ * libraries send when they connect.
  *
  * The command FWD_RESP_COMMAND ("RAFTKV.FORWARDED") marks the connection as another node's
  * forwarder: its writes are never forwarded again; on a node that is not the leader they get
@@ -223,6 +224,18 @@ static void dispatch(fe_session *s, const proto_resp_cmd *cmd)
     conn *c = s->c;
     if (equals_nocase(cmd->argv[0], FWD_RESP_COMMAND)) {
         s->forwarded = true;
+        conn_reply(c, "+OK\r\n", 5);
+        return;
+    }
+    /* What client libraries send on connect: one database (0), names accepted and ignored. */
+    if (equals_nocase(cmd->argv[0], "select") && cmd->argc == 2) {
+        bool zero = cmd->argv[1].len == 1 && cmd->argv[1].base[0] == '0';
+        const char *r = zero ? "+OK\r\n" : "-ERR DB index is out of range\r\n";
+        conn_reply(c, r, strlen(r));
+        return;
+    }
+    if (equals_nocase(cmd->argv[0], "client") && cmd->argc >= 2 &&
+        (equals_nocase(cmd->argv[1], "setname") || equals_nocase(cmd->argv[1], "setinfo"))) {
         conn_reply(c, "+OK\r\n", 5);
         return;
     }
