@@ -49,12 +49,23 @@ class Resp:
             return None if n < 0 else [self._reply() for _ in range(n)]
         raise ConnectionError("bad reply %r" % line)
 
-    def call(self, *args):
+    @staticmethod
+    def encode(args):
         out = [b"*%d\r\n" % len(args)]
         for a in args:
             a = a if isinstance(a, bytes) else str(a).encode()
             out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(out))
+        return b"".join(out)
+
+    def call(self, *args):
+        self.sock.sendall(self.encode(args))
+        return self._reply()
+
+    def send_many(self, commands):
+        """Pipelines commands (tuples of arguments); read the replies with reply()."""
+        self.sock.sendall(b"".join(self.encode(c) for c in commands))
+
+    def reply(self):
         return self._reply()
 
 

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -111,6 +112,30 @@ def write_keys(nodes, first, count, tag, stop_after=None):
         c.close()
 
 
+lock = threading.Lock()
+
+
+def pipelined_writer(worker, node):
+    """Sends 100 SETs of its own keys without waiting, then reads the 100 replies in order."""
+    try:
+        c = Resp(resp_port(node))
+        keys = ["p%d-%d" % (worker, i) for i in range(100)]
+        c.send_many([("SET", k, "v-" + k) for k in keys])
+        for k in keys:
+            try:
+                ok = c.reply() == "OK"
+            except RespError:
+                ok = False
+            with lock:
+                if ok:
+                    acked[k] = "v-" + k
+                else:
+                    unknown.setdefault(k, set()).add("v-" + k)
+        c.close()
+    except (OSError, ConnectionError):
+        pass
+
+
 def check_all(nodes, what):
     for i in nodes:
         c = Resp(resp_port(i))
@@ -169,7 +194,14 @@ def main():
             time.sleep(0.1)
         check_all([follower], "follower %d caught up through a snapshot" % follower)
 
-        # 3. kill -9 of every node, restart: nothing acknowledged is lost.
+        # 3. pipelined writers on every node (group commit), then kill -9 of every node and a
+        #    restart: nothing acknowledged is lost.
+        threads = [threading.Thread(target=pipelined_writer, args=(w, 1 + w % 3))
+                   for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=WAIT_S)
         for i in (1, 2, 3):
             procs[i].send_signal(signal.SIGKILL)
             procs[i].wait()
