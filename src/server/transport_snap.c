@@ -87,7 +87,17 @@ void tp_snap_pump(peer_out *p)
 void tp_snap_start(peer_out *p, const raft_msg *msg, const uint8_t *enc, size_t enc_len)
 {
     transport *t = p->t;
-    tp_snap_end(p, true); /* a newer snapshot replaces one in flight */
+    if (p->snap != NULL) {
+        /* The core asked for a newer snapshot: the old stream is superseded, not failed (a
+         * failure report now would knock the core out of its fresh snapshot state). */
+        log_printf("snapshot to peer %llu: index %llu superseded by %llu",
+                   (unsigned long long)p->addr.id, (unsigned long long)p->snap_index,
+                   (unsigned long long)msg->snapshot.index);
+        snap_reader_close(p->snap);
+        p->snap = NULL;
+        free(p->snap_msg);
+        p->snap_msg = NULL;
+    }
     char err[SNAP_ERRMSG_SIZE] = "";
     snap_reader *r;
     if (snap_reader_open(t->cfg.snapshot_dir, vfs_posix(), msg->snapshot.index, &r, err) !=
