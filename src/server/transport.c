@@ -218,6 +218,14 @@ void tp_conn_close(conn *c, const char *why)
         if (c->state == C_READY && why != NULL)
             log_printf("peer %llu: disconnected (inbound from %s): %s",
                        (unsigned long long)c->peer_id, c->addr, why);
+        if (c->state == C_AUTH_WAIT && why != NULL) {
+            /* The dialer checked our WELCOME and hung up: it refused us. */
+            char key[64];
+            snprintf(key, sizeof key, "hung up %llu", (unsigned long long)c->peer_id);
+            tp_log_refusal(t, key, "inbound from %s: node %llu hung up during the handshake "
+                           "(its cluster_secret differs from ours?)",
+                           c->addr, (unsigned long long)c->peer_id);
+        }
         for (conn **pp = &t->inbound; *pp != NULL; pp = &(*pp)->next)
             if (*pp == c) {
                 *pp = c->next;
@@ -267,10 +275,10 @@ static void on_frame(conn *c, uint8_t kind, const uint8_t *q, size_t len)
     else if (!inbound && c->state == C_WELCOME_WAIT && kind == F_WELCOME)
         tp_on_welcome(c, q, len);
     else if (!inbound && kind == F_REFUSE) {
-        c->t->stats.handshakes_refused++;
-        log_printf("handshake refused by peer %llu at %s: %.*s",
-                   (unsigned long long)c->out->addr.id, c->addr, (int)(len > 200 ? 200 : len),
-                   (const char *)q);
+        char key[64];
+        snprintf(key, sizeof key, "by %llu", (unsigned long long)c->out->addr.id);
+        tp_log_refusal(c->t, key, "by peer %llu at %s: %.*s", (unsigned long long)c->out->addr.id,
+                       c->addr, (int)(len > 200 ? 200 : len), (const char *)q);
         tp_conn_close(c, NULL);
     } else if (inbound && c->state != C_READY) {
         tp_refuse(c, "unexpected frame kind %u during the handshake", kind);

@@ -12,6 +12,40 @@
 #include "log.h"
 #include "transport_int.h"
 
+void tp_log_refusal(transport *t, const char *key, const char *fmt, ...)
+{
+    t->stats.handshakes_refused++;
+    uint64_t now = uv_now(t->loop);
+    size_t slot = 0;
+    for (size_t i = 0; i < sizeof t->refusals / sizeof t->refusals[0]; i++) {
+        if (strncmp(t->refusals[i].key, key, sizeof t->refusals[i].key - 1) == 0) {
+            slot = i;
+            break;
+        }
+        if (t->refusals[i].at_ms < t->refusals[slot].at_ms)
+            slot = i; /* the oldest slot, if the key is new */
+    }
+    bool known = strncmp(t->refusals[slot].key, key, sizeof t->refusals[slot].key - 1) == 0;
+    if (known && t->refusals[slot].at_ms != 0 && now - t->refusals[slot].at_ms < REFUSAL_QUIET_MS) {
+        t->refusals[slot].suppressed++;
+        return;
+    }
+    char text[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    unsigned suppressed = known ? t->refusals[slot].suppressed : 0;
+    if (suppressed > 0)
+        log_printf("handshake refused: %s (and %u more like it in the last %d s)", text,
+                   suppressed, REFUSAL_QUIET_MS / 1000);
+    else
+        log_printf("handshake refused: %s", text);
+    snprintf(t->refusals[slot].key, sizeof t->refusals[slot].key, "%s", key);
+    t->refusals[slot].at_ms = now;
+    t->refusals[slot].suppressed = 0;
+}
+
 void tp_refuse(conn *c, const char *fmt, ...)
 {
     char reason[256];
@@ -19,8 +53,7 @@ void tp_refuse(conn *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    c->t->stats.handshakes_refused++;
-    log_printf("handshake refused: inbound from %s: %s", c->addr, reason);
+    tp_log_refusal(c->t, reason, "inbound from %s: %s", c->addr, reason);
     size_t n = strlen(reason);
     uint8_t *f = tp_frame_new(F_REFUSE, n);
     if (f != NULL) {
@@ -124,8 +157,9 @@ void tp_on_hello(conn *c, const uint8_t *q, size_t len)
         return;
     }
     if (secret != has_secret(t)) {
-        tp_refuse(c, "node %llu %s a cluster_secret, this node %s", (unsigned long long)from,
-               secret ? "has" : "has no", has_secret(t) ? "has one" : "has none");
+        tp_refuse(c, secret ? "node %llu uses a cluster_secret, this node has none"
+                            : "node %llu has no cluster_secret, this node requires one",
+                  (unsigned long long)from);
         return;
     }
     c->peer_id = from;
@@ -149,10 +183,11 @@ void tp_on_welcome(conn *c, const uint8_t *q, size_t len)
     transport *t = c->t;
     peer_out *p = c->out;
     if (len != 8 + NONCE_BYTES + MAC_BYTES || get64(q) != p->addr.id) {
-        t->stats.handshakes_refused++;
-        log_printf("handshake refused: peer %llu at %s answered as node %llu",
-                   (unsigned long long)p->addr.id, c->addr,
-                   (unsigned long long)(len >= 8 ? get64(q) : 0));
+        char key[64];
+        snprintf(key, sizeof key, "answered as %llu", (unsigned long long)p->addr.id);
+        tp_log_refusal(t, key, "peer %llu at %s answered as node %llu",
+                       (unsigned long long)p->addr.id, c->addr,
+                       (unsigned long long)(len >= 8 ? get64(q) : 0));
         tp_conn_close(c, NULL);
         return;
     }
@@ -160,9 +195,10 @@ void tp_on_welcome(conn *c, const uint8_t *q, size_t len)
     uint8_t mac[MAC_BYTES];
     compute_mac(t, "raftkv-s", t->cfg.self, p->addr.id, c->nonce_c, c->nonce_s, mac);
     if (has_secret(t) && crypto_verify_32(mac, q + 8 + NONCE_BYTES) != 0) {
-        t->stats.handshakes_refused++;
-        log_printf("handshake refused: peer %llu at %s does not hold our cluster_secret",
-                   (unsigned long long)p->addr.id, c->addr);
+        char key[64];
+        snprintf(key, sizeof key, "secret of %llu", (unsigned long long)p->addr.id);
+        tp_log_refusal(t, key, "peer %llu at %s does not hold our cluster_secret",
+                       (unsigned long long)p->addr.id, c->addr);
         tp_conn_close(c, NULL);
         return;
     }

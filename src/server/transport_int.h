@@ -27,6 +27,7 @@
 #define READ_CHUNK (64 * 1024)
 #define HANDSHAKE_FRAME_MAX 4096
 #define MAX_HANDSHAKING 64 /* inbound connections still in their handshake */
+#define REFUSAL_QUIET_MS 30000
 
 enum { F_HELLO = 1, F_WELCOME = 2, F_AUTH = 3, F_REFUSE = 4, F_MSG = 5, F_SNAP = 6,
        F_SNAP_RESUME = 7 };
@@ -86,6 +87,11 @@ struct transport {
     transport_stats stats;
     bool closing;
     bool warned_handshaking; /* the MAX_HANDSHAKING refusal is logged once per burst */
+    struct {                 /* recent refusal lines, to log a repeated one once per period */
+        char key[160];
+        uint64_t at_ms;
+        unsigned suppressed;
+    } refusals[8];
     int open_handles;
 };
 
@@ -118,6 +124,10 @@ void tp_conn_close(conn *c, const char *why); /* why != NULL: log a disconnect *
 
 /* transport_handshake.c */
 void tp_refuse(conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Counts a refused handshake and logs "handshake refused: <text>", but the same key at most once
+ * per REFUSAL_QUIET_MS (a misconfigured node redials every 2 s). */
+void tp_log_refusal(transport *t, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void tp_send_hello(conn *c);
 void tp_on_hello(conn *c, const uint8_t *q, size_t len);
 void tp_on_welcome(conn *c, const uint8_t *q, size_t len);

@@ -23,6 +23,7 @@ import time
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 WAIT_S = 20
+SECRET = "correct horse"  # the cluster authenticates its handshakes
 procs = {}
 
 
@@ -58,7 +59,7 @@ def start(i, extra=()):
     log = open(os.path.join(tmp, "node%d.log" % i), "a")
     procs[i] = subprocess.Popen(
         [RAFTKVD, "--id", str(i), "--peers", peers_path, "--data-dir",
-         os.path.join(tmp, "data%d" % i)] + list(extra),
+         os.path.join(tmp, "data%d" % i), "--cluster-secret", SECRET] + list(extra),
         stdout=log, stderr=log)
 
 
@@ -127,10 +128,11 @@ def check_intruders():
         json.dump(other, f)
     log = open(os.path.join(tmp, "node9.log"), "a")
     procs[9] = subprocess.Popen(
-        [RAFTKVD, "--id", "9", "--peers", path, "--data-dir", os.path.join(tmp, "data9")],
+        [RAFTKVD, "--id", "9", "--peers", path, "--data-dir", os.path.join(tmp, "data9"),
+         "--cluster-secret", SECRET],
         stdout=log, stderr=log)
     wait_log(1, r"handshake refused: inbound from .*: node id 9 is not a peer", "refusal of node 9")
-    wait_log(9, r"handshake refused by peer 1 .*node id 9 is not a peer", "refusal seen by node 9")
+    wait_log(9, r"handshake refused: by peer 1 .*node id 9 is not a peer", "refusal seen by node 9")
     procs[9].kill()
     procs[9].wait()
     del procs[9]
@@ -141,15 +143,29 @@ def check_intruders():
     with open(path, "w") as f:
         json.dump(twin_peers, f)
     log = open(os.path.join(tmp, "node8.log"), "a")
-    procs[8] = subprocess.Popen(
-        [RAFTKVD, "--id", "1", "--peers", path, "--cluster-id", "other", "--data-dir",
-         os.path.join(tmp, "data-twin")], stdout=log, stderr=log)
-    wait_log(2, r'handshake refused: .*is in cluster "other", this is cluster "raftkv"',
-             "refusal of another cluster")
-    procs[8].kill()
-    procs[8].wait()
-    del procs[8]
-    print("ok: another cluster and an unknown node id are refused and logged")
+    twins = [(["--cluster-id", "other", "--cluster-secret", SECRET],
+              r'handshake refused: .*is in cluster "other", this is cluster "raftkv"',
+              "refusal of another cluster"),
+             (["--cluster-secret", "wrong horse"],
+              r"handshake refused: .*node 1 hung up during the handshake \(its cluster_secret",
+              "refusal of a wrong secret"),
+             ([], r"handshake refused: .*node 1 has no cluster_secret, this node requires one",
+              "refusal of a node without the secret")]
+    for flags, pattern, what in twins:
+        mark = len(read_log(2))
+        procs[8] = subprocess.Popen(
+            [RAFTKVD, "--id", "1", "--peers", path, "--data-dir",
+             os.path.join(tmp, "data-twin")] + flags, stdout=log, stderr=log)
+        deadline = time.time() + WAIT_S
+        while not re.search(pattern, read_log(2)[mark:]):
+            if time.time() > deadline:
+                fail("node 2: %s not logged within %ds" % (what, WAIT_S))
+            time.sleep(0.05)
+        procs[8].kill()
+        procs[8].wait()
+        del procs[8]
+    print("ok: another cluster, a wrong or missing secret and an unknown node id are refused "
+          "and logged")
 
 
 def main():
