@@ -650,7 +650,18 @@ class Resp(FrontendCase):
 
 
 class OutputLimit(FrontendCase):
-    args = ("--output-limit", 300000)
+    args = ("--output-limit", 300000, "--max-value", 200000)
+
+    def test_value_over_the_configured_limit(self):
+        c = self.text(1)
+        self.assertTrue(c.text(text_set(self.key("k"), b"v" * 200000))[0].startswith(b"OK"))
+        c.send(b"set %s 0 200001\r\n" % self.key("k").encode())
+        self.assertEqual(c.text_reply()[0], b"ERR_CMD_ERR")  # answered before the value arrives
+        self.assertTrue(c.closed())
+        r = self.resp(1)
+        self.assertEqual(r.resp("SET", self.key("k"), b"v" * 200000), OK)
+        kind, text = r.resp("SET", self.key("k"), b"v" * 200001)
+        self.assertEqual(kind, "-")
 
     def test_connection_past_its_output_limit_is_closed(self):
         k = self.key("big").encode()
