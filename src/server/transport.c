@@ -399,20 +399,9 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out
     return 0;
 }
 
-static void dial(peer_out *p)
+static void connect_to(peer_out *p, const struct sockaddr *sa)
 {
     transport *t = p->t;
-    struct sockaddr_storage sa;
-    /* getaddrinfo blocks, but peers are addresses or /etc/hosts names in practice. */
-    int rc = resolve(p->addr.host, p->addr.peer_port, &sa);
-    if (rc != 0) {
-        if (!p->reported_down)
-            log_printf("peer %llu: cannot resolve %s: %s (retrying)",
-                       (unsigned long long)p->addr.id, p->addr.host, gai_strerror(rc));
-        p->reported_down = true;
-        schedule_retry(p);
-        return;
-    }
     conn *c = conn_new(t);
     uv_connect_t *req = malloc(sizeof *req);
     if (c == NULL || req == NULL) {
@@ -427,10 +416,73 @@ static void dial(peer_out *p)
     p->c = c;
     c->state = C_WELCOME_WAIT;
     req->data = c;
-    rc = uv_tcp_connect(req, &c->tcp, (const struct sockaddr *)&sa, connect_cb);
-    if (rc != 0) {
+    if (uv_tcp_connect(req, &c->tcp, sa, connect_cb) != 0) {
         free(req);
         tp_conn_close(c, NULL);
+    }
+}
+
+static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    peer_out *p = req->data;
+    transport *t = p->t;
+    p->resolving = NULL;
+    free(req);
+    t->open_handles--;
+    if (t->closing) {
+        if (res != NULL)
+            uv_freeaddrinfo(res);
+        maybe_free(t);
+        return;
+    }
+    if (status != 0 || res == NULL) {
+        if (!p->reported_down)
+            log_printf("peer %llu: cannot resolve %s: %s (retrying)",
+                       (unsigned long long)p->addr.id, p->addr.host, uv_strerror(status));
+        p->reported_down = true;
+        if (res != NULL)
+            uv_freeaddrinfo(res);
+        schedule_retry(p);
+        return;
+    }
+    struct sockaddr_storage sa;
+    memcpy(&sa, res->ai_addr, res->ai_addrlen);
+    uv_freeaddrinfo(res);
+    connect_to(p, (const struct sockaddr *)&sa);
+}
+
+/* Dials p: an address is used as is; a name is resolved off the loop (uv_getaddrinfo), so a slow
+ * DNS server never stalls ticks and heartbeats. */
+static void dial(peer_out *p)
+{
+    transport *t = p->t;
+    struct sockaddr_storage sa;
+    if (uv_ip4_addr(p->addr.host, p->addr.peer_port, (struct sockaddr_in *)&sa) == 0 ||
+        uv_ip6_addr(p->addr.host, p->addr.peer_port, (struct sockaddr_in6 *)&sa) == 0) {
+        connect_to(p, (const struct sockaddr *)&sa);
+        return;
+    }
+    uv_getaddrinfo_t *req = malloc(sizeof *req);
+    if (req == NULL) {
+        schedule_retry(p);
+        return;
+    }
+    char service[8];
+    snprintf(service, sizeof service, "%u", p->addr.peer_port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    req->data = p;
+    p->resolving = req;
+    t->open_handles++; /* the transport outlives the pending lookup */
+    int rc = uv_getaddrinfo(t->loop, req, resolved_cb, p->addr.host, service, &hints);
+    if (rc != 0) {
+        p->resolving = NULL;
+        t->open_handles--;
+        free(req);
+        if (!p->reported_down)
+            log_printf("peer %llu: cannot resolve %s: %s (retrying)",
+                       (unsigned long long)p->addr.id, p->addr.host, uv_strerror(rc));
+        p->reported_down = true;
+        schedule_retry(p);
     }
 }
 
@@ -627,6 +679,8 @@ void transport_close(transport *t)
         peer_out *p = &t->outs[i];
         if (p->c != NULL)
             tp_conn_close(p->c, NULL);
+        if (p->resolving != NULL)
+            uv_cancel((uv_req_t *)p->resolving); /* its callback still runs, and releases t */
         tp_snap_end(p, true);
         uv_close((uv_handle_t *)&p->retry, timer_closed_cb);
     }

@@ -7,6 +7,7 @@
  * what it receives comes in on the connections other nodes dialed (INBOUND). One direction per
  * connection means no tie-breaking between simultaneous dials. A lost outbound connection is
  * redialed with exponential backoff (50 ms doubling to 2 s, +-25% jitter), reset on success.
+ * Host names are resolved off the loop at every dial (uv_getaddrinfo), so a peer may move.
  *
  * FRAMES. [u32 length][u8 kind][length bytes of payload], little-endian:
  *   HELLO   (dialer)   u32 magic "RKV1", u16 version, u8 flags (1 = has secret), u64 from, u64 to,

@@ -55,6 +55,7 @@ struct peer_out {
     node_peer addr;
     conn *c;  /* current outbound connection, NULL between attempts */
     uv_timer_t retry;
+    uv_getaddrinfo_t *resolving; /* a name lookup in progress, or NULL */
     uint64_t backoff_ms;
     bool reported_down; /* "unreachable" logged once per outage */
     bool was_up;

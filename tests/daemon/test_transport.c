@@ -204,6 +204,14 @@ static void same_cluster_connects_and_delivers(void **state)
     connects_and_delivers("");
 }
 
+static void host_names_are_resolved(void **state)
+{
+    (void)state;
+    snprintf(peers[0].host, sizeof peers[0].host, "localhost");
+    snprintf(peers[1].host, sizeof peers[1].host, "localhost");
+    connects_and_delivers("");
+}
+
 static void matching_secret_connects_and_delivers(void **state)
 {
     (void)state;
@@ -472,6 +480,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(same_cluster_connects_and_delivers, setup, teardown),
         cmocka_unit_test_setup_teardown(matching_secret_connects_and_delivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(host_names_are_resolved, setup, teardown),
         cmocka_unit_test_setup_teardown(other_cluster_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(wrong_secret_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(secret_on_one_side_refused, setup, teardown),
