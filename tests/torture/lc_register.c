@@ -130,7 +130,7 @@ static int memo_insert(memo *m, uint32_t value, uint32_t first, const uint32_t *
     while (m->slots[at].hash != 0) {
         memo_slot *s = &m->slots[at];
         if (s->hash == h && s->value == value && s->first == first && s->len == len &&
-            memcmp(m->arena + s->off, list, len * sizeof *list) == 0)
+            (len == 0 || memcmp(m->arena + s->off, list, len * sizeof *list) == 0))
             return 0;
         at = (at + 1) & (m->cap - 1);
     }
@@ -142,7 +142,7 @@ static int memo_insert(memo *m, uint32_t value, uint32_t first, const uint32_t *
         m->arena = arena;
         m->arena_cap = cap;
     }
-    memcpy(m->arena + m->arena_len, list, len * sizeof *list);
+    if (len > 0) memcpy(m->arena + m->arena_len, list, len * sizeof *list);
     m->slots[at] = (memo_slot){.hash = h, .value = value, .first = first, .len = (uint32_t)len,
                                .off = m->arena_len};
     m->arena_len += len;
@@ -341,7 +341,7 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
                     frames[depth++] = (frame){.call = head, .prev_value = value,
                                               .prev_first = first, .saved_off = saved.len,
                                               .saved_len = (uint32_t)cur.len};
-                    memcpy(saved.v + saved.len, cur.v, cur.len * sizeof *cur.v);
+                    if (cur.len > 0) memcpy(saved.v + saved.len, cur.v, cur.len * sizeof *cur.v);
                     saved.len += cur.len;
                     vec32 tmp = cur;
                     cur = next_list;
@@ -393,7 +393,7 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
         first = f->prev_first;
         cur.len = 0;
         if (!vec_reserve(&cur, f->saved_len)) goto oom_all;
-        memcpy(cur.v, saved.v + f->saved_off, f->saved_len * sizeof *cur.v);
+        if (f->saved_len > 0) memcpy(cur.v, saved.v + f->saved_off, f->saved_len * sizeof *cur.v);
         cur.len = f->saved_len;
         saved.len = f->saved_off;
         head = c->next;
