@@ -239,6 +239,15 @@ int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx)
     return NODE_OK;
 }
 
+/* A read whose index has not come back by then is asked for again: the core drops a ReadIndex
+ * request silently when the leader is unreachable or changes (raft.h), and a read should not
+ * wait its whole timeout for a message lost during a reconnect. Asking again with the same id is
+ * safe: any index the leader confirms after the read began serves it linearizably. */
+static uint64_t read_retry_ms(const node *n)
+{
+    return 2 * n->cfg.heartbeat_ms + 20;
+}
+
 int node_read(node *n, node_read_cb cb, void *ctx)
 {
     if (n->stopping)
@@ -255,6 +264,7 @@ int node_read(node *n, node_read_cb cb, void *ctx)
     p->read_cb = cb;
     p->ctx = ctx;
     p->deadline = uv_now(n->loop) + n->cfg.read_timeout_ms;
+    p->retry_at = uv_now(n->loop) + read_retry_ms(n);
     list_push(&n->reads, p);
     return NODE_OK;
 }
@@ -306,6 +316,11 @@ static void sweep_cb(uv_timer_t *timer)
             }
         }
     fire_all(n);
+    for (pending *p = n->reads.head; p != NULL; p = p->next)
+        if (!p->index_known && p->retry_at <= now) {
+            p->retry_at = now + read_retry_ms(n);
+            (void)raft_read_index(n->r, p->read_id); /* no leader known: try at the next turn */
+        }
     /* Let idle expired keys be reclaimed: bounded work per sweep. Replicas reclaim only what
      * the APPLY clock says is expired (kv_store.h), and that clock advances only with entries:
      * an idle leader proposes a TICK now and then so expired keys do not stay forever. */

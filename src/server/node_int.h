@@ -31,6 +31,7 @@ typedef struct pending {
     bool index_known;  /* read */
     bool cancelled;    /* in the firing list: do not call */
     uint64_t deadline; /* uv_now ms */
+    uint64_t retry_at; /* read: ask again for its index then (the request or answer was lost) */
     node_write_cb write_cb;
     node_read_cb read_cb;
     void *ctx;
