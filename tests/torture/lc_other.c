@@ -60,6 +60,55 @@ static bool contains(const uint32_t *sorted, size_t n, uint32_t v)
     return bsearch(&v, sorted, n, sizeof v, cmp_u32) != NULL;
 }
 
+
+/* Indices of the ops of one kind, sorted by key then by arg1 (for bsearch by either). */
+typedef struct op_index {
+    uint32_t *idx;
+    size_t n;
+} op_index;
+
+static const lc_history *index_history;
+
+static int cmp_key_arg1(const void *a, const void *b)
+{
+    const lc_op *x = &index_history->ops[*(const uint32_t *)a];
+    const lc_op *y = &index_history->ops[*(const uint32_t *)b];
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return (x->arg1 > y->arg1) - (x->arg1 < y->arg1);
+}
+
+static bool index_build(op_index *ix, const lc_history *h, lc_kind kind)
+{
+    ix->n = 0;
+    ix->idx = malloc((h->n_ops + 1) * sizeof *ix->idx);
+    if (ix->idx == NULL) return false;
+    for (size_t i = 0; i < h->n_ops; i++)
+        if (h->ops[i].kind == kind) ix->idx[ix->n++] = (uint32_t)i;
+    index_history = h;
+    qsort(ix->idx, ix->n, sizeof *ix->idx, cmp_key_arg1);
+    return true;
+}
+
+/* [*from, *to) = the entries with this key (and this arg1 unless arg1 == UINT32_MAX). */
+static void index_range(const op_index *ix, const lc_history *h, uint32_t key, uint32_t arg1,
+                        size_t *from, size_t *to)
+{
+    size_t lo = 0, hi = ix->n;
+    while (lo < hi) { /* first entry >= (key, arg1 or 0) */
+        size_t mid = (lo + hi) / 2;
+        const lc_op *o = &h->ops[ix->idx[mid]];
+        bool less = o->key < key || (o->key == key && arg1 != UINT32_MAX && o->arg1 < arg1);
+        if (less) lo = mid + 1;
+        else hi = mid;
+    }
+    *from = lo;
+    size_t end = lo;
+    while (end < ix->n && h->ops[ix->idx[end]].key == key &&
+           (arg1 == UINT32_MAX || h->ops[ix->idx[end]].arg1 == arg1))
+        end++;
+    *to = end;
+}
+
 int lc_check_set(const lc_history *h, FILE *out, lc_stats *st)
 {
     lc_stats local = {0};
@@ -146,6 +195,8 @@ int lc_check_multi(const lc_history *h, FILE *out, lc_stats *st)
     memset(st, 0, sizeof *st);
     uint32_t *vals = NULL;
     size_t cap = 0;
+    op_index msets;
+    if (!index_build(&msets, h, LC_MSET)) return LC_EBAD;
     for (size_t i = 0; i < h->n_ops; i++) {
         const lc_op *rd = &h->ops[i];
         if (rd->kind == LC_MSET) st->ops_checked++;
@@ -154,6 +205,7 @@ int lc_check_multi(const lc_history *h, FILE *out, lc_stats *st)
         long n = split_list(h, rd->result, &vals, &cap);
         if (n < 0) {
             free(vals);
+            free(msets.idx);
             return LC_EBAD;
         }
         bool mixed = false;
@@ -168,12 +220,19 @@ int lc_check_multi(const lc_history *h, FILE *out, lc_stats *st)
         uint32_t seen = n > 0 ? vals[0] : LC_NIL;
         bool written = seen == LC_NIL, lost = false;
         int64_t latest_ok = -1;
-        for (size_t j = 0; j < h->n_ops; j++) {
-            const lc_op *w = &h->ops[j];
-            if (w->kind != LC_MSET || w->key != rd->key) continue;
-            if (w->arg1 == seen && w->outcome != LC_FAIL && w->invoke <= rd->complete) written = true;
-            if (w->outcome == LC_OK && w->complete < rd->invoke && w->complete > latest_ok)
-                latest_ok = w->complete;
+        size_t from, to;
+        if (seen != LC_NIL) {
+            index_range(&msets, h, rd->key, seen, &from, &to);
+            for (size_t j = from; j < to; j++) {
+                const lc_op *w = &h->ops[msets.idx[j]];
+                if (w->outcome != LC_FAIL && w->invoke <= rd->complete) written = true;
+            }
+        } else {
+            index_range(&msets, h, rd->key, UINT32_MAX, &from, &to);
+            for (size_t j = from; j < to && latest_ok < 0; j++) {
+                const lc_op *w = &h->ops[msets.idx[j]];
+                if (w->outcome == LC_OK && w->complete < rd->invoke) latest_ok = w->complete;
+            }
         }
         if (seen == LC_NIL && latest_ok >= 0) lost = true;
         if (!written) {
@@ -188,9 +247,47 @@ int lc_check_multi(const lc_history *h, FILE *out, lc_stats *st)
         }
     }
     free(vals);
+    free(msets.idx);
+    /* Each group is written only whole, so once no mget saw a mix, a group is one register:
+     * mset = write, mget = read of that one value. Check its linearizability too (stale reads,
+     * lost msets). */
+    if (st->violations == 0) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *conv = open_memstream(&text, &len);
+        if (conv == NULL) return LC_EBAD;
+        for (size_t i = 0; i < h->n_ops; i++) {
+            const lc_op *o = &h->ops[i];
+            if (o->kind != LC_MSET && !(o->kind == LC_MGET && o->outcome == LC_OK)) continue;
+            const char *first = lc_str(h, o->result);
+            size_t first_len = strcspn(first, ",");
+            fprintf(conv, "%" PRId32 "\t%s\t%s\t%s\t-\t%" PRId64 "\t", o->client,
+                    o->kind == LC_MSET ? "write" : "read", lc_str(h, o->key),
+                    o->kind == LC_MSET ? lc_str(h, o->arg1) : "-", o->invoke);
+            if (o->outcome == LC_UNKNOWN) fprintf(conv, "-\tunknown\t-\n");
+            else fprintf(conv, "%" PRId64 "\t%s\t%.*s\n", o->complete,
+                         o->outcome == LC_OK ? "ok" : "fail",
+                         o->kind == LC_MGET ? (int)first_len : 1,
+                         o->kind == LC_MGET ? first : "-");
+        }
+        fclose(conv);
+        char err[256];
+        lc_history *reg = lc_history_parse(text ? text : "", "multi-as-registers", err, sizeof err);
+        free(text);
+        if (reg == NULL) {
+            fprintf(out, "multi: %s\n", err);
+            return LC_EBAD;
+        }
+        lc_stats reg_st;
+        int reg_verdict = lc_check_register(reg, 0, out, &reg_st);
+        lc_history_free(reg);
+        if (reg_verdict == LC_EBAD) return LC_EBAD;
+        st->violations += reg_st.violations;
+    }
     int verdict = st->violations ? LC_VIOLATION : LC_VALID;
     fprintf(out, "multi: %" PRIu64 " operations: %s\n", st->ops_checked,
-            verdict == LC_VALID ? "every mget saw one whole mset" : "VIOLATIONS");
+            verdict == LC_VALID ? "every mget saw one whole mset, groups linearizable"
+                                : "VIOLATIONS");
     return verdict;
 }
 
@@ -199,6 +296,8 @@ int lc_check_ttl(const lc_history *h, int64_t tolerance_us, FILE *out, lc_stats 
     lc_stats local = {0};
     if (st == NULL) st = &local;
     memset(st, 0, sizeof *st);
+    op_index reads;
+    if (!index_build(&reads, h, LC_READ)) return LC_EBAD;
     for (size_t s = 0; s < h->n_ops; s++) {
         const lc_op *set = &h->ops[s];
         if (set->kind != LC_SETTTL) continue;
@@ -208,9 +307,11 @@ int lc_check_ttl(const lc_history *h, int64_t tolerance_us, FILE *out, lc_stats 
         int64_t ttl_us = strtoll(lc_str(h, set->arg2), NULL, 10) * 1000;
         int64_t gone_after = set->complete + ttl_us + tolerance_us;
         int64_t alive_before = set->invoke + ttl_us - tolerance_us;
-        for (size_t i = 0; i < h->n_ops; i++) {
-            const lc_op *rd = &h->ops[i];
-            if (rd->kind != LC_READ || rd->key != set->key || rd->outcome != LC_OK) continue;
+        size_t from, to;
+        index_range(&reads, h, set->key, UINT32_MAX, &from, &to);
+        for (size_t i = from; i < to; i++) {
+            const lc_op *rd = &h->ops[reads.idx[i]];
+            if (rd->outcome != LC_OK) continue;
             if (rd->invoke > gone_after && rd->result != LC_NIL) {
                 fprintf(out, "ttl %s: set at line %" PRIu32 " with ttl %s ms must be gone by %" PRId64
                              " but the read at line %" PRIu32 " (invoked %" PRId64 ") sees %s "
@@ -231,6 +332,7 @@ int lc_check_ttl(const lc_history *h, int64_t tolerance_us, FILE *out, lc_stats 
     }
     for (size_t i = 0; i < h->n_ops; i++)
         if (h->ops[i].kind == LC_READ && h->ops[i].outcome == LC_OK) st->ops_checked++;
+    free(reads.idx);
     int verdict = st->violations ? LC_VIOLATION : LC_VALID;
     fprintf(out, "ttl: %" PRIu64 " operations, %" PRIu64 " keys with a known expiry: %s\n",
             st->ops_checked, st->keys,

@@ -322,8 +322,8 @@ static void multiWholeMsetsPass(void **state)
            "1\tmget\tg1\t-\t-\t0\t1\tok\t-,-,-\n"
            H(1, mset, g1, a, -, 2, 3, ok, -)
            H(2, mset, g1, b, -, 2, -, unknown, -)
-           "3\tmget\tg1\t-\t-\t4\t5\tok\tb,b,b\n"
-           "3\tmget\tg1\t-\t-\t6\t7\tok\ta,a,a\n",
+           "3\tmget\tg1\t-\t-\t4\t5\tok\ta,a,a\n"
+           "3\tmget\tg1\t-\t-\t6\t7\tok\tb,b,b\n",
            LC_VALID, NULL);
 }
 
@@ -337,6 +337,13 @@ static void multiMixedMgetFails(void **state)
            LC_VIOLATION, "mget at line 3 (client 3) sees a mix of writes: a,b,a");
     expect(MULTI, H(1, mset, g1, a, -, 2, 3, ok, -) "3\tmget\tg1\t-\t-\t5\t6\tok\t-,-\n",
            LC_VIOLATION, "LOST WRITE");
+    /* Whole but stale: b was acknowledged after a, then a read sees a again. */
+    expect(MULTI,
+           H(1, mset, g1, a, -, 2, 3, ok, -)
+           H(2, mset, g1, b, -, 4, 5, ok, -)
+           "3\tmget\tg1\t-\t-\t6\t7\tok\tb,b\n"
+           "3\tmget\tg1\t-\t-\t8\t9\tok\ta,a\n",
+           LC_VIOLATION, "key g1: NOT linearizable");
 }
 
 /* ---- TTL (tolerance 100 ms in check()) ---- */
