@@ -11,7 +11,9 @@
  * Files, one job each:
  *   sim_queue.c    the event heap and the PRNG
  *   sim_net.c      network: delays with a long tail, drop, duplicate, partitions
- *   sim_node.c     a node: core + asynchronous disk + durable store + state machine, crash/restart
+ *   sim_node.c     a node: core + asynchronous disk + state machine, the Ready loop, crash/restart
+ *   sim_disk.c     a node's disk: src/storage over a per-node vfs_fault, power loss mid-save,
+ *                  recovery, and the durability check against what the node acknowledged
  *   sim_check.c    the safety and liveness checkers
  *   sim_client.c   client writes and ReadIndex reads
  *   sim_nemesis.c  fault profiles and the fault schedule
@@ -25,6 +27,7 @@
 #define RAFTKV_SIM_H
 
 #include "raft.h"
+#include "storage.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -111,15 +114,40 @@ typedef struct sim_sm {
     uint64_t n_normal; /* RAFT_ENTRY_NORMAL entries applied */
 } sim_sm;
 
-/* What survives a crash: exactly what the disk completed. */
-typedef struct sim_store {
+/* The harness's record of what the node's storage ACKNOWLEDGED as durable: every save that
+ * returned STORAGE_OK and every installed local snapshot, nothing else. Messages leave only after
+ * a save succeeds, so an APPEND_RESP never covers more than this. Entries are kept as (term, hash):
+ * the bytes live in the storage. Invariant: entries are contiguous from snap.index + 1. */
+typedef struct sim_durable_entry {
+    raft_term term;
+    uint64_t hash; /* sim_entry_hash */
+} sim_durable_entry;
+
+typedef struct sim_durable {
     raft_hard_state hard_state;
     raft_snapshot_meta snap;
-    uint8_t snap_data[SIM_SNAP_BYTES];
-    uint32_t snap_len;
-    raft_entry *entries; /* contiguous from snap.index + 1; each data malloc'd */
+    sim_durable_entry *entries;
     size_t n_entries, cap;
-} sim_store;
+} sim_durable;
+
+/* A save that was under way when the node stopped (power lost mid-save, or an injected write or
+ * fsync error): any prefix of its operations may have reached the disk. */
+typedef struct sim_interrupted {
+    bool active;
+    raft_snapshot_meta snap; /* index 0: none */
+    raft_index truncate_from;
+    sim_durable_entry *entries; /* from first_index */
+    raft_index first_index;
+    size_t n_entries, cap;
+    bool hard_state_changed;
+    raft_hard_state hard_state;
+} sim_interrupted;
+
+/* Context of a node's storage log callback (recovery notes go to the trace). */
+typedef struct sim_disk_log {
+    struct sim *s;
+    int slot;
+} sim_disk_log;
 
 typedef struct sim_pending_read {
     uint64_t request_id;
@@ -140,7 +168,14 @@ typedef struct sim_node {
     bool inflight; /* a Ready is being written */
     raft_ready rd;
     bool early_sent; /* its APPEND/SNAPSHOT msgs already went out */
-    sim_store store;
+    /* the disk (sim_disk.c): survives crashes; freed by sim_node_free */
+    vfs *disk;            /* this node's vfs_fault: a power loss is per disk */
+    vfs io;               /* the table storage uses: disk's, or a lying one (SIM_BUG_LYING_FSYNC) */
+    storage *st;          /* open while the node is up */
+    char dir[16];         /* "n<id>" on its own disk */
+    sim_disk_log log_ctx;
+    sim_durable durable;
+    sim_interrupted interrupted;
     sim_sm sm;
     /* snapshots received over the network, waiting for a Ready to install one */
     struct {
@@ -172,7 +207,9 @@ typedef enum sim_check_id {
     SIM_CHECK_COMMIT_MONOTONIC,
     SIM_CHECK_STALE_READ,
     SIM_CHECK_LIVENESS,
-    SIM_CHECK_CONTRACT, /* the core broke raft.h's contract in a way the harness can see */
+    SIM_CHECK_CONTRACT, /* the core broke raft.h's contract in a way the harness can see, or storage
+                           failed without an injected fault */
+    SIM_CHECK_DURABILITY, /* recovery lost something the node acknowledged, or invented something */
     SIM_CHECK_COUNT
 } sim_check_id;
 const char *sim_check_name(int check);
@@ -245,10 +282,30 @@ int sim_profile_parse(const char *name);
 
 typedef enum sim_phase { SIM_PHASE_FAULTS = 0, SIM_PHASE_LIVENESS, SIM_PHASE_DONE } sim_phase;
 
+/* Injected harness bugs (raftkv-sim-bugs): they prove the storage-side checkers can fail. */
+enum {
+    SIM_BUG_LYING_FSYNC = 1u << 0, /* the disk's fdatasync returns 0 and makes nothing durable */
+};
+
+/* What the disks went through, summed over a run (printed by sim_main). */
+typedef struct sim_disk_stats {
+    uint64_t saves;          /* storage_save calls that succeeded */
+    uint64_t power_losses;   /* vfs_fault_crash calls */
+    uint64_t torn;           /* ... with VFS_FAULT_TORN */
+    uint64_t midsave;        /* crashes that interrupted a save (crash point inside it) */
+    uint64_t disk_errors;    /* injected EIO/ENOSPC that stopped a node */
+    uint64_t recoveries;     /* storage_open after a stop */
+    uint64_t tails_cut;      /* recovery notes: torn tail cut */
+    uint64_t other_notes;    /* recovery notes: anything else (WAL reset, unfinished segment) */
+} sim_disk_stats;
+
 typedef struct sim_options {
     int nodes;   /* 0: the seed picks 3, 5 or 7 */
     int profile; /* -1: the seed picks */
-    uint32_t test_bugs;
+    uint32_t test_bugs;    /* RAFT_BUG_* for the core */
+    uint32_t harness_bugs; /* SIM_BUG_* */
+    bool process_exits;    /* a node stopped by a disk error keeps its unsynced writes on half
+                              the stops (no power loss) */
     bool trace;
     bool demo;
     uint32_t fault_ticks;    /* length of the fault phase */
@@ -273,6 +330,12 @@ typedef struct sim {
     uint32_t disk_min_us, disk_max_us, disk_tail_permille;
     uint32_t snap_every; /* local snapshot after this many applied entries */
     uint32_t snap_trailing;
+    /* disks (sim_disk.c) */
+    uint64_t segment_bytes;
+    uint32_t midsave_permille;    /* a crash with a save in flight stops inside that save */
+    uint32_t torn_permille;       /* a power loss keeps a torn prefix of the unsynced writes */
+    uint32_t disk_error_permille; /* a save fails with an injected EIO/ENOSPC: the node stops */
+    sim_disk_stats disk_stats;
     uint32_t client_gap_min_us, client_gap_max_us;
     uint32_t read_permille;
     uint32_t nemesis_gap_min_ticks, nemesis_gap_max_ticks;
@@ -306,6 +369,7 @@ typedef struct sim_result {
     raft_index commit;
     uint64_t terms_with_leader;
     uint64_t max_term;
+    sim_disk_stats disk;
 } sim_result;
 int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res);
 void sim_schedule(sim *s, uint64_t at, sim_event_type type, int node, uint64_t arg, void *payload);
@@ -334,6 +398,31 @@ int sim_leader_slot(const sim *s); /* a live node believing it leads with the hi
 void sim_sm_encode(const sim_sm *sm, uint8_t out[SIM_SNAP_BYTES]);
 void sim_sm_decode(sim_sm *sm, const uint8_t in[SIM_SNAP_BYTES]);
 uint64_t sim_entry_hash(const raft_entry *e);
+
+/* sim_disk.c. Results of a save: */
+enum { SIM_DISK_OK = 0, SIM_DISK_STOPPED, SIM_DISK_VIOLATION };
+/* Opens the node's storage (creating its disk on the first start), verifies what recovery returned
+ * against what the node acknowledged (durability), and loads the state machine from the snapshot
+ * file. On true, *loaded is the caller's (storage_loaded_free) and sm is set. */
+bool sim_disk_open(sim *s, int slot, storage_loaded *loaded, sim_sm *sm);
+/* Persists a Ready: the received snapshot through the snapshot writer, then storage_save. May
+ * inject a disk error (SIM_DISK_STOPPED: the node must stop). snap_data: the snapshot's bytes
+ * when rd->snapshot.index != 0. */
+int sim_disk_save(sim *s, int slot, const raft_ready *rd, const uint8_t *snap_data);
+/* A local snapshot (written through the snapshot writer) and the log compaction behind it. */
+bool sim_disk_snapshot(sim *s, int slot, const raft_snapshot_meta *meta,
+                       const uint8_t data[SIM_SNAP_BYTES], raft_index compact_to);
+/* Reads the node's stored snapshot (index, term) in chunks; false if it does not hold it. */
+bool sim_disk_read_snapshot(sim *s, int slot, const raft_snapshot_meta *meta,
+                            uint8_t out[SIM_SNAP_BYTES]);
+/* The node stops: rd (may be NULL) is the Ready whose save was in flight, snap_data its snapshot
+ * bytes. Closes the storage; on some seeds the save is first run up to a crash point inside it;
+ * then the power loss (or, after an injected error, sometimes just the process exit). */
+void sim_disk_crash(sim *s, int slot, const raft_ready *rd, const uint8_t *snap_data);
+/* Entry `index` as acknowledged durable, or NULL. */
+const sim_durable_entry *sim_durable_at(const sim_durable *d, raft_index index);
+raft_index sim_durable_last(const sim_durable *d);
+void sim_disk_free(sim_node *n);
 
 /* sim_check.c */
 void sim_violation(sim *s, int check, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

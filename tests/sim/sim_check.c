@@ -17,6 +17,8 @@
  *   stale-read            a read's returned state (the node's applied index) is at least the
  *                         index of every write reported done before the read started.
  *   liveness              run by sim_run after the final heal (see sim_client_liveness).
+ *   durability            run at every restart by sim_disk.c: recovery returned everything the
+ *                         node's storage acknowledged, and nothing that was never written.
  *
  * A violation prints one line naming the check, nodes, terms and indexes, plus a replay command,
  * and stops the run at the end of the step.
@@ -35,6 +37,7 @@ static const char *const check_names[SIM_CHECK_COUNT] = {
     "stale-read",
     "liveness",
     "contract",
+    "durability",
 };
 
 const char *sim_check_name(int check)
@@ -236,7 +239,7 @@ void sim_check_node_started(sim *s, int slot)
     n->seen_role = raft_get_role(n->r);
     n->seen_term = raft_get_term(n->r);
     n->seen_commit = raft_commit_index(n->r);
-    observe_commit(s, slot, n->seen_term, n->store.snap.index, n->seen_commit);
+    observe_commit(s, slot, n->seen_term, n->durable.snap.index, n->seen_commit);
 }
 
 /* ---- log-matching ---- */

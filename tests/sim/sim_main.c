@@ -2,6 +2,7 @@
  * sim_main.c -- the raftkv-sim / raftkv-sim-bugs command line.
  *
  *   raftkv-sim --seeds N --from S [--nodes K] [--profile P] [--jobs J] [--trace] [--quiet]
+ *              [--process-exits]
  *   raftkv-sim --demo
  *   raftkv-sim-bugs --bug NAME --expect CHECK[,CHECK] --seeds N --from S [--jobs J] ...
  *
@@ -29,18 +30,25 @@
 #define SIM_PROGRAM "raftkv-sim"
 #endif
 
+/* Bugs in the core (RAFT_BUG_*) or in the harness's disk (SIM_BUG_*). */
 static const struct {
     const char *name;
     uint32_t bit;
+    uint32_t harness_bit;
 } bug_names[] = {
-    {"COMMIT_OLD_TERM", RAFT_BUG_COMMIT_OLD_TERM}, {"VOTE_ANY_LOG", RAFT_BUG_VOTE_ANY_LOG},
-    {"DOUBLE_VOTE", RAFT_BUG_DOUBLE_VOTE},         {"READ_NO_CONFIRM", RAFT_BUG_READ_NO_CONFIRM},
-    {"SKIP_PREV_CHECK", RAFT_BUG_SKIP_PREV_CHECK}, {"COMMIT_REGRESS", RAFT_BUG_COMMIT_REGRESS},
-    {"NO_HEARTBEAT", RAFT_BUG_NO_HEARTBEAT},
+    {"COMMIT_OLD_TERM", RAFT_BUG_COMMIT_OLD_TERM, 0},
+    {"VOTE_ANY_LOG", RAFT_BUG_VOTE_ANY_LOG, 0},
+    {"DOUBLE_VOTE", RAFT_BUG_DOUBLE_VOTE, 0},
+    {"READ_NO_CONFIRM", RAFT_BUG_READ_NO_CONFIRM, 0},
+    {"SKIP_PREV_CHECK", RAFT_BUG_SKIP_PREV_CHECK, 0},
+    {"COMMIT_REGRESS", RAFT_BUG_COMMIT_REGRESS, 0},
+    {"NO_HEARTBEAT", RAFT_BUG_NO_HEARTBEAT, 0},
+    {"LYING_FSYNC", 0, SIM_BUG_LYING_FSYNC},
 };
 
 typedef struct worker_result {
     uint64_t seeds, violations, steps;
+    sim_disk_stats disk;
     uint64_t found_seed;   /* bug mode: a seed that violated an expected check */
     uint64_t current_seed; /* the seed being run, to name it if the worker dies */
     int found;
@@ -64,12 +72,12 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: %s --seeds N --from S [--nodes 3|5|7] [--profile P] [--jobs J] [--trace] "
-            "[--quiet]\n"
+            "[--quiet] [--process-exits]\n"
             "       %s --demo\n"
             "       %s --bug NAME --expect CHECK[,CHECK] --seeds N --from S [--jobs J]\n"
             "profiles: calm lossy partitions crashes everything churn\n"
             "checks: election-safety log-matching leader-completeness state-machine-safety\n"
-            "        commit-monotonic stale-read liveness contract\n",
+            "        commit-monotonic stale-read liveness contract durability\n",
             SIM_PROGRAM, SIM_PROGRAM, SIM_PROGRAM);
 }
 
@@ -146,6 +154,7 @@ static bool parse_args(int argc, char **argv, cli *c)
             for (size_t b = 0; b < sizeof(bug_names) / sizeof(bug_names[0]); b++) {
                 if (strcasecmp(name, bug_names[b].name) == 0) {
                     c->opt.test_bugs |= bug_names[b].bit;
+                    c->opt.harness_bugs |= bug_names[b].harness_bit;
                     c->bug_name = bug_names[b].name;
                     known = true;
                 }
@@ -170,6 +179,8 @@ static bool parse_args(int argc, char **argv, cli *c)
             i++;
         } else if (strcmp(arg, "--trace") == 0) {
             c->opt.trace = true;
+        } else if (strcmp(arg, "--process-exits") == 0) {
+            c->opt.process_exits = true;
         } else if (strcmp(arg, "--quiet") == 0) {
             c->quiet = true;
         } else if (strcmp(arg, "--demo") == 0) {
@@ -183,7 +194,7 @@ static bool parse_args(int argc, char **argv, cli *c)
             return false;
         }
     }
-    if ((c->expect_mask != 0) != (c->opt.test_bugs != 0)) {
+    if ((c->expect_mask != 0) != (c->opt.test_bugs != 0 || c->opt.harness_bugs != 0)) {
         fprintf(stderr, "%s: --bug and --expect go together\n", SIM_PROGRAM);
         return false;
     }
@@ -210,7 +221,10 @@ static void build_replay(const cli *c, char *buf, size_t len)
     if (c->opt.fault_ticks != 400)
         used += (size_t)snprintf(buf + used, len - used, " --fault-ticks %u", c->opt.fault_ticks);
     if (c->opt.liveness_ticks != 500 && used < len)
-        snprintf(buf + used, len - used, " --liveness-ticks %u", c->opt.liveness_ticks);
+        used += (size_t)snprintf(buf + used, len - used, " --liveness-ticks %u",
+                                 c->opt.liveness_ticks);
+    if (c->opt.process_exits && used < len)
+        snprintf(buf + used, len - used, " --process-exits");
 }
 
 static void run_worker(const cli *c, int worker, worker_result *out, volatile int *found_flag)
@@ -224,6 +238,14 @@ static void run_worker(const cli *c, int worker, worker_result *out, volatile in
         sim_run_seed(&c->opt, seed, &res);
         out->seeds++;
         out->steps += res.steps;
+        out->disk.saves += res.disk.saves;
+        out->disk.power_losses += res.disk.power_losses;
+        out->disk.torn += res.disk.torn;
+        out->disk.midsave += res.disk.midsave;
+        out->disk.disk_errors += res.disk.disk_errors;
+        out->disk.recoveries += res.disk.recoveries;
+        out->disk.tails_cut += res.disk.tails_cut;
+        out->disk.other_notes += res.disk.other_notes;
         if (res.violated_mask)
             out->violations++;
         if (!c->quiet && c->seeds <= 50)
@@ -319,6 +341,14 @@ int main(int argc, char **argv)
         total.seeds += results[j].seeds;
         total.violations += results[j].violations;
         total.steps += results[j].steps;
+        total.disk.saves += results[j].disk.saves;
+        total.disk.power_losses += results[j].disk.power_losses;
+        total.disk.torn += results[j].disk.torn;
+        total.disk.midsave += results[j].disk.midsave;
+        total.disk.disk_errors += results[j].disk.disk_errors;
+        total.disk.recoveries += results[j].disk.recoveries;
+        total.disk.tails_cut += results[j].disk.tails_cut;
+        total.disk.other_notes += results[j].disk.other_notes;
         if (results[j].found && (!total.found || results[j].found_seed < total.found_seed)) {
             total.found = 1;
             total.found_seed = results[j].found_seed;
@@ -343,6 +373,12 @@ int main(int argc, char **argv)
     } else {
         rc = total.violations ? 1 : 0;
     }
+    printf("disks: %llu saves, %llu power losses (%llu torn, %llu inside a save), %llu injected "
+           "disk errors, %llu recoveries (%llu torn tails cut, %llu other repairs)\n",
+           (unsigned long long)total.disk.saves, (unsigned long long)total.disk.power_losses,
+           (unsigned long long)total.disk.torn, (unsigned long long)total.disk.midsave,
+           (unsigned long long)total.disk.disk_errors, (unsigned long long)total.disk.recoveries,
+           (unsigned long long)total.disk.tails_cut, (unsigned long long)total.disk.other_notes);
     printf("sim: %llu seeds, %llu violations, %llu steps, %.1f s\n",
            (unsigned long long)total.seeds, (unsigned long long)total.violations,
            (unsigned long long)total.steps, secs);

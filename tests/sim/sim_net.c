@@ -6,8 +6,8 @@
  * random delay: mostly in [delay_min, delay_max], with a long tail of 10-50x, so reordering
  * follows from the delays. Messages may be dropped or duplicated. Partitions are a matrix of cut
  * directed links, checked both when a message is sent and when it arrives (a link cut while a
- * message is in flight loses it). RAFT_MSG_SNAPSHOT carries the sender's snapshot bytes, which
- * the receiver stashes until a Ready asks it to install that snapshot.
+ * message is in flight loses it). RAFT_MSG_SNAPSHOT carries the sender's snapshot bytes (read from its
+ * storage), which the receiver stashes until a Ready asks it to install that snapshot.
  */
 #include "sim.h"
 
@@ -69,15 +69,15 @@ static uint64_t net_delay(sim *s)
     return delay;
 }
 
-/* Finds the bytes of the snapshot a node advertises: its durable one, or one it received and
- * has not installed yet. */
-static bool snapshot_bytes(const sim_node *n, const raft_snapshot_meta *meta, uint8_t *out)
+/* Finds the bytes of the snapshot a node advertises: its stored one (read back from its storage
+ * through the snapshot reader, in chunks), or one it received and has not installed yet (kept by
+ * the transport, as raft.h asks). */
+static bool snapshot_bytes(sim *s, int slot, const raft_snapshot_meta *meta, uint8_t *out)
 {
-    if (n->store.snap_len && n->store.snap.index == meta->index &&
-        n->store.snap.term == meta->term) {
-        memcpy(out, n->store.snap_data, SIM_SNAP_BYTES);
-        return true;
-    }
+    const sim_node *n = &s->nodes[slot];
+    if (meta->index != 0 && n->durable.snap.index == meta->index &&
+        n->durable.snap.term == meta->term)
+        return sim_disk_read_snapshot(s, slot, meta, out);
     for (int i = 0; i < 4; i++) {
         if (n->rx_snap[i].meta.index == meta->index && n->rx_snap[i].meta.index != 0 &&
             n->rx_snap[i].meta.term == meta->term) {
@@ -132,7 +132,11 @@ void sim_net_send(sim *s, const raft_msg *msg)
     }
     sim_packet *p = packet_new(msg);
     if (msg->type == RAFT_MSG_SNAPSHOT) {
-        if (!snapshot_bytes(&s->nodes[from], &msg->snapshot, p->snap_data)) {
+        if (!snapshot_bytes(s, from, &msg->snapshot, p->snap_data)) {
+            if (s->stop) {
+                free(p);
+                return; /* the stored snapshot could not be read: reported */
+            }
             /* The core advertised a snapshot the node does not hold (yet): tell it, as a
              * transport that failed to read the snapshot would. */
             free(p);

@@ -1,23 +1,24 @@
 /*
- * sim_node.c -- one simulated server: a Raft core, its asynchronous disk, its durable store and
- * its state machine.
+ * sim_node.c -- one simulated server: a Raft core, its asynchronous disk and its state machine.
  *
  * The Ready loop runs exactly as raft.h describes, with the disk made slow: sim_node_pump takes a
  * Ready and schedules its write to complete after a random disk delay; meanwhile the node keeps
  * receiving messages, ticks, proposals and reads. When the write completes (sim_node_disk_done)
- * the snapshot / truncation / entries / hard state land in the durable store, THEN the messages go
- * out, committed entries are applied and reads answered, and raft_advance closes the Ready. On
- * some seeds a leader's APPEND/SNAPSHOT messages leave as soon as the Ready is taken (the thesis
- * §10.2.1 exception in raft.h).
+ * the snapshot / truncation / entries / hard state go through the real storage (sim_disk.c:
+ * snapshot writer + storage_save, one fdatasync), THEN the messages go out, committed entries are
+ * applied and reads answered, and raft_advance closes the Ready. On some seeds a leader's
+ * APPEND/SNAPSHOT messages leave as soon as the Ready is taken (the thesis §10.2.1 exception in
+ * raft.h).
  *
- * A crash throws away the core, the in-flight Ready (never written) and the state machine; a
- * restart rebuilds the core with raft_new(cfg, &restore) from exactly the durable store, and the
- * state machine from the durable snapshot (applied = snapshot index).
+ * A crash throws away the core, the in-flight Ready (its write possibly cut by the power loss, see
+ * sim_disk.c) and the state machine; a restart runs storage recovery and rebuilds the core with
+ * raft_new(cfg, &restore) from exactly what storage_open returned, and the state machine from the
+ * snapshot file (applied = snapshot index). A save that fails with an injected disk error stops
+ * the node the same way.
  *
- * Durable store invariant: entries are contiguous from snap.index + 1, each with its own malloc'd
- * bytes. The harness checks the core's side of the contract as it goes (appends without gaps,
- * entries applied only once durable, snapshots to install actually received) and reports a
- * "contract" violation otherwise.
+ * The harness checks the core's side of the contract as it goes (appends without gaps, entries
+ * applied only once storage acknowledged them, snapshots to install actually received) and
+ * reports a "contract" violation otherwise.
  */
 #include "sim.h"
 
@@ -49,97 +50,14 @@ uint64_t sim_entry_hash(const raft_entry *e)
     return sim_hash(e->data, e->len, (uint64_t)e->type + 1);
 }
 
-/* ---- the durable store ---- */
-
-static raft_index store_last(const sim_store *st)
+/* The bytes of a snapshot this node received over the network, or NULL. */
+static const uint8_t *received_bytes(const sim_node *n, const raft_snapshot_meta *meta)
 {
-    return st->snap.index + st->n_entries;
-}
-
-static const raft_entry *store_entry(const sim_store *st, raft_index index)
-{
-    if (index <= st->snap.index || index > store_last(st))
-        return NULL;
-    return &st->entries[index - st->snap.index - 1];
-}
-
-static raft_term store_term(const sim_store *st, raft_index index, bool *known)
-{
-    *known = true;
-    if (index == 0)
-        return 0;
-    if (index == st->snap.index)
-        return st->snap.term;
-    const raft_entry *e = store_entry(st, index);
-    if (e)
-        return e->term;
-    *known = false;
-    return 0;
-}
-
-static void store_truncate(sim_store *st, raft_index from)
-{
-    while (st->n_entries > 0 && store_last(st) >= from) {
-        st->n_entries--;
-        free((void *)st->entries[st->n_entries].data);
-    }
-}
-
-/* Drops entries up to and including `upto` (they are covered by the new snapshot). */
-static void store_drop_prefix(sim_store *st, raft_index old_snap_index, raft_index upto)
-{
-    size_t drop = 0;
-    while (drop < st->n_entries && old_snap_index + drop + 1 <= upto) {
-        free((void *)st->entries[drop].data);
-        drop++;
-    }
-    memmove(st->entries, st->entries + drop, (st->n_entries - drop) * sizeof(raft_entry));
-    st->n_entries -= drop;
-}
-
-static void store_append(sim_store *st, const raft_entry *e)
-{
-    if (st->n_entries == st->cap) {
-        size_t cap = st->cap ? st->cap * 2 : 64;
-        raft_entry *grown = realloc(st->entries, cap * sizeof(*grown));
-        if (!grown)
-            abort();
-        st->entries = grown;
-        st->cap = cap;
-    }
-    raft_entry copy = *e;
-    if (e->len > 0) {
-        uint8_t *bytes = malloc(e->len);
-        if (!bytes)
-            abort();
-        memcpy(bytes, e->data, e->len);
-        copy.data = bytes;
-    } else {
-        copy.data = NULL;
-    }
-    st->entries[st->n_entries++] = copy;
-}
-
-/* Installs a snapshot durably. A snapshot from the leader replaces the whole log (raft.h: "the
- * stored log then restarts after snapshot.index"); a local one (keep_after) covers a prefix of
- * entries this node holds, so the entries after it stay. */
-static void store_install_snapshot(sim_store *st, const raft_snapshot_meta *meta,
-                                   const uint8_t data[SIM_SNAP_BYTES], bool keep_after)
-{
-    if (keep_after && meta->index <= store_last(st))
-        store_drop_prefix(st, st->snap.index, meta->index);
-    else
-        store_truncate(st, st->snap.index + 1);
-    st->snap = *meta;
-    memcpy(st->snap_data, data, SIM_SNAP_BYTES);
-    st->snap_len = SIM_SNAP_BYTES;
-}
-
-static void store_free(sim_store *st)
-{
-    store_truncate(st, st->snap.index + 1);
-    free(st->entries);
-    memset(st, 0, sizeof(*st));
+    for (int i = 0; i < 4; i++)
+        if (n->rx_snap[i].meta.index == meta->index && n->rx_snap[i].meta.index != 0 &&
+            n->rx_snap[i].meta.term == meta->term)
+            return n->rx_snap[i].data;
+    return NULL;
 }
 
 void sim_node_free(sim_node *n)
@@ -150,7 +68,7 @@ void sim_node_free(sim_node *n)
         raft_free(n->r);
         n->r = NULL;
     }
-    store_free(&n->store);
+    sim_disk_free(n);
     free(n->reads);
     free(n->writes);
     n->reads = NULL;
@@ -166,19 +84,14 @@ void sim_node_start(sim *s, int slot, bool restart)
     raft_config cfg = s->base_cfg;
     cfg.id = (raft_id)slot + 1;
     cfg.seed = sim_rng_next(&s->rng); /* a restart gets fresh election randomness */
+    storage_loaded loaded;
+    sim_sm sm;
+    if (!sim_disk_open(s, slot, &loaded, &sm))
+        return; /* recovery failed or lost something: reported */
     raft_restore restore;
-    memset(&restore, 0, sizeof(restore));
-    restore.hard_state = n->store.hard_state;
-    restore.snapshot = n->store.snap;
-    restore.entries = n->store.entries;
-    restore.n_entries = n->store.n_entries;
-    restore.applied = n->store.snap.index;
-    /* The snapshot holds only committed state, so commit >= its index even if the hard state
-     * that said so was not written before the crash. */
-    if (restore.hard_state.commit < restore.snapshot.index)
-        restore.hard_state.commit = restore.snapshot.index;
-    bool empty = !restart || (n->store.hard_state.term == 0 && n->store.snap.index == 0 &&
-                              n->store.n_entries == 0);
+    storage_loaded_restore(&loaded, &restore);
+    bool empty = restore.hard_state.term == 0 && restore.snapshot.index == 0 &&
+                 restore.n_entries == 0;
     int rc = raft_new(&cfg, empty ? NULL : &restore, &n->r);
     if (rc != RAFT_OK) {
         n->r = NULL;
@@ -191,13 +104,12 @@ void sim_node_start(sim *s, int slot, bool restart)
                       (unsigned long long)restore.hard_state.commit,
                       (unsigned long long)restore.snapshot.index,
                       (unsigned long long)restore.snapshot.term, restore.n_entries);
+        storage_loaded_free(&loaded);
         return;
     }
     n->up = true;
     n->inflight = false;
-    memset(&n->sm, 0, sizeof(n->sm));
-    if (n->store.snap_len)
-        sim_sm_decode(&n->sm, n->store.snap_data);
+    n->sm = sm;
     n->last_snap_applied = n->sm.applied;
     memset(n->rx_snap, 0, sizeof(n->rx_snap));
     n->n_reads = 0;
@@ -213,10 +125,11 @@ void sim_node_start(sim *s, int slot, bool restart)
                   (unsigned long long)restore.hard_state.vote,
                   (unsigned long long)restore.hard_state.commit,
                   (unsigned long long)restore.snapshot.index, restore.n_entries,
-                  (unsigned long long)store_last(&n->store));
-        if (n->store.snap_len)
+                  (unsigned long long)sim_durable_last(&n->durable));
+        if (restore.snapshot.index)
             sim_check_sm_install(s, slot, &n->sm);
     }
+    storage_loaded_free(&loaded); /* raft_new copied the entries */
     sim_check_node_started(s, slot);
     /* Nodes tick at the same rate with different phases, like unsynchronised clocks. */
     sim_schedule(s, s->now + sim_rng_range(&s->rng, 1, SIM_TICK_US), SIM_EV_TICK, slot, 0, NULL);
@@ -230,11 +143,15 @@ void sim_node_crash(sim *s, int slot)
         return;
     sim_trace(s, "node %d crashes%s (durable: term=%llu commit=%llu snapshot=%llu last=%llu)",
               slot + 1, n->inflight ? " with a Ready in flight" : "",
-              (unsigned long long)n->store.hard_state.term,
-              (unsigned long long)n->store.hard_state.commit,
-              (unsigned long long)n->store.snap.index, (unsigned long long)store_last(&n->store));
-    /* The in-flight Ready was never written; advancing it only releases its memory, since the
-     * core is freed right after (raft.h says raft_advance frees what a Ready points to). */
+              (unsigned long long)n->durable.hard_state.term,
+              (unsigned long long)n->durable.hard_state.commit,
+              (unsigned long long)n->durable.snap.index,
+              (unsigned long long)sim_durable_last(&n->durable));
+    /* The disk first: the in-flight Ready's write may be cut by the power loss. */
+    const raft_ready *rd = n->inflight ? &n->rd : NULL;
+    sim_disk_crash(s, slot, rd, rd && rd->snapshot.index ? received_bytes(n, &rd->snapshot) : NULL);
+    /* The in-flight Ready was never (completely) written; advancing it only releases its memory,
+     * since the core is freed right after (raft.h says raft_advance frees what a Ready points to). */
     if (n->inflight)
         raft_advance(n->r, &n->rd);
     raft_free(n->r);
@@ -330,14 +247,14 @@ static void apply_entry(sim *s, int slot, const raft_entry *e)
                       (unsigned long long)n->sm.applied);
         return;
     }
-    const raft_entry *stored = store_entry(&n->store, e->index);
+    const sim_durable_entry *stored = sim_durable_at(&n->durable, e->index);
     if (!stored || stored->term != e->term) {
         sim_violation(s, SIM_CHECK_CONTRACT,
-                      "node %d applies entry %llu term %llu that is not durable (store has "
-                      "term %llu, last %llu)",
+                      "node %d applies entry %llu term %llu that is not durable (storage "
+                      "acknowledged term %llu there, last %llu)",
                       slot + 1, (unsigned long long)e->index, (unsigned long long)e->term,
                       (unsigned long long)(stored ? stored->term : 0),
-                      (unsigned long long)store_last(&n->store));
+                      (unsigned long long)sim_durable_last(&n->durable));
         return;
     }
     uint64_t entry_hash = sim_entry_hash(e);
@@ -353,7 +270,7 @@ static void apply_entry(sim *s, int slot, const raft_entry *e)
 static void take_local_snapshot(sim *s, int slot)
 {
     sim_node *n = &s->nodes[slot];
-    if (n->sm.applied <= n->store.snap.index ||
+    if (n->sm.applied <= n->durable.snap.index ||
         n->sm.applied - n->last_snap_applied < s->snap_every)
         return;
     raft_snapshot_meta meta;
@@ -363,8 +280,11 @@ static void take_local_snapshot(sim *s, int slot)
     meta.conf = *raft_get_conf(n->r);
     uint8_t data[SIM_SNAP_BYTES];
     sim_sm_encode(&n->sm, data);
-    /* Written synchronously: the snapshot must be durable before the core forgets the log. */
-    store_install_snapshot(&n->store, &meta, data, true);
+    /* Written synchronously: the snapshot must be durable before the core forgets the log. The
+     * WAL keeps the same `trailing` entries behind it as the core. */
+    raft_index compact_to = meta.index > s->snap_trailing ? meta.index - s->snap_trailing : 0;
+    if (!sim_disk_snapshot(s, slot, &meta, data, compact_to))
+        return;
     n->last_snap_applied = n->sm.applied;
     int rc = raft_compact(n->r, meta.index, s->snap_trailing);
     if (rc != RAFT_OK)
@@ -381,87 +301,62 @@ static void take_local_snapshot(sim *s, int slot)
     }
 }
 
-static bool install_snapshot(sim *s, int slot, const raft_snapshot_meta *meta)
+/* The snapshot a Ready installs must be one the node received, holding the state at its index
+ * and not behind what the node applied. Returns its bytes (and decoded state) or NULL. */
+static const uint8_t *snapshot_to_install(sim *s, int slot, const raft_snapshot_meta *meta,
+                                          sim_sm *sm)
 {
     sim_node *n = &s->nodes[slot];
-    int found = -1;
-    for (int i = 0; i < 4; i++)
-        if (n->rx_snap[i].meta.index == meta->index && n->rx_snap[i].meta.term == meta->term)
-            found = i;
-    if (found < 0) {
+    const uint8_t *data = received_bytes(n, meta);
+    if (!data) {
         sim_violation(s, SIM_CHECK_CONTRACT,
                       "node %d's Ready installs snapshot %llu/%llu that it never received",
                       slot + 1, (unsigned long long)meta->index, (unsigned long long)meta->term);
-        return false;
+        return NULL;
     }
-    sim_sm sm;
-    sim_sm_decode(&sm, n->rx_snap[found].data);
-    if (sm.applied != meta->index || sm.applied < n->sm.applied) {
+    sim_sm_decode(sm, data);
+    if (sm->applied != meta->index || sm->applied < n->sm.applied) {
         sim_violation(s, SIM_CHECK_CONTRACT,
                       "node %d installs snapshot %llu whose state is at %llu while it applied "
                       "%llu",
-                      slot + 1, (unsigned long long)meta->index, (unsigned long long)sm.applied,
+                      slot + 1, (unsigned long long)meta->index, (unsigned long long)sm->applied,
                       (unsigned long long)n->sm.applied);
-        return false;
+        return NULL;
     }
-    store_install_snapshot(&n->store, meta, n->rx_snap[found].data, false);
-    n->sm = sm;
-    n->last_snap_applied = sm.applied;
-    sim_check_sm_install(s, slot, &sm);
-    sim_trace(s, "node %d installed snapshot %llu/%llu", slot + 1, (unsigned long long)meta->index,
-              (unsigned long long)meta->term);
-    if (s->opt->demo)
-        sim_say(s, "node %d installed a snapshot at index %llu sent by the leader", slot + 1,
-                (unsigned long long)meta->index);
-    return true;
+    return data;
 }
 
 void sim_node_disk_done(sim *s, int slot)
 {
     sim_node *n = &s->nodes[slot];
     raft_ready *rd = &n->rd;
-    sim_store *st = &n->store;
     sim_trace(s, "node %d disk write done", slot + 1);
 
-    /* 1-3: the write itself. */
-    if (rd->snapshot.index != 0 && !install_snapshot(s, slot, &rd->snapshot))
+    /* 1-3: the write itself, through the storage. */
+    sim_sm snap_sm;
+    const uint8_t *snap_data = NULL;
+    if (rd->snapshot.index != 0 &&
+        !(snap_data = snapshot_to_install(s, slot, &rd->snapshot, &snap_sm)))
         return;
-    if (rd->truncate_from != 0) {
-        if (rd->truncate_from <= st->snap.index) {
-            sim_violation(s, SIM_CHECK_CONTRACT,
-                          "node %d truncates from %llu, inside its snapshot (%llu)", slot + 1,
-                          (unsigned long long)rd->truncate_from,
-                          (unsigned long long)st->snap.index);
-            return;
-        }
-        store_truncate(st, rd->truncate_from);
+    int rc = sim_disk_save(s, slot, rd, snap_data);
+    if (rc == SIM_DISK_VIOLATION)
+        return;
+    if (rc == SIM_DISK_STOPPED) {
+        sim_node_crash(s, slot); /* a failed write or fsync stops the node: never retried */
+        return;
     }
-    for (size_t i = 0; i < rd->n_entries; i++) {
-        const raft_entry *e = &rd->entries[i];
-        if (e->index != store_last(st) + 1) {
-            sim_violation(s, SIM_CHECK_LOG_MATCHING,
-                          "node %d appends entry %llu (term %llu) to a log ending at %llu: the "
-                          "log would have a %s",
-                          slot + 1, (unsigned long long)e->index, (unsigned long long)e->term,
-                          (unsigned long long)store_last(st),
-                          e->index > store_last(st) ? "gap" : "duplicate");
-            return;
-        }
-        bool known;
-        raft_term prev = store_term(st, e->index - 1, &known);
-        sim_check_durable_entry(s, slot, e, prev, known);
-        store_append(st, e);
-    }
-    if (rd->hard_state_changed) {
-        if (rd->hard_state.term < st->hard_state.term)
-            sim_violation(s, SIM_CHECK_CONTRACT, "node %d persists term %llu after term %llu",
-                          slot + 1, (unsigned long long)rd->hard_state.term,
-                          (unsigned long long)st->hard_state.term);
-        st->hard_state = rd->hard_state;
+    if (snap_data) {
+        n->sm = snap_sm;
+        n->last_snap_applied = snap_sm.applied;
+        sim_check_sm_install(s, slot, &snap_sm);
+        sim_trace(s, "node %d installed snapshot %llu/%llu", slot + 1,
+                  (unsigned long long)rd->snapshot.index, (unsigned long long)rd->snapshot.term);
+        if (s->opt->demo)
+            sim_say(s, "node %d installed a snapshot at index %llu sent by the leader", slot + 1,
+                    (unsigned long long)rd->snapshot.index);
     }
 
-    /* 4: only now may the messages leave. */
-    for (size_t i = 0; i < rd->n_msgs; i++)
+    /* 4: only now may the messages leave. */    for (size_t i = 0; i < rd->n_msgs; i++)
         if (!(n->early_sent && early_type(rd->msgs[i].type)))
             sim_net_send(s, &rd->msgs[i]);
 

@@ -262,13 +262,15 @@ int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res)
     sim_trace(s,
               "seed %llu: %d nodes, profile %s, heartbeat %u, pre_vote %d, check_quorum %d, "
               "inflight %u, batch %u/%llu, early_send %d, snapshot every %u (trailing %u), "
-              "drop %u/1000, dup %u/1000, tail %u/1000",
+              "drop %u/1000, dup %u/1000, tail %u/1000, WAL segments %llu KiB, mid-save crashes "
+              "%u/1000, torn power losses %u/1000, disk errors %u/1000",
               (unsigned long long)seed, s->n_nodes, sim_profile_name(s->profile),
               s->base_cfg.heartbeat_tick, s->base_cfg.pre_vote, s->base_cfg.check_quorum,
               s->base_cfg.max_inflight_msgs, s->base_cfg.max_entries_per_msg,
               (unsigned long long)s->base_cfg.max_bytes_per_msg, s->early_send, s->snap_every,
               s->snap_trailing, s->net.params.drop_permille, s->net.params.dup_permille,
-              s->net.params.tail_permille);
+              s->net.params.tail_permille, (unsigned long long)(s->segment_bytes >> 10),
+              s->midsave_permille, s->torn_permille, s->disk_error_permille);
     if (opt->demo)
         sim_say(s, "%d nodes start as followers (election timeout 100-200 ms, heartbeat 10 ms)",
                 s->n_nodes);
@@ -326,6 +328,7 @@ int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res)
     res->commit = s->chk.max_commit_seen;
     res->terms_with_leader = sim_check_terms_with_leader(s);
     res->max_term = s->chk.n_terms;
+    res->disk = s->disk_stats;
 
     sim_queue_free(&s->queue);
     for (int i = 0; i < s->n_nodes; i++)
