@@ -18,7 +18,10 @@
  * compactly: F = the first required (not unknown) operation, in call order, that is not yet
  * linearized, plus the sorted list of linearized operations that are unknown or after F. Every
  * required operation before F is linearized, so (F, list, value) names the set exactly; the list
- * holds only the operations concurrent with F and the few unknown ones taken, never the history.
+ * holds only the operations concurrent with F and the few unknown ones taken, never the history:
+ * linearized unknown writes of unobserved values are a prefix of their list (below), so their
+ * count stands for them; an unknown write whose value a required operation before F read must
+ * have been linearized before that reader (values are written once), so it is implied too.
  *
  * UNKNOWN OUTCOMES. Unknown writes and cas have no return event: they may be linearized at any
  * point after their call, or never. Values that no completed operation observes (no ok read
@@ -43,6 +46,7 @@ typedef struct rop {
     bool optional;   /* unknown outcome: may never be linearized */
     bool xwrite;     /* unknown write of an unobserved value */
     bool cas_false;  /* cas that completed with "false" */
+    uint32_t first_observer; /* optional op: the first required op that reads its value */
 } rop;
 
 typedef struct event {
@@ -62,7 +66,8 @@ typedef struct frame {
 
 typedef struct memo_slot {
     uint64_t hash;    /* 0 = empty */
-    uint32_t value, first, len;
+    uint32_t value, len;
+    uint64_t first;   /* F and the count of linearized X writes */
     size_t off;       /* into memo.arena */
 } memo_slot;
 
@@ -97,7 +102,7 @@ static uint64_t mix(uint64_t h, uint64_t x)
     return h ^ (h >> 33);
 }
 
-static uint64_t config_hash(uint32_t value, uint32_t first, const uint32_t *list, size_t len)
+static uint64_t config_hash(uint32_t value, uint64_t first, const uint32_t *list, size_t len)
 {
     uint64_t h = mix(mix(0x51ed27u, value), first);
     for (size_t i = 0; i < len; i++) h = mix(h, list[i]);
@@ -122,7 +127,7 @@ static bool memo_grow(memo *m)
 }
 
 /* 1 = inserted (new configuration), 0 = seen before, -1 = out of memory. */
-static int memo_insert(memo *m, uint32_t value, uint32_t first, const uint32_t *list, size_t len)
+static int memo_insert(memo *m, uint32_t value, uint64_t first, const uint32_t *list, size_t len)
 {
     if ((m->used + 1) * 2 > m->cap && !memo_grow(m)) return -1;
     uint64_t h = config_hash(value, first, list, len);
@@ -179,6 +184,12 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 typedef struct time_event {
     int64_t time;
     uint32_t op;
@@ -217,6 +228,17 @@ static void print_op(FILE *out, const lc_history *h, const lc_op *o)
         fprintf(out, "  [%" PRId64 ", +inf) %s\n", o->invoke, outcome);
     else
         fprintf(out, "  [%" PRId64 ", %" PRId64 "] %s\n", o->invoke, o->complete, outcome);
+}
+
+/* Whether linearized op j must be named in the configuration's list when F = first. Required ops
+ * before F are implied. Linearized X writes are implied by their count (always a prefix, see
+ * above). An unknown write or cas whose value some required op reads, once such a reader is
+ * before F (linearized), is implied too: each value is written once, so that reader could only be
+ * linearized after it. The rest are listed. */
+static bool in_list(const rop *ops, uint32_t j, uint32_t first)
+{
+    if (!ops[j].optional) return j > first;
+    return !ops[j].xwrite && ops[j].first_observer >= first;
 }
 
 typedef struct key_result {
@@ -264,6 +286,33 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
         r->xwrite = o->kind == LC_WRITE && r->optional && !seen;
     }
     res.ops = m;
+    /* first_observer: for each optional op, the first required op (call order) reading its
+     * value. Reads and successful cas name the value they saw. */
+    for (uint32_t i = 0; i < m; i++) ops[i].first_observer = UINT32_MAX;
+    {
+        uint64_t *readers = malloc((m + 1) * sizeof *readers); /* value << 32 | op */
+        if (readers == NULL) goto oom;
+        size_t n_readers = 0;
+        for (uint32_t i = 0; i < m; i++) {
+            const lc_op *o = ops[i].op;
+            if (ops[i].optional || ops[i].cas_false || o->kind == LC_WRITE) continue;
+            readers[n_readers++] = (uint64_t)ops[i].pre << 32 | i;
+        }
+        qsort(readers, n_readers, sizeof *readers, cmp_u64);
+        for (uint32_t i = 0; i < m; i++) {
+            if (!ops[i].optional || ops[i].post == VAL_X || ops[i].post == LC_NIL) continue;
+            uint64_t probe = (uint64_t)ops[i].post << 32;
+            size_t lo = 0, hi = n_readers;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (readers[mid] < probe) lo = mid + 1;
+                else hi = mid;
+            }
+            if (lo < n_readers && readers[lo] >> 32 == ops[i].post)
+                ops[i].first_observer = (uint32_t)readers[lo];
+        }
+        free(readers);
+    }
 
     /* Events, in time order, then the linked list (event 0 is the sentinel). */
     size_t n_ev = 0;
@@ -320,17 +369,17 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
                 if (o->optional || e->op > first) {
                     size_t k = 0;
                     while (k < cur.len && cur.v[k] < e->op) next_list.v[next_list.len++] = cur.v[k++];
-                    next_list.v[next_list.len++] = e->op;
+                    if (in_list(ops, e->op, first)) next_list.v[next_list.len++] = e->op;
                     while (k < cur.len) next_list.v[next_list.len++] = cur.v[k++];
                 } else {
                     assert(e->op == first);
                     while (next_first < m && (lin[next_first] || ops[next_first].optional))
                         next_first++;
                     for (size_t k = 0; k < cur.len; k++)
-                        if (ops[cur.v[k]].optional || cur.v[k] > next_first)
-                            next_list.v[next_list.len++] = cur.v[k];
+                        if (in_list(ops, cur.v[k], next_first)) next_list.v[next_list.len++] = cur.v[k];
                 }
-                int fresh = memo_insert(&memo_tab, next_value, next_first, next_list.v, next_list.len);
+                uint64_t position = next_first | (uint64_t)(xpos + (o->xwrite ? 1 : 0)) << 32;
+                int fresh = memo_insert(&memo_tab, next_value, position, next_list.v, next_list.len);
                 if (fresh < 0) goto oom_all;
                 if (fresh == 1) {
                     if (max_configurations && memo_tab.used > max_configurations) {
