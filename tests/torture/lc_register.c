@@ -455,8 +455,18 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
                      "cannot be, in any order:\n",
                 lc_str(h, bad_op->key), best_depth, m);
         print_op(out, h, bad_op);
-        fprintf(out, "  the register then held %s; the last operations linearized before it:\n",
-                value_text(h, best_value));
+        const lc_op *writer = NULL; /* who wrote the value held, among the recent ops */
+        for (size_t k = 0; k < best_n_recent; k++) {
+            const rop *r = &ops[best_recent[k]];
+            if (r->op->kind == LC_WRITE || (r->op->kind == LC_CAS && !r->cas_false)) writer = r->op;
+        }
+        if (best_value == VAL_X && writer != NULL)
+            fprintf(out, "  the register then held %s (written at line %" PRIu32 ", a value no "
+                         "read observed); the last operations linearized before it:\n",
+                    lc_str(h, writer->kind == LC_WRITE ? writer->arg1 : writer->arg2), writer->line);
+        else
+            fprintf(out, "  the register then held %s; the last operations linearized before it:\n",
+                    value_text(h, best_value));
         for (size_t k = 0; k < best_n_recent; k++) print_op(out, h, ops[best_recent[k]].op);
         fprintf(out, "  operations concurrent with it:\n");
         int shown = 0;

@@ -5,6 +5,7 @@
  *   client op key arg1 arg2 invoke complete outcome result
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -288,6 +289,98 @@ static void generatedHistoriesWithOneBadReadFail(void **state)
     }
 }
 
+
+/* ---- register: agreement with a brute-force search on small random histories ---- */
+
+/* Tries every order of the ops not in `done` that respects real time; required ops must all be
+ * placed, unknown writes/cas may be. */
+static bool brute_force(const lc_history *h, uint32_t done, uint32_t value)
+{
+    size_t n = lc_history_len(h);
+    bool all = true;
+    for (size_t i = 0; i < n; i++) {
+        const lc_op *o = lc_history_op(h, i);
+        if (o->outcome == LC_OK && !(done & (1u << i))) all = false;
+    }
+    if (all) return true;
+    for (size_t i = 0; i < n; i++) {
+        const lc_op *o = lc_history_op(h, i);
+        if (done & (1u << i) || o->outcome == LC_FAIL) continue;
+        if (o->outcome == LC_UNKNOWN && o->kind == LC_READ) continue;
+        bool blocked = false; /* an op that completed before o began must come first */
+        for (size_t j = 0; j < n; j++) {
+            const lc_op *p = lc_history_op(h, j);
+            if (!(done & (1u << j)) && p->outcome == LC_OK && p->complete < o->invoke) blocked = true;
+        }
+        if (blocked) continue;
+        uint32_t next = value;
+        if (o->kind == LC_READ) {
+            if (value != o->result) continue;
+        } else if (o->kind == LC_WRITE) {
+            next = o->arg1;
+        } else if (o->outcome == LC_OK && strcmp(lc_str(h, o->result), "false") == 0) {
+            if (value == o->arg1) continue;
+        } else {
+            if (value != o->arg1) continue;
+            next = o->arg2;
+        }
+        if (brute_force(h, done | (1u << i), next)) return true;
+    }
+    return false;
+}
+
+static void agreesWithBruteForceOnSmallHistories(void **state)
+{
+    (void)state;
+    uint64_t rng = 12345;
+    int valid = 0, invalid = 0;
+    for (int round = 0; round < 1500; round++) {
+        char text[2048];
+        size_t len = 0;
+        int n = 3 + (int)(rng % 5);
+        for (int i = 0; i < n; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            uint64_t r = rng >> 20;
+            int kind = (int)(r % 3), outcome = (int)((r >> 4) % 5), inv = (int)((r >> 8) % 20);
+            int comp = inv + (int)((r >> 16) % 10), other = (int)((r >> 24) % (uint64_t)n);
+            const char *out = outcome < 3 ? "ok" : outcome == 3 ? "unknown" : "fail";
+            char comp_text[16];
+            snprintf(comp_text, sizeof comp_text, "%d", comp);
+            if (outcome == 3) snprintf(comp_text, sizeof comp_text, "-");
+            if (kind == 0) {
+                char res[16] = "-";
+                if ((r >> 30) % 4 != 0) snprintf(res, sizeof res, "v%d", other);
+                len += (size_t)snprintf(text + len, sizeof text - len, "%d\tread\tk\t-\t-\t%d\t%s\t%s\t%s\n",
+                                        i, inv, comp_text, out, res);
+            } else if (kind == 1) {
+                len += (size_t)snprintf(text + len, sizeof text - len, "%d\twrite\tk\tv%d\t-\t%d\t%s\t%s\t-\n",
+                                        i, i, inv, comp_text, out);
+            } else {
+                const char *res = outcome < 3 ? ((r >> 32) % 2 ? "true" : "false") : "-";
+                len += (size_t)snprintf(text + len, sizeof text - len, "%d\tcas\tk\tv%d\tv%d\t%d\t%s\t%s\t%s\n",
+                                        i, other, i, inv, comp_text, out, res);
+            }
+        }
+        char err[256];
+        lc_history *h = lc_history_parse(text, "random", err, sizeof err);
+        if (h == NULL) fail_msg("%s", err);
+        FILE *sink = fopen("/dev/null", "w");
+        assert_non_null(sink);
+        int verdict = lc_check_register(h, 0, sink, NULL);
+        fclose(sink);
+        bool expected = brute_force(h, 0, LC_NIL);
+        if ((verdict == LC_VALID) != expected) {
+            fprintf(stderr, "history:\n%s", text);
+            fail_msg("lincheck says %d, brute force says %s", verdict, expected ? "valid" : "invalid");
+        }
+        expected ? valid++ : invalid++;
+        lc_history_free(h);
+    }
+    /* Both verdicts must have been exercised, or the comparison proves little. */
+    assert_true(valid > 200);
+    assert_true(invalid > 200);
+}
+
 /* ---- append set ---- */
 
 static void setWithEveryAckedAddPasses(void **state)
@@ -408,6 +501,7 @@ int main(void)
         cmocka_unit_test(keysAreCheckedIndependently),
         cmocka_unit_test(generatedHistoryOf100kOpsPasses),
         cmocka_unit_test(generatedHistoriesWithOneBadReadFail),
+        cmocka_unit_test(agreesWithBruteForceOnSmallHistories),
         cmocka_unit_test(setWithEveryAckedAddPasses),
         cmocka_unit_test(setLostAddAndPhantomFail),
         cmocka_unit_test(multiWholeMsetsPass),
