@@ -921,6 +921,9 @@ static int parse_options(options *o, int argc, char **argv)
 
 /* ---- main ------------------------------------------------------------------------------------- */
 
+enum { SETUP_OK = 0, SETUP_FAILED = -1, SETUP_USAGE = -2 };
+
+/* Returns SETUP_OK, SETUP_USAGE (a bad option, already reported) or SETUP_FAILED (errno set). */
 static int setup(bench *b)
 {
     char err[256];
@@ -930,17 +933,17 @@ static int setup(bench *b)
          tok = strtok_r(NULL, ",", &save)) {
         if (b->n_user_eps == MAX_ENDPOINTS / 2) {
             fprintf(stderr, "raftkv-bench: --addr: at most %d addresses\n", MAX_ENDPOINTS / 2);
-            return -1;
+            return SETUP_USAGE;
         }
         if (endpoint_parse(&b->eps[b->n_user_eps], tok, err, sizeof err) != 0) {
             fprintf(stderr, "raftkv-bench: --addr: %s\n", err);
-            return -1;
+            return SETUP_USAGE;
         }
         b->n_user_eps++;
     }
     if (b->n_user_eps == 0) {
         fprintf(stderr, "raftkv-bench: --addr: no address\n");
-        return -1;
+        return SETUP_USAGE;
     }
     b->n_eps = b->n_user_eps;
     bool writes = b->opt.read_ratio < 1.0 || b->opt.preload;
@@ -993,8 +996,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
-    if (setup(&b) != 0) {
-        fprintf(stderr, "raftkv-bench: setup failed (%s)\n", strerror(errno));
+    int rc = setup(&b);
+    if (rc == SETUP_USAGE) return 2;
+    if (rc != SETUP_OK) {
+        fprintf(stderr, "raftkv-bench: setup failed: %s\n", strerror(errno));
         return 1;
     }
     uint64_t now = now_ns();
@@ -1027,7 +1032,7 @@ int main(int argc, char **argv)
         free(c->ring);
     }
     report(&b);
-    int rc = 0;
+    rc = 0;
     if (b.timeline && write_timeline(&b) != 0) rc = 1;
     free(b.conns);
     free(b.hist);
