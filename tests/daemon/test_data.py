@@ -31,7 +31,7 @@ RAFTKVD = os.path.abspath(sys.argv[1])
 WAIT_S = 30
 procs = {}
 acked = {}  # key -> last acknowledged value
-unknown = {}  # key -> values written after it whose outcome is unknown (error reply, lost link)
+unknown = {}  # key -> values whose outcome is unknown (error reply, lost link): may still apply
 
 
 def fail(msg):
@@ -100,8 +100,7 @@ def write_keys(nodes, first, count, tag, stop_after=None):
             if node not in conns:
                 conns[node] = Resp(resp_port(node))
             if conns[node].call("SET", key, value) == "OK":
-                acked[key] = value
-                unknown.pop(key, None)
+                acked[key] = value  # an earlier unknown outcome may still land later
             else:
                 unknown.setdefault(key, set()).add(value)
         except (OSError, RespError, ConnectionError):
