@@ -117,7 +117,10 @@ def main():
             victims = rnd.sample([1, 2, 3], 2 if rnd.random() < 0.2 else 1)
             for v in victims:
                 procs[v].send_signal(signal.SIGKILL)
-                procs[v].wait()
+                if procs[v].wait() != -signal.SIGKILL:  # it died on its own: a crash
+                    print("FAIL: seed %d: node %d had exited with %s before the kill; logs in %s"
+                          % (args.seed, v, procs[v].returncode, tmp))
+                    sys.exit(1)
             time.sleep(rnd.uniform(0.0, 0.8))
             for v in victims:
                 start(v)
