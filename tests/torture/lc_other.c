@@ -67,12 +67,11 @@ typedef struct op_index {
     size_t n;
 } op_index;
 
-static const lc_history *index_history;
-
-static int cmp_key_arg1(const void *a, const void *b)
+static int cmp_key_arg1(const void *a, const void *b, void *context)
 {
-    const lc_op *x = &index_history->ops[*(const uint32_t *)a];
-    const lc_op *y = &index_history->ops[*(const uint32_t *)b];
+    const lc_history *h = context;
+    const lc_op *x = &h->ops[*(const uint32_t *)a];
+    const lc_op *y = &h->ops[*(const uint32_t *)b];
     if (x->key != y->key) return x->key < y->key ? -1 : 1;
     return (x->arg1 > y->arg1) - (x->arg1 < y->arg1);
 }
@@ -84,8 +83,7 @@ static bool index_build(op_index *ix, const lc_history *h, lc_kind kind)
     if (ix->idx == NULL) return false;
     for (size_t i = 0; i < h->n_ops; i++)
         if (h->ops[i].kind == kind) ix->idx[ix->n++] = (uint32_t)i;
-    index_history = h;
-    qsort(ix->idx, ix->n, sizeof *ix->idx, cmp_key_arg1);
+    qsort_r(ix->idx, ix->n, sizeof *ix->idx, cmp_key_arg1, (void *)h);
     return true;
 }
 

@@ -31,6 +31,7 @@
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -503,36 +504,102 @@ done:
     return res;
 }
 
-static const lc_history *sort_history; /* qsort has no context argument */
-
-static int cmp_by_key_invoke(const void *a, const void *b)
+static int cmp_by_key_invoke(const void *a, const void *b, void *context)
 {
-    const lc_op *x = &sort_history->ops[*(const uint32_t *)a];
-    const lc_op *y = &sort_history->ops[*(const uint32_t *)b];
+    const lc_history *h = context;
+    const lc_op *x = &h->ops[*(const uint32_t *)a];
+    const lc_op *y = &h->ops[*(const uint32_t *)b];
     if (x->key != y->key) return x->key < y->key ? -1 : 1;
     if (x->invoke != y->invoke) return x->invoke < y->invoke ? -1 : 1;
     return (x->line > y->line) - (x->line < y->line);
 }
 
+/* Keys are independent: worker threads take the next unchecked key; each key's explanation goes
+ * to its own buffer, printed in key order afterwards so the output does not depend on timing. */
+typedef struct key_job {
+    size_t start, end; /* range in idx */
+    key_result result;
+    char *text;
+    size_t text_len;
+} key_job;
+
+typedef struct job_queue {
+    const lc_history *h;
+    const uint32_t *idx;
+    key_job *jobs;
+    size_t n_jobs, next;
+    uint64_t max_configurations;
+    pthread_mutex_t lock;
+} job_queue;
+
+static void *worker(void *arg)
+{
+    job_queue *q = arg;
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        size_t j = q->next < q->n_jobs ? q->next++ : SIZE_MAX;
+        pthread_mutex_unlock(&q->lock);
+        if (j == SIZE_MAX) return NULL;
+        key_job *job = &q->jobs[j];
+        FILE *out = open_memstream(&job->text, &job->text_len);
+        if (out == NULL) {
+            job->result.verdict = LC_EBAD;
+            continue;
+        }
+        job->result = check_key(q->h, q->idx + job->start, job->end - job->start,
+                                q->max_configurations, out);
+        fclose(out);
+    }
+}
+
 int lc_check_register(const lc_history *h, uint64_t max_configurations, FILE *out, lc_stats *st)
+{
+    return lc_check_register_jobs(h, max_configurations, 1, out, st);
+}
+
+int lc_check_register_jobs(const lc_history *h, uint64_t max_configurations, unsigned jobs,
+                           FILE *out, lc_stats *st)
 {
     lc_stats local = {0};
     if (st == NULL) st = &local;
     memset(st, 0, sizeof *st);
     uint32_t *idx = malloc((h->n_ops + 1) * sizeof *idx);
-    if (idx == NULL) return LC_EBAD;
-    size_t n = 0;
+    key_job *keys = calloc(h->n_ops + 1, sizeof *keys);
+    if (idx == NULL || keys == NULL) {
+        free(idx);
+        free(keys);
+        return LC_EBAD;
+    }
+    size_t n = 0, n_keys = 0;
     for (size_t i = 0; i < h->n_ops; i++) {
         lc_kind k = h->ops[i].kind;
         if (k == LC_READ || k == LC_WRITE || k == LC_CAS) idx[n++] = (uint32_t)i;
     }
-    sort_history = h;
-    qsort(idx, n, sizeof *idx, cmp_by_key_invoke);
-    int verdict = LC_VALID;
+    qsort_r(idx, n, sizeof *idx, cmp_by_key_invoke, (void *)h);
     for (size_t start = 0; start < n;) {
         size_t end = start;
         while (end < n && h->ops[idx[end]].key == h->ops[idx[start]].key) end++;
-        key_result r = check_key(h, idx + start, end - start, max_configurations, out);
+        keys[n_keys++] = (key_job){.start = start, .end = end};
+        start = end;
+    }
+    job_queue q = {.h = h, .idx = idx, .jobs = keys, .n_jobs = n_keys,
+                   .max_configurations = max_configurations};
+    pthread_mutex_init(&q.lock, NULL);
+    if (jobs < 1) jobs = 1;
+    if (jobs > n_keys) jobs = n_keys ? (unsigned)n_keys : 1;
+    pthread_t threads[64];
+    unsigned started = 0;
+    for (unsigned t = 1; t < jobs && t < 64; t++)
+        if (pthread_create(&threads[started], NULL, worker, &q) == 0) started++;
+    worker(&q); /* this thread works too */
+    for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
+    pthread_mutex_destroy(&q.lock);
+
+    int verdict = LC_VALID;
+    for (size_t k = 0; k < n_keys; k++) {
+        key_result r = keys[k].result;
+        if (keys[k].text != NULL) fwrite(keys[k].text, 1, keys[k].text_len, out);
+        free(keys[k].text);
         st->keys++;
         st->ops_checked += r.ops;
         st->configurations += r.configurations;
@@ -540,8 +607,8 @@ int lc_check_register(const lc_history *h, uint64_t max_configurations, FILE *ou
         if (r.verdict == LC_EBAD) verdict = LC_EBAD;
         else if (r.verdict == LC_VIOLATION && verdict != LC_EBAD) verdict = LC_VIOLATION;
         else if (r.verdict == LC_UNDECIDED && verdict == LC_VALID) verdict = LC_UNDECIDED;
-        start = end;
     }
+    free(keys);
     free(idx);
     fprintf(out, "register: %" PRIu64 " operations on %" PRIu64 " keys, %" PRIu64
                  " configurations: %s\n",

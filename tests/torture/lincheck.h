@@ -47,7 +47,8 @@
  * or LC_UNDECIDED (register: the search budget ran out) ; never exits.
  *
  * OWNERSHIP. lc_history owns its operations and strings; free with lc_history_free.
- * THREADS. A history is read-only during a check; checkers keep no global state.
+ * THREADS. A history is read-only during a register check (the list checkers intern the words of
+ * list results, so give each thread its own history); checkers keep no global state.
  */
 #ifndef RAFTKV_LINCHECK_H
 #define RAFTKV_LINCHECK_H
@@ -98,8 +99,11 @@ typedef struct lc_stats {
     uint64_t violations;
 } lc_stats;
 
-/* max_configurations: search budget per key (0 = unlimited). */
+/* max_configurations: search budget per key (0 = unlimited). The _jobs form checks keys on up to
+ * `jobs` threads (the output is the same, in key order). */
 int lc_check_register(const lc_history *h, uint64_t max_configurations, FILE *out, lc_stats *st);
+int lc_check_register_jobs(const lc_history *h, uint64_t max_configurations, unsigned jobs,
+                           FILE *out, lc_stats *st);
 int lc_check_set(const lc_history *h, FILE *out, lc_stats *st);
 int lc_check_multi(const lc_history *h, FILE *out, lc_stats *st);
 int lc_check_ttl(const lc_history *h, int64_t tolerance_us, FILE *out, lc_stats *st);

@@ -1,7 +1,7 @@
 /*
  * lincheck_main.c -- raftkv-lincheck: checks a torture history (format in lincheck.h).
  *
- *   raftkv-lincheck [--model register|set|multi|ttl] [--budget N] [--ttl-tolerance-ms MS] FILE
+ *   raftkv-lincheck [--model register|set|multi|ttl] [--budget N] [--jobs N] [--ttl-tolerance-ms MS] FILE
  *   raftkv-lincheck --gen N [--seed S] [--clients C] [--keys K] [--unknown PCT]   (history to stdout)
  *
  * Exit status: 0 valid, 1 violation found, 2 bad usage or unreadable history, 3 undecided.
@@ -10,13 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lincheck.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: raftkv-lincheck [--model register|set|multi|ttl] [--budget N]\n"
+            "usage: raftkv-lincheck [--model register|set|multi|ttl] [--budget N] [--jobs N]\n"
             "                       [--ttl-tolerance-ms MS] HISTORY.tsv\n"
             "       raftkv-lincheck --gen N [--seed S] [--clients C] [--keys K] [--unknown PCT]\n"
             "Checks a history recorded by raftkv-torture (format: tests/torture/lincheck.h).\n"
@@ -38,7 +39,7 @@ int main(int argc, char **argv)
 {
     const char *model = "register", *path = NULL;
     unsigned long long budget = 0, tolerance_ms = 1000, gen = 0, seed = 1, clients = 10, keys = 5,
-                       unknown = 5;
+                       unknown = 5, jobs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0) {
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
                                   : strcmp(a, "--clients") == 0          ? &clients
                                   : strcmp(a, "--keys") == 0             ? &keys
                                   : strcmp(a, "--unknown") == 0          ? &unknown
+                                  : strcmp(a, "--jobs") == 0             ? &jobs
                                                                          : NULL;
         if (num != NULL) {
             if (parse_u64(a, argv[++i], num) != 0) return 2;
@@ -91,7 +93,12 @@ int main(int argc, char **argv)
     }
     lc_stats st;
     int verdict;
-    if (strcmp(model, "register") == 0) verdict = lc_check_register(h, budget, stdout, &st);
+    if (jobs == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        jobs = cpus > 0 ? (unsigned long long)cpus : 1;
+    }
+    if (strcmp(model, "register") == 0)
+        verdict = lc_check_register_jobs(h, budget, (unsigned)(jobs > 64 ? 64 : jobs), stdout, &st);
     else if (strcmp(model, "set") == 0) verdict = lc_check_set(h, stdout, &st);
     else if (strcmp(model, "multi") == 0) verdict = lc_check_multi(h, stdout, &st);
     else if (strcmp(model, "ttl") == 0)

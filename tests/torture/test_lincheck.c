@@ -237,6 +237,33 @@ static void keysAreCheckedIndependently(void **state)
     free(r.text);
 }
 
+
+static void threadedCheckPrintsTheSame(void **state)
+{
+    (void)state;
+    const char *text = H(1, write, x, a, -, 0, 1, ok, -) H(1, write, y, b, -, 2, 3, ok, -)
+        H(1, write, z, c, -, 2, 3, ok, -) H(2, read, x, -, -, 4, 5, ok, a)
+        H(2, read, y, -, -, 4, 5, ok, -) H(2, read, z, -, -, 4, 5, ok, a);
+    char err[256];
+    lc_history *h = lc_history_parse(text, "inline", err, sizeof err);
+    assert_non_null(h);
+    char *one = NULL, *four = NULL;
+    size_t one_len = 0, four_len = 0;
+    FILE *out = open_memstream(&one, &one_len);
+    assert_int_equal(lc_check_register_jobs(h, 0, 1, out, NULL), LC_VIOLATION);
+    fclose(out);
+    out = open_memstream(&four, &four_len);
+    lc_stats st;
+    assert_int_equal(lc_check_register_jobs(h, 0, 4, out, &st), LC_VIOLATION);
+    fclose(out);
+    assert_int_equal(st.violations, 2);
+    assert_string_equal(one, four);
+    assert_true(strstr(four, "key y: NOT") < strstr(four, "key z: NOT")); /* key order */
+    free(one);
+    free(four);
+    lc_history_free(h);
+}
+
 /* ---- register: generated histories ---- */
 
 static char *generate(uint64_t seed, size_t n, int unknown_percent)
@@ -499,6 +526,7 @@ int main(void)
         cmocka_unit_test(unknownWriteTakesEffectOnlyOnce),
         cmocka_unit_test(failedOperationsAreIgnoredButCannotBeSeen),
         cmocka_unit_test(keysAreCheckedIndependently),
+        cmocka_unit_test(threadedCheckPrintsTheSame),
         cmocka_unit_test(generatedHistoryOf100kOpsPasses),
         cmocka_unit_test(generatedHistoriesWithOneBadReadFail),
         cmocka_unit_test(agreesWithBruteForceOnSmallHistories),
