@@ -256,6 +256,8 @@ int node_read(node *n, node_read_cb cb, void *ctx)
     if (p == NULL)
         return NODE_ENOMEM;
     p->read_id = ++n->next_read_id;
+    if (raft_get_role(n->r) == RAFT_LEADER)
+        p->term = raft_get_term(n->r); /* asked of ourselves in this term (see sweep_cb) */
     int rc = raft_read_index(n->r, p->read_id);
     if (rc != RAFT_OK) {
         free(p);
@@ -316,11 +318,16 @@ static void sweep_cb(uv_timer_t *timer)
             }
         }
     fire_all(n);
-    for (pending *p = n->reads.head; p != NULL; p = p->next)
-        if (!p->index_known && p->retry_at <= now) {
-            p->retry_at = now + read_retry_ms(n);
-            (void)raft_read_index(n->r, p->read_id); /* no leader known: try at the next turn */
-        }
+    bool leader = raft_get_role(n->r) == RAFT_LEADER;
+    raft_term term = raft_get_term(n->r);
+    for (pending *p = n->reads.head; p != NULL; p = p->next) {
+        /* A leader's own queue loses nothing while it stays leader in that term: ask it once. */
+        if (p->index_known || p->retry_at > now || (leader && p->term == term))
+            continue;
+        p->retry_at = now + read_retry_ms(n);
+        p->term = leader ? term : 0;
+        (void)raft_read_index(n->r, p->read_id); /* no leader known: try at the next turn */
+    }
     /* Let idle expired keys be reclaimed: bounded work per sweep. Replicas reclaim only what
      * the APPLY clock says is expired (kv_store.h), and that clock advances only with entries:
      * an idle leader proposes a TICK now and then so expired keys do not stay forever. */

@@ -26,7 +26,7 @@
 typedef struct pending {
     struct pending *prev, *next;
     raft_index index;  /* write: proposal index; read: read index once known */
-    raft_term term;    /* write: proposal term */
+    raft_term term;    /* write: proposal term; read: term it was last asked of us as leader */
     uint64_t read_id;  /* read: request id given to raft_read_index */
     bool index_known;  /* read */
     bool cancelled;    /* in the firing list: do not call */
