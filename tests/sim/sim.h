@@ -168,6 +168,7 @@ typedef struct sim_node {
     bool inflight; /* a Ready is being written */
     raft_ready rd;
     bool early_sent; /* its APPEND/SNAPSHOT msgs already went out */
+    bool doomed;     /* the power fails inside this Ready's write (sim_disk_crash) */
     /* the disk (sim_disk.c): survives crashes; freed by sim_node_free */
     vfs *disk;            /* this node's vfs_fault: a power loss is per disk */
     vfs io;               /* the table storage uses: disk's, or a lying one (SIM_BUG_LYING_FSYNC) */
@@ -296,7 +297,9 @@ typedef struct sim_disk_stats {
     uint64_t disk_errors;    /* injected EIO/ENOSPC that stopped a node */
     uint64_t recoveries;     /* storage_open after a stop */
     uint64_t tails_cut;      /* recovery notes: torn tail cut */
-    uint64_t other_notes;    /* recovery notes: anything else (WAL reset, unfinished segment) */
+    uint64_t wal_resets;     /* recovery notes: WAL reset to a snapshot whose record was lost */
+    uint64_t other_notes;    /* recovery notes: anything else (unfinished segment removed) */
+    uint64_t workarounds;    /* recoveries the harness had to complete (sim_disk.c) */
 } sim_disk_stats;
 
 typedef struct sim_options {
@@ -306,6 +309,7 @@ typedef struct sim_options {
     uint32_t harness_bugs; /* SIM_BUG_* */
     bool process_exits;    /* a node stopped by a disk error keeps its unsynced writes on half
                               the stops (no power loss) */
+    bool no_storage_workarounds; /* reproduce the storage bug sim_disk.c works around */
     bool trace;
     bool demo;
     uint32_t fault_ticks;    /* length of the fault phase */
@@ -335,6 +339,8 @@ typedef struct sim {
     uint32_t midsave_permille;    /* a crash with a save in flight stops inside that save */
     uint32_t torn_permille;       /* a power loss keeps a torn prefix of the unsynced writes */
     uint32_t disk_error_permille; /* a save fails with an injected EIO/ENOSPC: the node stops */
+    uint32_t doom_snapshot_permille; /* a save installing a snapshot loses power inside */
+    uint32_t doom_save_permille;     /* any other save loses power inside */
     sim_disk_stats disk_stats;
     uint32_t client_gap_min_us, client_gap_max_us;
     uint32_t read_permille;

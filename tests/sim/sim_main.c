@@ -2,7 +2,7 @@
  * sim_main.c -- the raftkv-sim / raftkv-sim-bugs command line.
  *
  *   raftkv-sim --seeds N --from S [--nodes K] [--profile P] [--jobs J] [--trace] [--quiet]
- *              [--process-exits]
+ *              [--process-exits] [--no-storage-workarounds]
  *   raftkv-sim --demo
  *   raftkv-sim-bugs --bug NAME --expect CHECK[,CHECK] --seeds N --from S [--jobs J] ...
  *
@@ -72,7 +72,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: %s --seeds N --from S [--nodes 3|5|7] [--profile P] [--jobs J] [--trace] "
-            "[--quiet] [--process-exits]\n"
+            "[--quiet] [--process-exits] [--no-storage-workarounds]\n"
             "       %s --demo\n"
             "       %s --bug NAME --expect CHECK[,CHECK] --seeds N --from S [--jobs J]\n"
             "profiles: calm lossy partitions crashes everything churn\n"
@@ -181,6 +181,8 @@ static bool parse_args(int argc, char **argv, cli *c)
             c->opt.trace = true;
         } else if (strcmp(arg, "--process-exits") == 0) {
             c->opt.process_exits = true;
+        } else if (strcmp(arg, "--no-storage-workarounds") == 0) {
+            c->opt.no_storage_workarounds = true;
         } else if (strcmp(arg, "--quiet") == 0) {
             c->quiet = true;
         } else if (strcmp(arg, "--demo") == 0) {
@@ -224,7 +226,9 @@ static void build_replay(const cli *c, char *buf, size_t len)
         used += (size_t)snprintf(buf + used, len - used, " --liveness-ticks %u",
                                  c->opt.liveness_ticks);
     if (c->opt.process_exits && used < len)
-        snprintf(buf + used, len - used, " --process-exits");
+        used += (size_t)snprintf(buf + used, len - used, " --process-exits");
+    if (c->opt.no_storage_workarounds && used < len)
+        snprintf(buf + used, len - used, " --no-storage-workarounds");
 }
 
 static void run_worker(const cli *c, int worker, worker_result *out, volatile int *found_flag)
@@ -245,6 +249,8 @@ static void run_worker(const cli *c, int worker, worker_result *out, volatile in
         out->disk.disk_errors += res.disk.disk_errors;
         out->disk.recoveries += res.disk.recoveries;
         out->disk.tails_cut += res.disk.tails_cut;
+        out->disk.wal_resets += res.disk.wal_resets;
+        out->disk.workarounds += res.disk.workarounds;
         out->disk.other_notes += res.disk.other_notes;
         if (res.violated_mask)
             out->violations++;
@@ -348,6 +354,8 @@ int main(int argc, char **argv)
         total.disk.disk_errors += results[j].disk.disk_errors;
         total.disk.recoveries += results[j].disk.recoveries;
         total.disk.tails_cut += results[j].disk.tails_cut;
+        total.disk.wal_resets += results[j].disk.wal_resets;
+        total.disk.workarounds += results[j].disk.workarounds;
         total.disk.other_notes += results[j].disk.other_notes;
         if (results[j].found && (!total.found || results[j].found_seed < total.found_seed)) {
             total.found = 1;
@@ -374,11 +382,13 @@ int main(int argc, char **argv)
         rc = total.violations ? 1 : 0;
     }
     printf("disks: %llu saves, %llu power losses (%llu torn, %llu inside a save), %llu injected "
-           "disk errors, %llu recoveries (%llu torn tails cut, %llu other repairs)\n",
+           "disk errors, %llu recoveries (%llu torn tails cut, %llu WAL resets, %llu other "
+           "repairs, %llu storage workarounds)\n",
            (unsigned long long)total.disk.saves, (unsigned long long)total.disk.power_losses,
            (unsigned long long)total.disk.torn, (unsigned long long)total.disk.midsave,
            (unsigned long long)total.disk.disk_errors, (unsigned long long)total.disk.recoveries,
-           (unsigned long long)total.disk.tails_cut, (unsigned long long)total.disk.other_notes);
+           (unsigned long long)total.disk.tails_cut, (unsigned long long)total.disk.wal_resets,
+           (unsigned long long)total.disk.other_notes, (unsigned long long)total.disk.workarounds);
     printf("sim: %llu seeds, %llu violations, %llu steps, %.1f s\n",
            (unsigned long long)total.seeds, (unsigned long long)total.violations,
            (unsigned long long)total.steps, secs);

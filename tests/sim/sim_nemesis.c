@@ -90,10 +90,15 @@ void sim_nemesis_setup(sim *s)
     default:
         break;
     }
-    /* A node stopped by a disk error needs the nemesis to restart it. */
+    s->doom_snapshot_permille = 250;
+    s->doom_save_permille = 1;
+    /* A node stopped by a disk error or an aimed power loss needs the nemesis to restart it. */
     if (s->profile != SIM_PROFILE_CRASHES && s->profile != SIM_PROFILE_EVERYTHING &&
-        s->profile != SIM_PROFILE_CHURN)
+        s->profile != SIM_PROFILE_CHURN) {
         s->disk_error_permille = 0;
+        s->doom_snapshot_permille = 0;
+        s->doom_save_permille = 0;
+    }
 }
 
 static int random_slot(sim *s, bool want_up)

@@ -216,10 +216,16 @@ void sim_node_pump(sim *s, int slot)
         n->early_sent = true;
     }
     uint64_t delay = 0;
+    n->doomed = false;
     if (to_persist) {
         delay = sim_rng_range(&s->rng, s->disk_min_us, s->disk_max_us);
         if (s->disk_tail_permille && sim_rng_permille(&s->rng, s->disk_tail_permille))
             delay *= sim_rng_range(&s->rng, 10, 30);
+        /* Aimed power losses: inside the writes recovery finds hardest (a snapshot install
+         * whose WAL record is lost, a segment roll), which random crashes rarely hit. */
+        if (s->doom_snapshot_permille && s->phase == SIM_PHASE_FAULTS)
+            n->doomed = sim_rng_permille(&s->rng, rd->snapshot.index ? s->doom_snapshot_permille
+                                                                     : s->doom_save_permille);
     }
     sim_schedule(s, s->now + delay, SIM_EV_DISK, slot, 0, NULL);
 }
@@ -330,6 +336,11 @@ void sim_node_disk_done(sim *s, int slot)
 {
     sim_node *n = &s->nodes[slot];
     raft_ready *rd = &n->rd;
+    if (n->doomed && s->phase == SIM_PHASE_FAULTS) { /* after the heal nothing restarts it */
+        sim_trace(s, "node %d: the power fails during its disk write", slot + 1);
+        sim_node_crash(s, slot);
+        return;
+    }
     sim_trace(s, "node %d disk write done", slot + 1);
 
     /* 1-3: the write itself, through the storage. */
