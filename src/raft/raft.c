@@ -182,7 +182,8 @@ static uint64_t rng_next(raft *r)
 
 static void reset_randomized_timeout(raft *r)
 {
-    r->randomized_timeout = r->cfg.election_tick + (uint32_t)(rng_next(r) % r->cfg.election_tick);
+    uint32_t spread = r->cfg.election_tick_max - r->cfg.election_tick;
+    r->randomized_timeout = r->cfg.election_tick + (uint32_t)(rng_next(r) % spread);
 }
 
 static size_t quorum(const raft *r)
@@ -1126,6 +1127,51 @@ static raft_entry *copy_entries(const raft *r, raft_index from, raft_index to, s
     return block;
 }
 
+/* Whether m depends on nothing that is not durable yet (see SENDING EARLY in raft.h). Votes and
+ * their answers depend on the persisted term and vote; append answers on the persisted log. */
+static bool sendable_early(const raft_msg *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_VOTE:
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_APPEND_RESP: return false;
+    default: return true;
+    }
+}
+
+size_t raft_take_messages(raft *r, raft_msg **msgs)
+{
+    *msgs = NULL;
+    /* A leader replicates proposals while its own write is in flight (thesis §10.2.1). */
+    if (r->bcast_pending && r->role == RAFT_LEADER)
+        flush_proposals(r);
+    size_t n = 0;
+    for (size_t i = 0; i < r->msgs.len; i++)
+        n += sendable_early(&r->msgs.items[i]);
+    if (n == 0)
+        return 0;
+    raft_msg *out = malloc(n * sizeof(raft_msg));
+    if (!out)
+        return 0; /* they go out with the next Ready instead */
+    size_t taken = 0, kept = 0;
+    for (size_t i = 0; i < r->msgs.len; i++) {
+        if (sendable_early(&r->msgs.items[i]))
+            out[taken++] = r->msgs.items[i];
+        else
+            r->msgs.items[kept++] = r->msgs.items[i];
+    }
+    r->msgs.len = kept;
+    *msgs = out;
+    return n;
+}
+
+void raft_messages_free(raft_msg *msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((void *)msgs[i].entries);
+    free(msgs);
+}
+
 void raft_ready_get(raft *r, raft_ready *rd)
 {
     assert(!r->ready_outstanding);
@@ -1300,7 +1346,9 @@ int raft_new(const raft_config *cfg, const raft_restore *rs, raft **out)
 {
     *out = NULL;
     if (cfg->id == 0 || cfg->election_tick < 2 || cfg->heartbeat_tick == 0 ||
-        cfg->heartbeat_tick >= cfg->election_tick || cfg->max_inflight_msgs == 0 ||
+        cfg->heartbeat_tick >= cfg->election_tick ||
+        (cfg->election_tick_max != 0 && cfg->election_tick_max <= cfg->election_tick) ||
+        cfg->max_inflight_msgs == 0 ||
         cfg->max_entries_per_msg == 0 || cfg->max_bytes_per_msg == 0 ||
         validate_conf(&cfg->conf, cfg->id) != RAFT_OK)
         return RAFT_EINVAL;
@@ -1308,6 +1356,8 @@ int raft_new(const raft_config *cfg, const raft_restore *rs, raft **out)
     if (!r)
         return RAFT_ENOMEM;
     r->cfg = *cfg;
+    if (r->cfg.election_tick_max == 0)
+        r->cfg.election_tick_max = 2 * r->cfg.election_tick;
     if (r->cfg.snapshot_timeout_tick == 0)
         r->cfg.snapshot_timeout_tick = 10 * r->cfg.election_tick;
     r->conf = cfg->conf;

@@ -32,6 +32,12 @@
  * until raft_advance() reports it durable, so they may be sent while the leader's own write is in
  * flight. Committed entries may be applied only after steps 1-3 (they can be part of rd.entries).
  *
+ * SENDING EARLY. Some messages depend on nothing that is not yet durable: heartbeats and their
+ * answers, a leader's appends and snapshots, ReadIndex requests and answers, pre-votes and their
+ * answers. raft_take_messages() hands those out at once, even while a Ready is outstanding, so a
+ * slow fsync never delays heartbeats (and so never causes an election). Votes, vote answers and
+ * append answers always wait for their Ready. Taking messages early is optional.
+ *
  * ONE READY AT A TIME. After raft_ready_get() the caller must call raft_advance() with that Ready
  * before calling raft_ready_get() again. In between it MAY keep calling raft_step, raft_tick,
  * raft_propose, raft_read_index and the accessors: a slow disk does not stall elections or
@@ -218,7 +224,8 @@ enum {
 typedef struct raft_config {
     raft_id id;          /* this node; nonzero, listed in conf */
     raft_conf conf;      /* initial voters, used when no snapshot carries a newer one */
-    uint32_t election_tick;  /* election timeout is random in [election_tick, 2*election_tick) */
+    uint32_t election_tick;  /* election timeout is random in [election_tick, election_tick_max) */
+    uint32_t election_tick_max; /* > election_tick; 0 = 2 * election_tick */
     uint32_t heartbeat_tick; /* leader sends heartbeats every heartbeat_tick ticks; < election_tick */
     uint64_t seed;       /* randomness for election timeouts */
     bool pre_vote;       /* thesis §9.6 */
@@ -291,6 +298,15 @@ void raft_campaign(raft *r);
  * raft_ready_get and not yet advanced): work done meanwhile waits for the next one, which is how
  * proposals made during a disk write are batched into the next write (group commit). */
 bool raft_has_ready(const raft *r);
+
+/* Moves the messages that may be sent before any persistence (see SENDING EARLY) out of the core,
+ * in the order they were produced; the others stay for the next Ready. On a leader it first turns
+ * the proposals made since the last call into appends (batched), so followers write them while
+ * the leader's own disk does. Returns how many; *msgs
+ * (NULL when 0) is owned by the caller until raft_messages_free(*msgs, n). May be called at any
+ * time, including while a Ready is outstanding. */
+size_t raft_take_messages(raft *r, raft_msg **msgs);
+void raft_messages_free(raft_msg *msgs, size_t n);
 void raft_ready_get(raft *r, raft_ready *rd);
 void raft_advance(raft *r, raft_ready *rd);
 
