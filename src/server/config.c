@@ -35,8 +35,8 @@ typedef struct setting {
 static const setting settings[] = {
     U64(election_timeout_min_ms, 2, 600000, "election timeout lower bound (default 300)"),
     U64(election_timeout_max_ms, 3, 1200000,
-        "election timeout upper bound, > min (default 600); the core draws timeouts "
-        "from [min, 2*min)"),
+        "election timeout upper bound, > min (default 600); each timeout is drawn at "
+        "random from [min, max)"),
     U64(heartbeat_ms, 1, 60000, "leader heartbeat interval, < election min (default 50)"),
     U64(tick_ms, 1, 1000, "logical clock tick; timeouts are counted in ticks (default 10)"),
     U64(snapshot_threshold, 0, MAX_INT53,

@@ -401,10 +401,20 @@ static void observe(node *n)
     n->last_leader = leader;
 }
 
-static bool sent_early(const raft_ready *rd, const raft_msg *m)
+/* Sends what the core says may leave before any fsync (heartbeats, a leader's appends, read-index
+ * traffic): a slow disk never delays them, see SENDING EARLY in raft.h. */
+static void send_early(node *n)
 {
-    return rd->role == RAFT_LEADER &&
-           (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_SNAPSHOT);
+    raft_msg *msgs;
+    size_t count = raft_take_messages(n->r, &msgs);
+    if (count == 0)
+        return;
+    if (!n->stopping) {
+        for (size_t i = 0; i < count; i++)
+            transport_send(n->tp, &msgs[i]);
+        transport_flush(n->tp);
+    }
+    raft_messages_free(msgs, count);
 }
 
 static void ready_finish(node *n)
@@ -412,8 +422,7 @@ static void ready_finish(node *n)
     raft_ready *rd = &n->rd;
     if (!n->stopping) {
         for (size_t i = 0; i < rd->n_msgs; i++)
-            if (!n->early_sent || !sent_early(rd, &rd->msgs[i]))
-                transport_send(n->tp, &rd->msgs[i]);
+            transport_send(n->tp, &rd->msgs[i]);
         transport_flush(n->tp);
     }
     apply_committed(n, rd->committed, rd->n_committed);
@@ -481,21 +490,9 @@ static void process_ready(node *n)
                    rd->truncate_from);
     bool persist = rd->snapshot.index != 0 || rd->truncate_from != 0 || rd->n_entries > 0 ||
                    rd->hard_state_changed;
-    n->early_sent = false;
     if (!persist) {
         ready_finish(n);
         return;
-    }
-    if (!n->stopping) {
-        bool any = false;
-        for (size_t i = 0; i < rd->n_msgs; i++)
-            if (sent_early(rd, &rd->msgs[i])) {
-                transport_send(n->tp, &rd->msgs[i]);
-                any = true;
-            }
-        if (any)
-            transport_flush(n->tp);
-        n->early_sent = true;
     }
     memset(&n->job, 0, sizeof n->job);
     n->job.base.work = ready_work;
@@ -510,6 +507,7 @@ static void prepare_cb(uv_prepare_t *prep)
     observe(n);
     /* Several Readies per iteration when the disk is not involved (e.g. a follower's commit
      * advance), bounded so the loop still polls. */
+    send_early(n);
     for (int i = 0; i < 8 && !n->ready_busy; i++)
         process_ready(n);
 }
@@ -634,6 +632,9 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
         rc_cfg.heartbeat_tick = 1;
     if (rc_cfg.election_tick <= rc_cfg.heartbeat_tick)
         rc_cfg.election_tick = rc_cfg.heartbeat_tick + 1;
+    rc_cfg.election_tick_max = (uint32_t)(cfg->election_timeout_max_ms / cfg->tick_ms);
+    if (rc_cfg.election_tick_max <= rc_cfg.election_tick)
+        rc_cfg.election_tick_max = rc_cfg.election_tick + 1;
     rc_cfg.seed = seed;
     rc_cfg.max_inflight_msgs = (uint32_t)cfg->max_inflight_msgs;
     rc_cfg.max_entries_per_msg = (uint32_t)cfg->max_entries_per_msg;

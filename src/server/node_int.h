@@ -94,7 +94,6 @@ struct node {
     int open_handles;
 
     bool ready_busy;
-    bool early_sent; /* the leader's APPEND/SNAPSHOT of rd went out before its disk write */
     raft_ready rd;
     ready_job job;
     raft_role last_role;
