@@ -290,7 +290,7 @@ int sim_disk_save(sim *s, int slot, const raft_ready *rd, const uint8_t *snap_da
     char errmsg[STORAGE_ERRMSG_SIZE + 128];
     int rc = write_ready(s, slot, rd, snap_data, errmsg, sizeof(errmsg));
     if (inject)
-        vfs_fault_fail_nth(n->disk, VFS_OP_ANY, 0, 0); /* disarm if it did not fire */
+        vfs_fault_fail_nth(n->disk, VFS_OP_ANY, UINT64_MAX, EIO); /* disarm: never reached */
     if (rc != STORAGE_OK) {
         if (inject) {
             s->disk_stats.disk_errors++;
@@ -485,7 +485,18 @@ static bool check_recovered(sim *s, int slot, const storage_loaded *ld)
         return false;
     }
 
-    /* Nothing that was never written. */
+    /* Nothing that was never written, and no mix: once an entry of the interrupted save is on
+     * disk, so are its truncation and the entries before it (the WAL is written in order). */
+    bool any_new_only = false;
+    for (size_t i = 0; i < ld->n_entries; i++) {
+        const raft_entry *e = &ld->entries[i];
+        const sim_durable_entry *old = sim_durable_at(d, e->index);
+        const sim_durable_entry *new = interrupted_at(t, e->index);
+        uint64_t hash = sim_entry_hash(e);
+        if (new && new->term == e->term && new->hash == hash &&
+            !(old && old->term == e->term && old->hash == hash))
+            any_new_only = true;
+    }
     for (size_t i = 0; i < ld->n_entries; i++) {
         const raft_entry *e = &ld->entries[i];
         uint64_t hash = sim_entry_hash(e);
@@ -502,6 +513,14 @@ static bool check_recovered(sim *s, int slot, const storage_loaded *ld)
                           pending);
             return false;
         }
+        if (any_new_only && e->index >= t->first_index && !from_new) {
+            sim_violation(s, SIM_CHECK_DURABILITY,
+                          "node %d recovered its old entry %llu (term %llu) beside entries of the "
+                          "interrupted save that replaced it (%s)",
+                          slot + 1, (unsigned long long)e->index, (unsigned long long)e->term,
+                          pending);
+            return false;
+        }
         if (!from_old) {
             raft_term prev = i > 0 ? ld->entries[i - 1].term : rs->term;
             sim_check_durable_entry(s, slot, e, prev, true);
@@ -512,10 +531,14 @@ static bool check_recovered(sim *s, int slot, const storage_loaded *ld)
 
     /* Nothing acknowledged lost, up to where the interrupted save may legally have cut. */
     raft_index keep_until = sim_durable_last(d);
-    if (t->active && t->snap.index != 0)
-        keep_until = d->snap.index; /* the log may restart after the new snapshot */
-    else if (t->active && t->truncate_from != 0 && t->truncate_from <= keep_until)
+    if (t->active && t->snap.index != 0) {
+        /* The log may restart after the new snapshot; without its file installed, the save never
+         * reached the WAL, so everything acknowledged must be there. */
+        if (snap_new)
+            keep_until = d->snap.index;
+    } else if (t->active && t->truncate_from != 0 && t->truncate_from <= keep_until) {
         keep_until = t->truncate_from - 1;
+    }
     raft_index rec_last = ld->n_entries ? ld->entries[ld->n_entries - 1].index : rs->index;
     for (raft_index i = d->snap.index + 1; i <= keep_until; i++) {
         if (i <= rs->index)
