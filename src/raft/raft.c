@@ -1210,8 +1210,11 @@ void raft_ready_get(raft *r, raft_ready *rd)
     if (hard_state_changed(r)) {
         rd->hard_state_changed = true;
         rd->hard_state = hard_state(r);
+        rd->must_sync = r->term != r->handed_hs.term || r->vote != r->handed_hs.vote;
         r->handed_hs = rd->hard_state;
     }
+    rd->must_sync = rd->must_sync || rd->snapshot.index != 0 || rd->truncate_from != 0 ||
+                    rd->n_entries != 0;
 
     own->msgs = r->msgs;
     memset(&r->msgs, 0, sizeof(r->msgs));

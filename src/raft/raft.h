@@ -21,6 +21,8 @@
  *            -- 1..3 must be DURABLE (fsynced) before step 4 --
  *         4. send rd.msgs
  *         5. apply rd.committed to the state machine, in order; answer rd.reads once applied >= index
+ *            (committed entries are already durable on a majority, so unless the Ready carries a
+ *            snapshot -- install it first -- they may be applied before or during steps 1-3)
  *         raft_advance(r, &rd);           (frees everything rd points to)
  *     }
  *
@@ -30,7 +32,8 @@
  * allowed by the Raft thesis §10.2.1, is messages of type RAFT_MSG_APPEND / RAFT_MSG_SNAPSHOT sent
  * by a leader: they carry only state that is already durable or that the leader does not count
  * until raft_advance() reports it durable, so they may be sent while the leader's own write is in
- * flight. Committed entries may be applied only after steps 1-3 (they can be part of rd.entries).
+ * flight. Committed entries may be applied at once (see step 5): commitment means a majority
+ * stored them, whatever this node's own disk is doing.
  *
  * SENDING EARLY. Some messages depend on nothing that is not yet durable: heartbeats and their
  * answers, a leader's appends and snapshots, ReadIndex requests and answers, pre-votes and their
@@ -193,6 +196,11 @@ typedef struct raft_ready {
     size_t n_entries;
     bool hard_state_changed;
     raft_hard_state hard_state;
+    /* False when nothing above needs an fsync: no snapshot, truncation or entries, and term and
+     * vote unchanged -- only the commit index moved. The caller may then write the hard state
+     * without syncing, or not at all (commit is a hint, re-learnt from the leader after a
+     * restart), and go straight to steps 4-5: no fsync per commit. */
+    bool must_sync;
 
     /* To send once the above is durable. */
     const raft_msg *msgs;

@@ -417,14 +417,10 @@ static void send_early(node *n)
     raft_messages_free(msgs, count);
 }
 
-static void ready_finish(node *n)
+/* Applies rd's committed entries and learns its read indexes. Idempotent, so it can run both
+ * before the disk write (committed entries are durable on a majority already) and after it. */
+static void deliver(node *n, const raft_ready *rd)
 {
-    raft_ready *rd = &n->rd;
-    if (!n->stopping) {
-        for (size_t i = 0; i < rd->n_msgs; i++)
-            transport_send(n->tp, &rd->msgs[i]);
-        transport_flush(n->tp);
-    }
     apply_committed(n, rd->committed, rd->n_committed);
     for (size_t i = 0; i < rd->n_reads; i++)
         for (pending *p = n->reads.head; p != NULL; p = p->next)
@@ -433,6 +429,17 @@ static void ready_finish(node *n)
                 p->index_known = true;
                 break;
             }
+}
+
+static void ready_finish(node *n)
+{
+    raft_ready *rd = &n->rd;
+    if (!n->stopping) {
+        for (size_t i = 0; i < rd->n_msgs; i++)
+            transport_send(n->tp, &rd->msgs[i]);
+        transport_flush(n->tp);
+    }
+    deliver(n, rd);
     raft_advance(n->r, rd);
     n->ready_busy = false;
     answer_reads(n);
@@ -488,11 +495,15 @@ static void process_ready(node *n)
     if (rd->truncate_from != 0)
         log_printf("log truncated from index %" PRIu64 " (conflict with the leader's log)",
                    rd->truncate_from);
-    bool persist = rd->snapshot.index != 0 || rd->truncate_from != 0 || rd->n_entries > 0 ||
-                   rd->hard_state_changed;
-    if (!persist) {
+    /* A commit-only change needs no fsync (raft.h, must_sync): the commit index is a hint. */
+    if (!rd->must_sync) {
         ready_finish(n);
         return;
+    }
+    /* Answer what is committed now instead of after this write: it is on a majority already. */
+    if (rd->snapshot.index == 0) {
+        deliver(n, rd);
+        answer_reads(n);
     }
     memset(&n->job, 0, sizeof n->job);
     n->job.base.work = ready_work;

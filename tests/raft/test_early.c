@@ -109,6 +109,41 @@ static void votesAndAppendAnswersWait(void **state)
     raft_free(r);
 }
 
+/* Only a Ready with entries, a snapshot, a truncation or a new term/vote needs an fsync; a
+ * commit-only Ready does not (no fsync per commit). */
+static void mustSyncOnlyForDurableState(void **state)
+{
+    (void)state;
+    raft_config cfg = cx_config(2, 3);
+    raft *r = cx_new(&cfg, NULL, 0, (raft_hard_state){.term = 1});
+    raft_msg vote = cx_msg(RAFT_MSG_VOTE, 1, 2, 2);
+    raft_step(r, &vote);
+    raft_ready rdy;
+    raft_ready_get(r, &rdy);
+    assert_true(rdy.must_sync); /* the vote */
+    raft_advance(r, &rdy);
+
+    raft_msg app = cx_msg(RAFT_MSG_APPEND, 1, 2, 2);
+    raft_entry e = {.term = 2, .index = 1, .type = RAFT_ENTRY_NOOP};
+    app.entries = &e;
+    app.n_entries = 1;
+    raft_step(r, &app);
+    raft_ready_get(r, &rdy);
+    assert_true(rdy.must_sync); /* the entry */
+    raft_advance(r, &rdy);
+
+    raft_msg hb = cx_msg(RAFT_MSG_HEARTBEAT, 1, 2, 2);
+    hb.commit = 1;
+    raft_step(r, &hb);
+    raft_ready_get(r, &rdy);
+    assert_true(rdy.hard_state_changed);
+    assert_int_equal(rdy.hard_state.commit, 1);
+    assert_false(rdy.must_sync); /* commit only */
+    assert_int_equal(rdy.n_committed, 1);
+    raft_advance(r, &rdy);
+    raft_free(r);
+}
+
 /* The election timeout is drawn from [election_tick, election_tick_max). */
 static void electionTimeoutWithinConfiguredRange(void **state)
 {
@@ -140,6 +175,7 @@ int main(void)
         cmocka_unit_test(proposalsReplicatedWhileLeaderWrites),
         cmocka_unit_test(votesAndAppendAnswersWait),
         cmocka_unit_test(electionTimeoutWithinConfiguredRange),
+        cmocka_unit_test(mustSyncOnlyForDurableState),
     };
     return cmocka_run_group_tests_name("raft_early", tests, NULL, NULL);
 }
