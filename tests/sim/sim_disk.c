@@ -405,7 +405,7 @@ void sim_disk_crash(sim *s, int slot, const raft_ready *rd, const uint8_t *snap_
         /* Stopped by an injected disk error. With --process-exits the machine keeps running on
          * half the stops, so the restarted node reads back writes that were never synced. Off by
          * default: storage_open returns such writes without syncing them, and the core treats
-         * restored entries as durable (see tests/sim/README.md, "Known storage issue"). */
+         * restored entries as durable (tests/sim/README.md, "Known storage issues", 3). */
         if (s->opt->process_exits)
             power_loss = sim_rng_permille(&s->rng, 500);
     } else if (rd && ready_persists(rd) && (rd->snapshot.index == 0 || snap_data) &&
