@@ -63,6 +63,7 @@ typedef struct frame {
     uint32_t prev_first; /* F before the lift */
     size_t saved_off; /* where the exception list before the lift was saved in `saved` */
     uint32_t saved_len;
+    bool forced;      /* an observing op taken without alternatives (see the search loop) */
 } frame;
 
 typedef struct memo_slot {
@@ -244,12 +245,13 @@ static bool in_list(const rop *ops, uint32_t j, uint32_t first)
 
 typedef struct key_result {
     int verdict;
+    bool stopped; /* undecided because another key failed first */
     uint64_t ops, configurations;
 } key_result;
 
 /* Checks the operations idx[0..n) (all on one key, sorted by invoke). */
 static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
-                            uint64_t max_configurations, FILE *out)
+                            uint64_t max_configurations, const int *stop, FILE *out)
 {
     key_result res = {.verdict = LC_VALID};
     rop *ops = calloc(n ? n : 1, sizeof *ops);
@@ -355,7 +357,37 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
     if (memo_insert(&memo_tab, value, first, NULL, 0) < 0) goto oom_all;
 
     int32_t head = ev[0].next;
+    bool new_configuration = true;
+    uint64_t steps = 0;
     while (head != 0) {
+        bool forced = false;
+        /* A long search gives up once another key has failed: the verdict is known. */
+        if (++steps % 65536 == 0 && stop != NULL && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
+            res.verdict = LC_UNDECIDED;
+            res.stopped = true;
+            break;
+        }
+        if (new_configuration) {
+            new_configuration = false;
+            /* A read (or refused cas) that fits the current value is linearized at once, with no
+             * alternative tried: it changes nothing, and every operation that had to precede it
+             * already is linearized, so any success that takes it later also works with it
+             * taken now. Without this, a violation deep in a long history makes the search
+             * enumerate every order of every group of concurrent reads before it. */
+            /* (Only the first 32 candidates are looked at: forcing is an optimization, and the
+             * calls of unknown operations, which never return, pile up at the front.) */
+            int looked = 0;
+            for (int32_t at = ev[0].next; at != 0 && !ev[at].is_return && looked++ < 32;
+                 at = ev[at].next) {
+                const rop *r = &ops[ev[at].op];
+                uint32_t unchanged;
+                if ((r->op->kind == LC_READ || r->cas_false) && step(r, value, &unchanged)) {
+                    head = at;
+                    forced = true;
+                    break;
+                }
+            }
+        }
         event *e = &ev[head];
         if (!e->is_return) {
             rop *o = &ops[e->op];
@@ -390,7 +422,7 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
                     if (!vec_reserve(&saved, saved.len + cur.len)) goto oom_all;
                     frames[depth++] = (frame){.call = head, .prev_value = value,
                                               .prev_first = first, .saved_off = saved.len,
-                                              .saved_len = (uint32_t)cur.len};
+                                              .saved_len = (uint32_t)cur.len, .forced = forced};
                     if (cur.len > 0) memcpy(saved.v + saved.len, cur.v, cur.len * sizeof *cur.v);
                     saved.len += cur.len;
                     vec32 tmp = cur;
@@ -408,9 +440,11 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
                         ev[r->next].prev = r->prev;
                     }
                     head = ev[0].next;
+                    new_configuration = true;
                     continue;
                 }
                 lin[e->op] = false;
+                if (forced) goto backtrack; /* the one way on was explored already: it fails */
             }
             head = e->next;
             continue;
@@ -424,6 +458,7 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
             for (size_t k = depth > 6 ? depth - 6 : 0; k < depth; k++)
                 best_recent[best_n_recent++] = ev[frames[k].call].op;
         }
+    backtrack:
         if (depth == 0) {
             res.verdict = LC_VIOLATION;
             break;
@@ -446,6 +481,7 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
         if (f->saved_len > 0) memcpy(cur.v, saved.v + f->saved_off, f->saved_len * sizeof *cur.v);
         cur.len = f->saved_len;
         saved.len = f->saved_off;
+        if (f->forced) goto backtrack; /* no alternatives to a forced step: undo its parent too */
         head = c->next;
     }
     res.configurations = memo_tab.used;
@@ -478,6 +514,8 @@ static key_result check_key(const lc_history *h, const uint32_t *idx, size_t n,
                 shown++;
             }
         }
+    } else if (res.verdict == LC_UNDECIDED && res.stopped) {
+        fprintf(out, "key %s: not finished (another key failed first)\n", lc_str(h, ops[0].op->key));
     } else if (res.verdict == LC_UNDECIDED) {
         fprintf(out, "key %s: undecided, the search passed %" PRIu64 " configurations\n",
                 lc_str(h, ops[0].op->key), max_configurations);
@@ -529,25 +567,52 @@ typedef struct job_queue {
     key_job *jobs;
     size_t n_jobs, next;
     uint64_t max_configurations;
+    int failed; /* set (atomically) by the first key found not linearizable */
+    bool second_pass;
     pthread_mutex_t lock;
 } job_queue;
+
+/* Two passes: first every key with a budget a linearizable key never needs (a few times its
+ * operation count), then, only if no key failed yet, the keys left undecided with the full budget.
+ * A failing key usually fails fast, and then the other long searches can stop. */
+static uint64_t first_pass_budget(const key_job *job, uint64_t max_configurations)
+{
+    uint64_t budget = 4 * (uint64_t)(job->end - job->start) + 100000;
+    return max_configurations && max_configurations < budget ? max_configurations : budget;
+}
 
 static void *worker(void *arg)
 {
     job_queue *q = arg;
     for (;;) {
         pthread_mutex_lock(&q->lock);
-        size_t j = q->next < q->n_jobs ? q->next++ : SIZE_MAX;
+        size_t j = SIZE_MAX;
+        while (q->next < q->n_jobs && j == SIZE_MAX) {
+            size_t k = q->next++;
+            if (!q->second_pass || (q->jobs[k].result.verdict == LC_UNDECIDED &&
+                                    !q->jobs[k].result.stopped))
+                j = k;
+        }
         pthread_mutex_unlock(&q->lock);
         if (j == SIZE_MAX) return NULL;
         key_job *job = &q->jobs[j];
+        if (q->second_pass && __atomic_load_n(&q->failed, __ATOMIC_RELAXED)) {
+            job->result.stopped = true;
+            continue;
+        }
+        free(job->text);
+        job->text = NULL;
         FILE *out = open_memstream(&job->text, &job->text_len);
         if (out == NULL) {
             job->result.verdict = LC_EBAD;
             continue;
         }
-        job->result = check_key(q->h, q->idx + job->start, job->end - job->start,
-                                q->max_configurations, out);
+        uint64_t budget = q->second_pass ? q->max_configurations
+                                         : first_pass_budget(job, q->max_configurations);
+        job->result = check_key(q->h, q->idx + job->start, job->end - job->start, budget,
+                                &q->failed, out);
+
+        if (job->result.verdict == LC_VIOLATION) __atomic_store_n(&q->failed, 1, __ATOMIC_RELAXED);
         fclose(out);
     }
 }
@@ -587,12 +652,16 @@ int lc_check_register_jobs(const lc_history *h, uint64_t max_configurations, uns
     pthread_mutex_init(&q.lock, NULL);
     if (jobs < 1) jobs = 1;
     if (jobs > n_keys) jobs = n_keys ? (unsigned)n_keys : 1;
-    pthread_t threads[64];
-    unsigned started = 0;
-    for (unsigned t = 1; t < jobs && t < 64; t++)
-        if (pthread_create(&threads[started], NULL, worker, &q) == 0) started++;
-    worker(&q); /* this thread works too */
-    for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
+    for (int pass = 0; pass < 2; pass++) {
+        q.second_pass = pass == 1;
+        q.next = 0;
+        pthread_t threads[64];
+        unsigned started = 0;
+        for (unsigned t = 1; t < jobs && t < 64; t++)
+            if (pthread_create(&threads[started], NULL, worker, &q) == 0) started++;
+        worker(&q); /* this thread works too */
+        for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
+    }
     pthread_mutex_destroy(&q.lock);
 
     int verdict = LC_VALID;
