@@ -1325,10 +1325,15 @@ static int restore(raft *r, const raft_restore *rs)
             return rc;
     }
     const raft_hard_state *hs = &rs->hard_state;
-    if (hs->term < last_term(r))
-        return RAFT_ECORRUPT;
     r->term = hs->term;
     r->vote = hs->vote;
+    if (hs->term < last_term(r)) {
+        /* A crash kept entries of a term whose hard-state record it lost (a torn write). Whom we
+         * voted for in that term is unknown: take the term and count the vote as cast for
+         * ourselves, so we vote for nobody else in it (Election Safety). */
+        r->term = last_term(r);
+        r->vote = r->cfg.id;
+    }
     /* A snapshot is committed by definition; a commit beyond our log cannot be checked, so it is
      * clamped (commit is a hint that may be re-learnt from the leader). */
     raft_index commit = hs->commit > s->index ? hs->commit : s->index;
@@ -1341,7 +1346,7 @@ static int restore(raft *r, const raft_restore *rs)
     r->handed_index = raft_log_last(&r->log);
     r->persisted_index = r->handed_index;
     r->handed_hs = hard_state(r);
-    r->handed_hs.commit = hs->commit; /* hand out the clamped value if it differs */
+    r->handed_hs = *hs; /* hand out whatever restore changed (clamped commit, raised term) */
     return RAFT_OK;
 }
 

@@ -120,8 +120,12 @@ static int reconcile(const storage_loaded *loaded, const wal_loaded *wl, size_t 
                 (unsigned long long)wl->base_index);
         return STORAGE_ECORRUPT;
     }
-    if (wl->n_entries == 0)
+    if (wl->n_entries == 0) {
+        /* A snapshot installed (or taken) whose WAL record was lost in a crash: the WAL must
+         * restart after it, or the next save would be refused as out of order. */
+        *reset = wl->base_index < snap_index;
         return STORAGE_OK;
+    }
     raft_index first = wl->entries[0].index;
     raft_index last = wl->entries[wl->n_entries - 1].index;
     if (snap_index == 0) {

@@ -1252,6 +1252,39 @@ void wal_loaded_free(wal_loaded *loaded)
     memset(loaded, 0, sizeof *loaded);
 }
 
+/* What recovery read may have been written but never synced (the previous process died between
+ * its write and its fdatasync, while the OS kept the pages): sync it all now, before anything read
+ * back is treated as durable -- else a later power loss could take entries already acknowledged. */
+static int sync_recovered(wal *w, char *errmsg)
+{
+    for (size_t i = 0; i < w->n_segs; i++) {
+        char name[SEG_NAME_LEN + 1];
+        seg_name(name, w->segs[i].seq);
+        vfs_file *f = w->file;
+        int rc = 0;
+        if (i + 1 < w->n_segs || f == NULL) {
+            char *path = path_join(w->dir, name);
+            rc = path ? w->v->open(w->v, path, VFS_O_READ, &f) : -ENOMEM;
+            free(path);
+        }
+        if (rc == 0) {
+            rc = w->v->fdatasync(w->v, f);
+            if (f != w->file)
+                w->v->close(w->v, f);
+        }
+        if (rc != 0) {
+            msg_set(errmsg, "wal: %s: sync of the recovered segment: %s", name, strerror(-rc));
+            return WAL_EIO;
+        }
+    }
+    int rc = w->v->sync_dir(w->v, w->dir);
+    if (rc != 0) {
+        msg_set(errmsg, "wal: %s: sync of the directory: %s", w->dir, strerror(-rc));
+        return WAL_EIO;
+    }
+    return WAL_OK;
+}
+
 int wal_open(const char *dir, vfs *v, const wal_opts *opts, wal **out, wal_loaded *loaded,
              char *errmsg)
 {
@@ -1280,6 +1313,8 @@ int wal_open(const char *dir, vfs *v, const wal_opts *opts, wal **out, wal_loade
         }
         if (rc == WAL_EFATAL)
             msg_set(errmsg, "%s", w->errmsg);
+        if (rc == WAL_OK)
+            rc = sync_recovered(w, errmsg);
     }
     if (rc == WAL_OK)
         rc = build_loaded(w, &rp, loaded);
