@@ -5,6 +5,7 @@
  * bounds and help line. The file parser, the flag parser and --help all walk it.
  */
 #include "config.h"
+#include "disk_fault.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -63,6 +64,8 @@ static const setting settings[] = {
     U64(segment_bytes, 65536, 64 * GIB, "WAL segment size (default 64 MiB)"),
     BOOL(fsync, "fsync every write (default true; false is for tests: loses acknowledged writes)"),
     I64(clock_offset_ms, -MAX_INT53, MAX_INT53, "TEST ONLY: shift this node's clock (default 0)"),
+    STR(test_disk_fault, "TEST ONLY: make the disk fail: fsync-eio:N (the Nth sync fails with EIO), "
+                         "enospc:N (writes fail with ENOSPC after N bytes) (default none)"),
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -514,6 +517,12 @@ int config_validate(const config *cfg, char *err, size_t errlen)
         return CONFIG_EBAD;
     }
     const char *where = cfg->config_path[0] ? cfg->config_path : "flags";
+    disk_fault df;
+    char df_err[160];
+    if (disk_fault_parse(cfg->test_disk_fault, &df, df_err, sizeof df_err) != 0) {
+        snprintf(err, errlen, "%s: %s", where, df_err);
+        return CONFIG_EBAD;
+    }
     if (cfg->election_timeout_max_ms <= cfg->election_timeout_min_ms) {
         snprintf(err, errlen, "%s: election_timeout_max_ms: must exceed election_timeout_min_ms "
                  "(%llu), got %llu", where, (unsigned long long)cfg->election_timeout_min_ms,

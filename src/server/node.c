@@ -603,6 +603,12 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
         n->disk_vfs.fsync = noop_sync;
         n->disk_vfs.sync_dir = noop_sync_dir;
     }
+    char df_err[160];
+    if (disk_fault_parse(cfg->test_disk_fault, &n->disk_fault, df_err, sizeof df_err) != 0) {
+        log_printf("%s", df_err); /* config_check already refused it: only a caller bypassing it */
+        free(n);
+        return -1;
+    }
     uint64_t seed = random_seed(cfg->id);
     n->kv_cfg.hash_seed = seed;
     n->kv = kv_store_new(&n->kv_cfg);
@@ -622,6 +628,13 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
         kv_store_free(n->kv);
         free(n);
         return -1;
+    }
+    /* Armed only once the storage is open (in place: the storage keeps &n->disk_vfs, and no
+     * other thread uses it yet), so the fault hits the running node, not its recovery. */
+    if (n->disk_fault.kind != DISK_FAULT_NONE) {
+        log_printf("TEST DISK FAULT %s injected: this node's disk will fail on purpose",
+                   cfg->test_disk_fault);
+        disk_fault_wrap(&n->disk_fault, &n->disk_vfs);
     }
     if (loaded.snapshot.index != 0 && node_snap_load(n, loaded.snapshot.index) != 0) {
         storage_loaded_free(&loaded);

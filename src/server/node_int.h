@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "disk.h"
+#include "disk_fault.h"
 #include "kv_store.h"
 #include "node.h"
 #include "raft.h"
@@ -81,7 +82,8 @@ typedef struct snap_recv {
 struct node {
     uv_loop_t *loop;
     config cfg;
-    vfs disk_vfs; /* vfs_posix, or with fsync disabled (test flag) */
+    vfs disk_vfs; /* vfs_posix, or with fsync disabled / faults injected (test flags) */
+    disk_fault disk_fault; /* TEST ONLY: --test-disk-fault; disk_vfs points at it when set */
     kv_config kv_cfg;
     raft *r;
     storage *st;
