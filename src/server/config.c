@@ -64,6 +64,9 @@ static const setting settings[] = {
     U64(segment_bytes, 65536, 64 * GIB, "WAL segment size (default 64 MiB)"),
     BOOL(fsync, "fsync every write (default true; false is for tests: loses acknowledged writes)"),
     I64(clock_offset_ms, -MAX_INT53, MAX_INT53, "TEST ONLY: shift this node's clock (default 0)"),
+    STR(test_bug, "TEST ONLY, UNSAFE: inject a safety bug so the torture harness can prove it "
+                  "catches it: local-reads (no ReadIndex), ack-before-commit, ack-before-fsync "
+                  "(send before persisting, persist 300 ms late) (default none)"),
     STR(test_disk_fault, "TEST ONLY: make the disk fail: fsync-eio:N (the Nth sync fails with EIO), "
                          "enospc:N (writes fail with ENOSPC after N bytes) (default none)"),
 };
@@ -517,6 +520,13 @@ int config_validate(const config *cfg, char *err, size_t errlen)
         return CONFIG_EBAD;
     }
     const char *where = cfg->config_path[0] ? cfg->config_path : "flags";
+    if (cfg->test_bug[0] && strcmp(cfg->test_bug, "local-reads") != 0 &&
+        strcmp(cfg->test_bug, "ack-before-commit") != 0 &&
+        strcmp(cfg->test_bug, "ack-before-fsync") != 0) {
+        snprintf(err, errlen, "%s: test_bug: expected local-reads, ack-before-commit or "
+                 "ack-before-fsync, got \"%s\"", where, cfg->test_bug);
+        return CONFIG_EBAD;
+    }
     disk_fault df;
     char df_err[160];
     if (disk_fault_parse(cfg->test_disk_fault, &df, df_err, sizeof df_err) != 0) {

@@ -68,6 +68,7 @@ typedef struct config {
     uint64_t segment_bytes;
     bool fsync;                   /* false only in tests: acknowledged writes may be lost */
     int64_t clock_offset_ms;      /* test only: shifts node_now_ms */
+    char test_bug[32];            /* test only: "" or a safety bug to inject (see config.c) */
     char test_disk_fault[32];     /* TEST ONLY: "" or fsync-eio:N / enospc:N (disk_fault.h) */
 } config;
 

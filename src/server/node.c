@@ -233,6 +233,8 @@ int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx)
     }
     p->write_cb = cb;
     p->ctx = ctx;
+    if (n->test_bug == NODE_BUG_ACK_BEFORE_COMMIT)
+        n->early_acks++; /* answered OK at the next loop iteration (prepare_cb) */
     n->last_proposal_ms = uv_now(n->loop);
     p->deadline = n->last_proposal_ms + n->cfg.write_timeout_ms;
     list_push(&n->writes, p);
@@ -256,6 +258,14 @@ int node_read(node *n, node_read_cb cb, void *ctx)
     if (p == NULL)
         return NODE_ENOMEM;
     p->read_id = ++n->next_read_id;
+    if (n->test_bug == NODE_BUG_LOCAL_READS) {
+        p->read_cb = cb;
+        p->ctx = ctx;
+        p->index_known = true; /* index 0: whatever is applied here now */
+        p->deadline = uv_now(n->loop) + n->cfg.read_timeout_ms;
+        list_push(&n->reads, p);
+        return NODE_OK;
+    }
     if (raft_get_role(n->r) == RAFT_LEADER)
         p->term = raft_get_term(n->r); /* asked of ourselves in this term (see sweep_cb) */
     int rc = raft_read_index(n->r, p->read_id);
@@ -434,11 +444,12 @@ static void deliver(node *n, const raft_ready *rd)
 static void ready_finish(node *n)
 {
     raft_ready *rd = &n->rd;
-    if (!n->stopping) {
+    if (!n->stopping && !n->rd_sent) {
         for (size_t i = 0; i < rd->n_msgs; i++)
             transport_send(n->tp, &rd->msgs[i]);
         transport_flush(n->tp);
     }
+    n->rd_sent = false;
     deliver(n, rd);
     raft_advance(n->r, rd);
     n->ready_busy = false;
@@ -452,6 +463,8 @@ static void ready_work(disk_job *job)
 {
     ready_job *j = (ready_job *)job;
     node *n = j->n;
+    if (n->test_bug == NODE_BUG_ACK_BEFORE_FSYNC)
+        usleep(300 * 1000); /* the window in which acknowledged state is not on disk */
     j->rc = storage_save(n->st, &n->rd);
     if (j->rc != STORAGE_OK) {
         snprintf(j->err, sizeof j->err, "%s", storage_errmsg(n->st));
@@ -500,6 +513,12 @@ static void process_ready(node *n)
         ready_finish(n);
         return;
     }
+    if (n->test_bug == NODE_BUG_ACK_BEFORE_FSYNC && !n->stopping) {
+        for (size_t i = 0; i < rd->n_msgs; i++) /* breaks the ordering rule on purpose */
+            transport_send(n->tp, &rd->msgs[i]);
+        transport_flush(n->tp);
+        n->rd_sent = true;
+    }
     /* Answer what is committed now instead of after this write: it is on a majority already. */
     if (rd->snapshot.index == 0) {
         deliver(n, rd);
@@ -512,6 +531,25 @@ static void process_ready(node *n)
     disk_submit(n->dk, &n->job.base);
 }
 
+/* Test-only bugs: answers writes that are merely proposed and reads that were never confirmed. */
+static void test_bug_answer_early(node *n)
+{
+    if (n->test_bug == NODE_BUG_LOCAL_READS)
+        answer_reads(n);
+    if (n->test_bug != NODE_BUG_ACK_BEFORE_COMMIT || n->early_acks == 0)
+        return;
+    n->early_acks = 0;
+    for (pending *p = n->writes.head; p != NULL; p = p->next) {
+        if (p->write_cb == NULL)
+            continue;
+        kv_result res = {.status = KV_ST_OK, .version = p->index};
+        node_write_cb cb = p->write_cb;
+        p->write_cb = NULL; /* the real outcome, later, is not reported */
+        n->writes_ok++;
+        cb(p->ctx, NODE_OK, &res);
+    }
+}
+
 static void prepare_cb(uv_prepare_t *prep)
 {
     node *n = prep->data;
@@ -521,6 +559,8 @@ static void prepare_cb(uv_prepare_t *prep)
     send_early(n);
     for (int i = 0; i < 8 && !n->ready_busy; i++)
         process_ready(n);
+    if (n->test_bug)
+        test_bug_answer_early(n);
 }
 
 static void tick_cb(uv_timer_t *timer)
@@ -596,6 +636,14 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     }
     n->loop = loop;
     n->cfg = *cfg;
+    if (strcmp(cfg->test_bug, "local-reads") == 0)
+        n->test_bug = NODE_BUG_LOCAL_READS;
+    else if (strcmp(cfg->test_bug, "ack-before-commit") == 0)
+        n->test_bug = NODE_BUG_ACK_BEFORE_COMMIT;
+    else if (strcmp(cfg->test_bug, "ack-before-fsync") == 0)
+        n->test_bug = NODE_BUG_ACK_BEFORE_FSYNC;
+    if (n->test_bug)
+        log_printf("TEST BUG %s injected: this node is UNSAFE on purpose", cfg->test_bug);
     n->disk_vfs = *vfs_posix();
     if (!cfg->fsync) {
         log_printf("WARNING: fsync disabled (--fsync=false): acknowledged writes can be lost");

@@ -39,6 +39,9 @@ typedef struct pending {
     int status;        /* firing list: what to report */
 } pending;
 
+/* Test-only injected bugs (config test_bug); 0 in every real deployment. */
+enum { NODE_BUG_LOCAL_READS = 1, NODE_BUG_ACK_BEFORE_COMMIT = 2, NODE_BUG_ACK_BEFORE_FSYNC = 3 };
+
 typedef struct pending_list {
     pending *head, *tail;
     size_t n;
@@ -82,6 +85,9 @@ typedef struct snap_recv {
 struct node {
     uv_loop_t *loop;
     config cfg;
+    int test_bug;     /* NODE_BUG_*, 0 = none */
+    bool rd_sent;     /* test_bug ack-before-fsync: rd's messages already went out */
+    uint64_t early_acks; /* test_bug ack-before-commit: writes proposed since the last answer */
     vfs disk_vfs; /* vfs_posix, or with fsync disabled / faults injected (test flags) */
     disk_fault disk_fault; /* TEST ONLY: --test-disk-fault; disk_vfs points at it when set */
     kv_config kv_cfg;
