@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "frontend_int.h"
+#include "growbuf.h"
 #include "proto_resp.h"
 
 /* The argument vector copied out of the parser's buffer. */
@@ -60,51 +61,14 @@ static bool equals_nocase(kv_slice s, const char *word)
     return true;
 }
 
-/* ---- a growable reply buffer (INFO, forwarding) ----------------------------------------------- */
 
-typedef struct resp_buf {
-    char *base;
-    size_t len, cap;
-    bool failed;
-} resp_buf;
-
-static void rb_put(resp_buf *b, const void *data, size_t len)
+static void encode_multibulk(const proto_resp_cmd *cmd, growbuf *b)
 {
-    if (b->failed) return;
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + len) cap *= 2;
-        char *base = realloc(b->base, cap);
-        if (base == NULL) {
-            b->failed = true;
-            return;
-        }
-        b->base = base;
-        b->cap = cap;
-    }
-    memcpy(b->base + b->len, data, len);
-    b->len += len;
-}
-
-static void rb_printf(resp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void rb_printf(resp_buf *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    rb_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
-static void encode_multibulk(const proto_resp_cmd *cmd, resp_buf *b)
-{
-    rb_printf(b, "*%u\r\n", cmd->argc);
+    growbuf_printf(b, "*%u\r\n", cmd->argc);
     for (uint32_t i = 0; i < cmd->argc; i++) {
-        rb_printf(b, "$%zu\r\n", cmd->argv[i].len);
-        rb_put(b, cmd->argv[i].base, cmd->argv[i].len);
-        rb_put(b, "\r\n", 2);
+        growbuf_printf(b, "$%zu\r\n", cmd->argv[i].len);
+        growbuf_put(b, cmd->argv[i].base, cmd->argv[i].len);
+        growbuf_put(b, "\r\n", 2);
     }
 }
 
@@ -138,15 +102,15 @@ static void reply_info(fe_session *s, const kv_slice *section)
     frontend_get_stats(fe, &st);
     kv_stats kvs;
     kv_get_stats(node_kv(n), &kvs);
-    resp_buf b = {0};
+    growbuf b = {0};
     if (want_section(section, "server"))
-        rb_printf(&b, "# Server\r\nredis_version:7.0.0\r\nraftkv_version:0.1.0\r\nredis_mode:standalone\r\n"
+        growbuf_printf(&b, "# Server\r\nredis_version:7.0.0\r\nraftkv_version:0.1.0\r\nredis_mode:standalone\r\n"
                       "tcp_port:%u\r\n\r\n", fe->resp_port);
     if (want_section(section, "clients"))
-        rb_printf(&b, "# Clients\r\nconnected_clients:%u\r\ntext_clients:%u\r\n\r\n", st.resp_conns,
+        growbuf_printf(&b, "# Clients\r\nconnected_clients:%u\r\ntext_clients:%u\r\n\r\n", st.resp_conns,
                   st.text_conns);
     if (want_section(section, "stats"))
-        rb_printf(&b, "# Stats\r\ntotal_connections_received:%llu\r\nrejected_connections:%llu\r\n"
+        growbuf_printf(&b, "# Stats\r\ntotal_connections_received:%llu\r\nrejected_connections:%llu\r\n"
                       "total_requests:%llu\r\nforwarded_requests:%llu\r\nredirected_requests:%llu\r\n"
                       "client_output_limit_disconnections:%llu\r\n\r\n",
                   (unsigned long long)st.accepted, (unsigned long long)st.refused,
@@ -155,23 +119,23 @@ static void reply_info(fe_session *s, const kv_slice *section)
     if (want_section(section, "raft")) {
         node_peer leader;
         bool has_leader = node_leader(n, &leader);
-        rb_printf(&b, "# Raft\r\nnode_id:%llu\r\nrole:%s\r\nterm:%llu\r\nleader:%llu\r\n",
+        growbuf_printf(&b, "# Raft\r\nnode_id:%llu\r\nrole:%s\r\nterm:%llu\r\nleader:%llu\r\n",
                   (unsigned long long)info.id, role_name(info.role), (unsigned long long)info.term,
                   (unsigned long long)info.leader);
-        if (has_leader) rb_printf(&b, "leader_resp:%s:%u\r\n", leader.host, leader.resp_port);
-        rb_printf(&b, "commit:%llu\r\napplied:%llu\r\nlast_index:%llu\r\nsnapshot_index:%llu\r\n"
+        if (has_leader) growbuf_printf(&b, "leader_resp:%s:%u\r\n", leader.host, leader.resp_port);
+        growbuf_printf(&b, "commit:%llu\r\napplied:%llu\r\nlast_index:%llu\r\nsnapshot_index:%llu\r\n"
                       "writes_ok:%llu\r\nreads_ok:%llu\r\nfsyncs:%llu\r\npeers:%u\r\n",
                   (unsigned long long)info.commit, (unsigned long long)info.applied,
                   (unsigned long long)info.last_index, (unsigned long long)info.snapshot_index,
                   (unsigned long long)info.writes_ok, (unsigned long long)info.reads_ok,
                   (unsigned long long)info.fsyncs, info.n_peers);
         for (uint32_t i = 0; i < info.n_peers && i < RAFT_MAX_NODES; i++)
-            rb_printf(&b, "peer_%llu:match=%llu,connected=%d\r\n", (unsigned long long)info.peers[i].id,
+            growbuf_printf(&b, "peer_%llu:match=%llu,connected=%d\r\n", (unsigned long long)info.peers[i].id,
                       (unsigned long long)info.peers[i].match, info.peers[i].connected ? 1 : 0);
-        rb_put(&b, "\r\n", 2);
+        growbuf_put(&b, "\r\n", 2);
     }
     if (want_section(section, "keyspace"))
-        rb_printf(&b, "# Keyspace\r\ndb0:keys=%zu,expires=0,avg_ttl=0\r\n", kvs.keys);
+        growbuf_printf(&b, "# Keyspace\r\ndb0:keys=%zu,expires=0,avg_ttl=0\r\n", kvs.keys);
     (void)self;
     if (b.failed) {
         conn_reply(s->c, "-ERR out of memory\r\n", 20);
@@ -179,10 +143,10 @@ static void reply_info(fe_session *s, const kv_slice *section)
         if (b.len >= 2) b.len -= 2; /* no blank line after the last section */
         char header[32];
         size_t h = proto_resp_bulk_header(header, sizeof header, b.len);
-        resp_buf whole = {0};
-        rb_put(&whole, header, h);
-        rb_put(&whole, b.base, b.len);
-        rb_put(&whole, "\r\n", 2);
+        growbuf whole = {0};
+        growbuf_put(&whole, header, h);
+        growbuf_put(&whole, b.base, b.len);
+        growbuf_put(&whole, "\r\n", 2);
         if (whole.failed) conn_reply(s->c, "-ERR out of memory\r\n", 20);
         else conn_reply(s->c, whole.base, whole.len);
         free(whole.base);
@@ -204,7 +168,7 @@ static void resp_write(fe_req *req, const proto_resp_cmd *cmd, const proto_resp_
             fe_req_fail(req, FE_ERR_NOT_LEADER);
             return;
         }
-        resp_buf b = {0};
+        growbuf b = {0};
         encode_multibulk(cmd, &b);
         if (b.failed) fe_req_fail(req, FE_ERR_INTERNAL);
         else fe_req_forward(req, fe->fwd_resp, &leader, (const uint8_t *)b.base, b.len);
@@ -251,10 +215,10 @@ static void dispatch(fe_session *s, const proto_resp_cmd *cmd)
             } else {
                 char header[32];
                 size_t h = proto_resp_bulk_header(header, sizeof header, rq.keys[0].len);
-                resp_buf b = {0};
-                rb_put(&b, header, h);
-                rb_put(&b, rq.keys[0].base, rq.keys[0].len);
-                rb_put(&b, "\r\n", 2);
+                growbuf b = {0};
+                growbuf_put(&b, header, h);
+                growbuf_put(&b, rq.keys[0].base, rq.keys[0].len);
+                growbuf_put(&b, "\r\n", 2);
                 if (!b.failed) conn_reply(c, b.base, b.len);
                 else conn_close(c, "closed: out of memory");
                 free(b.base);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "frontend_int.h"
+#include "growbuf.h"
 #include "proto_text.h"
 
 /* A command copied out of the parser's buffer (which the next parse call reuses). */
@@ -59,73 +60,38 @@ static text_copy *copy_cmd(const proto_text_cmd *cmd)
 
 /* ---- forwarding encoding --------------------------------------------------------------------- */
 
-typedef struct text_buf {
-    uint8_t *base;
-    size_t len, cap;
-    bool failed;
-} text_buf;
-
-static void tb_put(text_buf *b, const void *data, size_t len)
-{
-    if (b->failed) return;
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + len) cap *= 2;
-        uint8_t *base = realloc(b->base, cap);
-        if (base == NULL) {
-            b->failed = true;
-            return;
-        }
-        b->base = base;
-        b->cap = cap;
-    }
-    memcpy(b->base + b->len, data, len);
-    b->len += len;
-}
-
-static void tb_printf(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_printf(text_buf *b, const char *fmt, ...)
-{
-    char line[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    assert(n > 0 && (size_t)n < sizeof line);
-    tb_put(b, line, (size_t)n);
-}
 
 /* The command as the leader must see it: canonical, never noreply (one reply per request). */
-static void encode_for_leader(const proto_text_cmd *cmd, text_buf *b)
+static void encode_for_leader(const proto_text_cmd *cmd, growbuf *b)
 {
     switch (cmd->op) {
     case PROTO_TEXT_SET:
-        tb_put(b, "set ", 4);
-        tb_put(b, cmd->key.base, cmd->key.len);
-        tb_printf(b, " %u %zu\r\n", cmd->exptime, cmd->value.len);
-        tb_put(b, cmd->value.base, cmd->value.len);
-        tb_put(b, "\r\n", 2);
+        growbuf_put(b, "set ", 4);
+        growbuf_put(b, cmd->key.base, cmd->key.len);
+        growbuf_printf(b, " %u %zu\r\n", cmd->exptime, cmd->value.len);
+        growbuf_put(b, cmd->value.base, cmd->value.len);
+        growbuf_put(b, "\r\n", 2);
         break;
     case PROTO_TEXT_CAS:
-        tb_put(b, "cas ", 4);
-        tb_put(b, cmd->key.base, cmd->key.len);
-        tb_printf(b, " %u %llu %zu\r\n", cmd->exptime, (unsigned long long)cmd->version, cmd->value.len);
-        tb_put(b, cmd->value.base, cmd->value.len);
-        tb_put(b, "\r\n", 2);
+        growbuf_put(b, "cas ", 4);
+        growbuf_put(b, cmd->key.base, cmd->key.len);
+        growbuf_printf(b, " %u %llu %zu\r\n", cmd->exptime, (unsigned long long)cmd->version, cmd->value.len);
+        growbuf_put(b, cmd->value.base, cmd->value.len);
+        growbuf_put(b, "\r\n", 2);
         break;
     case PROTO_TEXT_DELETE:
-        tb_put(b, "delete ", 7);
-        tb_put(b, cmd->key.base, cmd->key.len);
-        tb_put(b, "\r\n", 2);
+        growbuf_put(b, "delete ", 7);
+        growbuf_put(b, cmd->key.base, cmd->key.len);
+        growbuf_put(b, "\r\n", 2);
         break;
     case PROTO_TEXT_MSET:
-        tb_printf(b, "mset %u\r\n", cmd->n_items);
+        growbuf_printf(b, "mset %u\r\n", cmd->n_items);
         for (uint32_t i = 0; i < cmd->n_items; i++) {
             const proto_text_item *item = &cmd->items[i];
-            tb_put(b, item->key.base, item->key.len);
-            tb_printf(b, " %u %zu\r\n", item->exptime, item->value.len);
-            tb_put(b, item->value.base, item->value.len);
-            tb_put(b, "\r\n", 2);
+            growbuf_put(b, item->key.base, item->key.len);
+            growbuf_printf(b, " %u %zu\r\n", item->exptime, item->value.len);
+            growbuf_put(b, item->value.base, item->value.len);
+            growbuf_put(b, "\r\n", 2);
         }
         break;
     default: b->failed = true; break;
@@ -158,7 +124,7 @@ static void text_write(fe_req *req, const proto_text_cmd *cmd)
     node_peer leader;
     if (node_leader(n, &leader) && leader.id != node_self(n)->id) {
         if (fe->config.text_forward && !s->forwarded) {
-            text_buf b = {0};
+            growbuf b = {0};
             encode_for_leader(cmd, &b);
             if (b.failed) fe_req_fail(req, FE_ERR_INTERNAL);
             else fe_req_forward(req, fe->fwd_text, &leader, b.base, b.len);
