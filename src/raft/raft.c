@@ -121,6 +121,7 @@ struct raft {
     msg_vec msgs;
     read_state_vec read_states;
     bool ready_outstanding;
+    bool ready_snapshot; /* the outstanding Ready installs a snapshot: nothing is applied early */
     raft_stats stats;
 };
 
@@ -1049,7 +1050,8 @@ int raft_read_index(raft *r, uint64_t request_id)
 
 int raft_compact(raft *r, raft_index index, raft_index trailing)
 {
-    if (index > r->applied)
+    /* Beyond handed_index the snapshot would cover entries the stored log has not got yet. */
+    if (index > r->applied || index > r->handed_index)
         return RAFT_EINVAL;
     if (index <= r->snapshot.index)
         return RAFT_OK;
@@ -1172,6 +1174,30 @@ void raft_messages_free(raft_msg *msgs, size_t n)
     free(msgs);
 }
 
+size_t raft_take_committed(raft *r, raft_entry **entries)
+{
+    *entries = NULL;
+    /* A snapshot on its way in replaces the state machine: entries after it wait for it. */
+    if (r->ready_snapshot || r->pending_snapshot.index != 0)
+        return 0;
+    raft_index limit = apply_limit(r);
+    size_t n;
+    raft_entry *block = copy_entries(r, r->applied, limit, &n);
+    if (!block)
+        return 0; /* nothing to apply, or ENOMEM: they come with the next Ready instead */
+    r->applied = limit;
+    *entries = block;
+    return n;
+}
+
+size_t raft_take_reads(raft *r, raft_read_state **reads)
+{
+    *reads = r->read_states.items;
+    size_t n = r->read_states.len;
+    memset(&r->read_states, 0, sizeof(r->read_states));
+    return n;
+}
+
 void raft_ready_get(raft *r, raft_ready *rd)
 {
     assert(!r->ready_outstanding);
@@ -1191,6 +1217,7 @@ void raft_ready_get(raft *r, raft_ready *rd)
         memset(&r->pending_snapshot, 0, sizeof(r->pending_snapshot));
         if (r->applied < rd->snapshot.index)
             r->applied = rd->snapshot.index;
+        r->ready_snapshot = true;
     }
     rd->truncate_from = r->pending_truncate;
     r->pending_truncate = 0;
@@ -1243,6 +1270,7 @@ void raft_advance(raft *r, raft_ready *rd)
 {
     ready_owned *own = rd->internal_;
     r->ready_outstanding = false;
+    r->ready_snapshot = false;
     if (!own)
         return;
     if (rd->snapshot.index > r->persisted_index &&
@@ -1417,6 +1445,7 @@ raft_id raft_get_vote(const raft *r) { return r->vote; }
 raft_id raft_get_leader(const raft *r) { return r->leader; }
 raft_index raft_commit_index(const raft *r) { return r->commit; }
 raft_index raft_applied_index(const raft *r) { return r->applied; }
+raft_index raft_handed_index(const raft *r) { return r->handed_index; }
 raft_index raft_first_index(const raft *r) { return raft_log_first(&r->log); }
 raft_index raft_last_index(const raft *r) { return raft_log_last(&r->log); }
 raft_term raft_term_at(const raft *r, raft_index index) { return raft_log_term(&r->log, index); }

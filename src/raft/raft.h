@@ -41,6 +41,12 @@
  * slow fsync never delays heartbeats (and so never causes an election). Votes, vote answers and
  * append answers always wait for their Ready. Taking messages early is optional.
  *
+ * APPLYING EARLY. For the same reason raft_take_committed() and raft_take_reads() hand out the
+ * committed entries and the known read indexes at once, even while a Ready is outstanding, so a
+ * write is answered when a majority has it rather than after this node's next fsync. They hold
+ * nothing back while a snapshot is pending or being installed (those entries follow it). Entries
+ * and reads taken early do not appear in a later Ready. Taking them early is optional.
+ *
  * ONE READY AT A TIME. After raft_ready_get() the caller must call raft_advance() with that Ready
  * before calling raft_ready_get() again. In between it MAY keep calling raft_step, raft_tick,
  * raft_propose, raft_read_index and the accessors: a slow disk does not stall elections or
@@ -292,7 +298,9 @@ int raft_propose(raft *r, uint8_t type, const void *data, uint32_t len, raft_ind
 int raft_read_index(raft *r, uint64_t request_id);
 
 /* The caller holds a snapshot of the state machine at `index`, which its state machine has applied
- * (so index <= raft_applied_index(r), else RAFT_EINVAL). The core forgets
+ * and whose entries a Ready has handed to storage (so index <= raft_applied_index(r) and
+ * index <= raft_handed_index(r), else RAFT_EINVAL: entries applied early may be ahead of the
+ * stored log; take the snapshot right after raft_ready_get, or later). The core forgets
  * entries up to index - trailing, keeping `trailing` so slow followers catch up from the log. */
 int raft_compact(raft *r, raft_index index, raft_index trailing);
 
@@ -315,6 +323,13 @@ bool raft_has_ready(const raft *r);
  * time, including while a Ready is outstanding. */
 size_t raft_take_messages(raft *r, raft_msg **msgs);
 void raft_messages_free(raft_msg *msgs, size_t n);
+/* Moves the committed entries not yet handed out (see APPLYING EARLY) out of the core, in index
+ * order; returns how many. *entries (NULL when 0) is one block owned by the caller: free(*entries).
+ * Returns 0 while a snapshot is pending or outstanding. May be called at any time. */
+size_t raft_take_committed(raft *r, raft_entry **entries);
+/* Moves the read states whose index is known out of the core (see raft_read_index); returns how
+ * many. *reads (NULL when 0) is owned by the caller: free(*reads). May be called at any time. */
+size_t raft_take_reads(raft *r, raft_read_state **reads);
 void raft_ready_get(raft *r, raft_ready *rd);
 void raft_advance(raft *r, raft_ready *rd);
 
@@ -325,7 +340,8 @@ raft_term raft_get_term(const raft *r);
 raft_id raft_get_vote(const raft *r);
 raft_id raft_get_leader(const raft *r);
 raft_index raft_commit_index(const raft *r);
-raft_index raft_applied_index(const raft *r);   /* last index handed out in rd.committed */
+raft_index raft_applied_index(const raft *r);   /* last index handed out to apply */
+raft_index raft_handed_index(const raft *r);    /* last entry handed out in rd.entries */
 raft_index raft_first_index(const raft *r);     /* first entry still in the log */
 raft_index raft_last_index(const raft *r);
 raft_term raft_term_at(const raft *r, raft_index index); /* 0 if unknown (compacted or beyond) */

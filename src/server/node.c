@@ -427,18 +427,40 @@ static void send_early(node *n)
     raft_messages_free(msgs, count);
 }
 
+/* Records the index each read must wait for. */
+static void learn_reads(node *n, const raft_read_state *reads, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        for (pending *p = n->reads.head; p != NULL; p = p->next)
+            if (p->read_id == reads[i].request_id) {
+                p->index = reads[i].index;
+                p->index_known = true;
+                break;
+            }
+}
+
+/* Applies what is committed and learns the read indexes now, even while a Ready's fsync is in
+ * flight (APPLYING EARLY in raft.h): a write is answered once a majority has it. */
+static void apply_early(node *n)
+{
+    raft_entry *entries;
+    size_t n_entries = raft_take_committed(n->r, &entries);
+    apply_committed(n, entries, n_entries);
+    free(entries);
+    raft_read_state *reads;
+    size_t n_reads = raft_take_reads(n->r, &reads);
+    learn_reads(n, reads, n_reads);
+    free(reads);
+    if (n_entries + n_reads > 0)
+        answer_reads(n);
+}
+
 /* Applies rd's committed entries and learns its read indexes. Idempotent, so it can run both
  * before the disk write (committed entries are durable on a majority already) and after it. */
 static void deliver(node *n, const raft_ready *rd)
 {
     apply_committed(n, rd->committed, rd->n_committed);
-    for (size_t i = 0; i < rd->n_reads; i++)
-        for (pending *p = n->reads.head; p != NULL; p = p->next)
-            if (p->read_id == rd->reads[i].request_id) {
-                p->index = rd->reads[i].index;
-                p->index_known = true;
-                break;
-            }
+    learn_reads(n, rd->reads, rd->n_reads);
 }
 
 static void ready_finish(node *n)
@@ -524,6 +546,9 @@ static void process_ready(node *n)
         deliver(n, rd);
         answer_reads(n);
     }
+    /* Everything applied is in a Ready now, so a snapshot may cover it (raft_compact). */
+    if (rd->snapshot.index == 0 && !n->stopping)
+        node_snap_maybe_take(n);
     memset(&n->job, 0, sizeof n->job);
     n->job.base.work = ready_work;
     n->job.base.done = ready_done;
@@ -557,6 +582,8 @@ static void prepare_cb(uv_prepare_t *prep)
     /* Several Readies per iteration when the disk is not involved (e.g. a follower's commit
      * advance), bounded so the loop still polls. */
     send_early(n);
+    if (!n->stopping)
+        apply_early(n);
     for (int i = 0; i < 8 && !n->ready_busy; i++)
         process_ready(n);
     if (n->test_bug)

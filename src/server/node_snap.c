@@ -244,6 +244,9 @@ void node_snap_maybe_take(node *n)
     if (s->active || n->recv.active || n->recv.jobs > 0 || n->stopping ||
         n->cfg.snapshot_threshold == 0 || n->applied_since_snapshot < n->cfg.snapshot_threshold)
         return;
+    /* Entries applied early may not be in a Ready yet (raft_compact would refuse): later. */
+    if (kv_applied_index(n->kv) > raft_handed_index(n->r))
+        return;
     kv_snapshot *it;
     if (kv_snapshot_begin(n->kv, &it) != KV_OK)
         return;

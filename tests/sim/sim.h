@@ -331,6 +331,7 @@ typedef struct sim {
     sim_node nodes[SIM_MAX_NODES];
     raft_config base_cfg;
     bool early_send; /* leaders send APPEND/SNAPSHOT before their own write completes */
+    bool early_apply; /* nodes apply with raft_take_committed/raft_take_reads between Readies */
     uint32_t disk_min_us, disk_max_us, disk_tail_permille;
     uint32_t snap_every; /* local snapshot after this many applied entries */
     uint32_t snap_trailing;

@@ -187,9 +187,13 @@ static bool early_type(uint8_t type)
     return type == RAFT_MSG_APPEND || type == RAFT_MSG_SNAPSHOT;
 }
 
+static void apply_early(sim *s, int slot);
+
 void sim_node_pump(sim *s, int slot)
 {
     sim_node *n = &s->nodes[slot];
+    if (n->up && s->early_apply && !s->stop)
+        apply_early(s, slot);
     if (!n->up || n->inflight || s->stop || !raft_has_ready(n->r))
         return;
     raft_ready_get(n->r, &n->rd);
@@ -243,6 +247,18 @@ static void answer_reads(sim *s, int slot)
     n->n_reads = kept;
 }
 
+static bool durable_on_majority(const sim *s, const raft_entry *e)
+{
+    int count = 0;
+    for (int j = 0; j < s->n_nodes; j++) {
+        const sim_durable *d = &s->nodes[j].durable;
+        const sim_durable_entry *st = sim_durable_at(d, e->index);
+        if (d->snap.index >= e->index || (st && st->term == e->term))
+            count++;
+    }
+    return count > s->n_nodes / 2;
+}
+
 static void apply_entry(sim *s, int slot, const raft_entry *e)
 {
     sim_node *n = &s->nodes[slot];
@@ -254,7 +270,12 @@ static void apply_entry(sim *s, int slot, const raft_entry *e)
         return;
     }
     const sim_durable_entry *stored = sim_durable_at(&n->durable, e->index);
-    if (!stored || stored->term != e->term) {
+    bool durable = stored && stored->term == e->term;
+    /* Applied early (raft.h, APPLYING EARLY), an entry need not be on this node's disk yet, but
+     * commitment means a majority's storage acknowledged it. */
+    if (!durable && s->early_apply)
+        durable = durable_on_majority(s, e);
+    if (!durable) {
         sim_violation(s, SIM_CHECK_CONTRACT,
                       "node %d applies entry %llu term %llu that is not durable (storage "
                       "acknowledged term %llu there, last %llu)",
@@ -279,6 +300,8 @@ static void take_local_snapshot(sim *s, int slot)
     if (n->sm.applied <= n->durable.snap.index ||
         n->sm.applied - n->last_snap_applied < s->snap_every)
         return;
+    if (n->sm.applied > raft_handed_index(n->r))
+        return; /* applied early, not in a Ready yet: raft_compact would refuse */
     raft_snapshot_meta meta;
     memset(&meta, 0, sizeof(meta));
     meta.index = n->sm.applied;
@@ -332,6 +355,44 @@ static const uint8_t *snapshot_to_install(sim *s, int slot, const raft_snapshot_
     return data;
 }
 
+static void learn_reads(sim_node *n, const raft_read_state *reads, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (n->n_reads == n->cap_reads) {
+            size_t cap = n->cap_reads ? n->cap_reads * 2 : 16;
+            sim_pending_read *grown = realloc(n->reads, cap * sizeof(*grown));
+            if (!grown)
+                abort();
+            n->reads = grown;
+            n->cap_reads = cap;
+        }
+        n->reads[n->n_reads].request_id = reads[i].request_id;
+        n->reads[n->n_reads].index = reads[i].index;
+        n->n_reads++;
+    }
+}
+
+/* Between Readies: what is committed is applied, and known reads answered, at once. */
+static void apply_early(sim *s, int slot)
+{
+    sim_node *n = &s->nodes[slot];
+    raft_entry *entries;
+    size_t count = raft_take_committed(n->r, &entries);
+    if (count)
+        sim_trace(s, "node %d applies %zu entries early (%llu..%llu)", slot + 1, count,
+                  (unsigned long long)entries[0].index,
+                  (unsigned long long)entries[count - 1].index);
+    for (size_t i = 0; i < count && !s->stop; i++)
+        apply_entry(s, slot, &entries[i]);
+    free(entries);
+    raft_read_state *reads;
+    size_t n_reads = raft_take_reads(n->r, &reads);
+    learn_reads(n, reads, n_reads);
+    free(reads);
+    if (count + n_reads > 0)
+        answer_reads(s, slot);
+}
+
 void sim_node_disk_done(sim *s, int slot)
 {
     sim_node *n = &s->nodes[slot];
@@ -374,19 +435,7 @@ void sim_node_disk_done(sim *s, int slot)
     /* 5: apply, then answer the reads that are now satisfied. */
     for (size_t i = 0; i < rd->n_committed && !s->stop; i++)
         apply_entry(s, slot, &rd->committed[i]);
-    for (size_t i = 0; i < rd->n_reads; i++) {
-        if (n->n_reads == n->cap_reads) {
-            size_t cap = n->cap_reads ? n->cap_reads * 2 : 16;
-            sim_pending_read *grown = realloc(n->reads, cap * sizeof(*grown));
-            if (!grown)
-                abort();
-            n->reads = grown;
-            n->cap_reads = cap;
-        }
-        n->reads[n->n_reads].request_id = rd->reads[i].request_id;
-        n->reads[n->n_reads].index = rd->reads[i].index;
-        n->n_reads++;
-    }
+    learn_reads(n, rd->reads, rd->n_reads);
     answer_reads(s, slot);
 
     raft_advance(n->r, rd);

@@ -73,12 +73,15 @@ static void configure(sim *s)
     cfg->max_bytes_per_msg = sim_rng_range(rng, 1024, 65536);
     cfg->test_bugs = opt->test_bugs;
     s->early_send = sim_rng_permille(rng, 500);
+    /* From the seed, not the stream, so adding it left every other draw of a seed as it was. */
+    s->early_apply = (sim_mix(s->seed, 0xea) & 1) != 0;
     sim_nemesis_setup(s);
     if (opt->demo) {
         cfg->heartbeat_tick = 1;
         cfg->pre_vote = true;
         cfg->check_quorum = true;
         s->early_send = true;
+        s->early_apply = true;
         s->net.params.drop_permille = 10;
         s->client_gap_min_us = 1000;
         s->client_gap_max_us = 6000;
@@ -261,13 +264,14 @@ int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res)
     s->fault_end = (uint64_t)opt->fault_ticks * SIM_TICK_US;
     sim_trace(s,
               "seed %llu: %d nodes, profile %s, heartbeat %u, pre_vote %d, check_quorum %d, "
-              "inflight %u, batch %u/%llu, early_send %d, snapshot every %u (trailing %u), "
+              "inflight %u, batch %u/%llu, early_send %d, early_apply %d, snapshot every %u (trailing %u), "
               "drop %u/1000, dup %u/1000, tail %u/1000, WAL segments %llu KiB, mid-save crashes "
               "%u/1000, torn power losses %u/1000, disk errors %u/1000",
               (unsigned long long)seed, s->n_nodes, sim_profile_name(s->profile),
               s->base_cfg.heartbeat_tick, s->base_cfg.pre_vote, s->base_cfg.check_quorum,
               s->base_cfg.max_inflight_msgs, s->base_cfg.max_entries_per_msg,
-              (unsigned long long)s->base_cfg.max_bytes_per_msg, s->early_send, s->snap_every,
+              (unsigned long long)s->base_cfg.max_bytes_per_msg, s->early_send, s->early_apply,
+              s->snap_every,
               s->snap_trailing, s->net.params.drop_permille, s->net.params.dup_permille,
               s->net.params.tail_permille, (unsigned long long)(s->segment_bytes >> 10),
               s->midsave_permille, s->torn_permille, s->disk_error_permille);
