@@ -84,9 +84,10 @@ struct conn_group {
     conn_log_fn log;
     void *log_ctx;
     uv_prepare_t prepare;
+    uv_idle_t idle; /* active while the flush list is not empty: the loop must not sleep */
     uv_timer_t linger_timer;
     bool linger_timer_on;
-    int open_handles; /* prepare + timer, until their close callbacks */
+    int open_handles; /* prepare + idle + timer, until their close callbacks */
     bool closing;
     conn *conns;
     uint32_t count;
@@ -116,10 +117,16 @@ void conn_logf(const conn *c, const char *fmt, ...)
     group_log(c->group, line);
 }
 
+static void idle_cb(uv_idle_t *idle);
+
 static void flush_add(conn *c)
 {
     if (c->in_flush || c->state == CONN_CLOSED) return;
     conn_group *g = c->group;
+    /* Output queued after this iteration's flush (by another prepare callback, e.g. the node
+     * answering reads) would otherwise wait for the poll to time out: an active idle handle
+     * makes the poll return at once. */
+    if (g->flush_head == NULL && !g->closing) uv_idle_start(&g->idle, idle_cb);
     c->in_flush = true;
     c->flush_prev = NULL;
     c->flush_next = g->flush_head;
@@ -191,10 +198,13 @@ conn_group *conn_group_new(uv_loop_t *loop, const conn_limits *limits, conn_log_
     g->prepare.data = g;
     uv_prepare_start(&g->prepare, prepare_cb);
     uv_unref((uv_handle_t *)&g->prepare); /* flushing alone never keeps the loop running */
+    uv_idle_init(loop, &g->idle);
+    g->idle.data = g;
+    uv_unref((uv_handle_t *)&g->idle);
     uv_timer_init(loop, &g->linger_timer);
     g->linger_timer.data = g;
     uv_unref((uv_handle_t *)&g->linger_timer);
-    g->open_handles = 2;
+    g->open_handles = 3;
     return g;
 }
 
@@ -211,6 +221,7 @@ void conn_group_close(conn_group *g)
     g->closing = true;
     for (conn *c = g->conns; c; c = c->next) conn_close(c, NULL);
     uv_close((uv_handle_t *)&g->prepare, group_handle_closed);
+    uv_close((uv_handle_t *)&g->idle, group_handle_closed);
     uv_close((uv_handle_t *)&g->linger_timer, group_handle_closed);
 }
 
@@ -560,9 +571,8 @@ static void resume(conn *c)
 
 /* ---- the flush point: just before the loop sleeps -------------------------------------------- */
 
-static void prepare_cb(uv_prepare_t *prepare)
+static void flush_all(conn_group *g)
 {
-    conn_group *g = prepare->data;
     while (g->flush_head) {
         conn *c = g->flush_head;
         flush_remove(c);
@@ -571,6 +581,17 @@ static void prepare_cb(uv_prepare_t *prepare)
         if (c->in_flush) flush_remove(c);
         start_write(c);
     }
+    uv_idle_stop(&g->idle);
+}
+
+static void prepare_cb(uv_prepare_t *prepare)
+{
+    flush_all(prepare->data);
+}
+
+static void idle_cb(uv_idle_t *idle)
+{
+    flush_all(idle->data);
 }
 
 /* ---- close ----------------------------------------------------------------------------------- */
