@@ -26,7 +26,8 @@
  * --queue-bypass lets later packets through.
  *
  * Counters (printed at exit, and every --stats seconds): queued (packets seen), delayed (held),
- * reordered (sent after a packet that arrived later than them), duplicated, dropped, overflow.
+ * reordered (sent after a packet that arrived later than them; across all flows, so a packet to
+ * one peer overtaking a packet to another counts too), duplicated, dropped, overflow.
  *
  * Exit status: 0 after a signal, 1 on a runtime error, 2 on bad arguments or setup failure.
  * Single-threaded; IPv4 duplicates only (IPv6 packets are delayed and dropped, not copied).
