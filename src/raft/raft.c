@@ -113,6 +113,7 @@ struct raft {
 
     bool committed_in_term; /* leader: an entry of its own term is committed (ReadIndex §6.4) */
     bool bcast_pending;     /* leader: proposals appended since the last broadcast */
+    bool read_bcast_pending; /* leader: reads queued since the last heartbeat broadcast */
     uint64_t uncommitted_bytes;
     uint64_t read_seq;
     read_vec reads;         /* leader: waiting for confirmation, in seq order */
@@ -339,6 +340,7 @@ static void reset_term(raft *r, raft_term term)
     memset(r->votes, 0, sizeof(r->votes));
     r->committed_in_term = false;
     r->bcast_pending = false;
+    r->read_bcast_pending = false;
     r->reads.len = 0;
     r->reads_waiting.len = 0;
 }
@@ -587,6 +589,16 @@ static void bcast_heartbeat(raft *r)
                       .context = r->read_seq};
         send(r, m, NULL, 0);
     }
+    r->read_bcast_pending = false; /* this round confirms every read queued so far */
+}
+
+/* One heartbeat round for all the reads queued since the last one (ReadIndex batching): it
+ * carries the newest read_seq, so its echoes confirm them all. */
+static void flush_reads(raft *r)
+{
+    if (r->read_bcast_pending && r->role == RAFT_LEADER)
+        bcast_heartbeat(r);
+    r->read_bcast_pending = false;
 }
 
 static void release_read(raft *r, const read_req *rq)
@@ -634,7 +646,7 @@ static void leader_read(raft *r, uint64_t request_id, raft_id from)
     }
     rq.seq = ++r->read_seq;
     if (VEC_PUSH(r->reads, rq) == RAFT_OK)
-        bcast_heartbeat(r);
+        r->read_bcast_pending = true; /* sent with the next messages taken: reads share it */
 }
 
 /* Advances the commit index to the highest index stored on a quorum -- but only by counting
@@ -1098,7 +1110,8 @@ bool raft_has_ready(const raft *r)
 {
     if (r->ready_outstanding)
         return false;
-    return r->msgs.len > 0 || r->bcast_pending || r->pending_snapshot.index != 0 ||
+    return r->msgs.len > 0 || r->bcast_pending || r->read_bcast_pending ||
+           r->pending_snapshot.index != 0 ||
            r->pending_truncate != 0 || r->handed_index < raft_log_last(&r->log) ||
            hard_state_changed(r) || r->applied < apply_limit(r) || r->read_states.len > 0;
 }
@@ -1147,6 +1160,7 @@ size_t raft_take_messages(raft *r, raft_msg **msgs)
     /* A leader replicates proposals while its own write is in flight (thesis §10.2.1). */
     if (r->bcast_pending && r->role == RAFT_LEADER)
         flush_proposals(r);
+    flush_reads(r);
     size_t n = 0;
     for (size_t i = 0; i < r->msgs.len; i++)
         n += sendable_early(&r->msgs.items[i]);
@@ -1204,6 +1218,7 @@ void raft_ready_get(raft *r, raft_ready *rd)
     memset(rd, 0, sizeof(*rd));
     if (r->bcast_pending && r->role == RAFT_LEADER)
         flush_proposals(r);
+    flush_reads(r);
     ready_owned *own = calloc(1, sizeof(*own));
     if (!own)
         return; /* an empty Ready: nothing happens, the caller retries later */

@@ -292,7 +292,9 @@ void raft_tick(raft *r);
 int raft_propose(raft *r, uint8_t type, const void *data, uint32_t len, raft_index *index,
                  raft_term *term);
 
-/* Asks for a linearizable read. Later a Ready carries {request_id, index}: the read may be served
+/* Asks for a linearizable read. On a leader the confirming heartbeat round leaves with the next
+ * messages taken (raft_take_messages or a Ready), so the reads asked in between share one round.
+ * Later a Ready carries {request_id, index}: the read may be served
  * once the local state machine has applied index. The read may also be silently dropped (leader
  * change, lost message): callers time out. RAFT_ENOLEADER: a follower knows no leader. */
 int raft_read_index(raft *r, uint64_t request_id);
