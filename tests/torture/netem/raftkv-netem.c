@@ -96,13 +96,15 @@ typedef struct netem {
 
 static volatile sig_atomic_t netem_stop_signal;
 
-static void netem_on_signal(int sig) {
+static void netem_on_signal(int sig)
+{
     netem_stop_signal = sig;
 }
 
 /* ---- seeded randomness: splitmix64, so a seed replays the same decisions ---- */
 
-static uint64_t netem_rand(netem *n) {
+static uint64_t netem_rand(netem *n)
+{
     uint64_t z = (n->rng += 0x9e3779b97f4a7c15u);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
@@ -110,16 +112,19 @@ static uint64_t netem_rand(netem *n) {
 }
 
 /* Uniform in [0, 1). */
-static double netem_uniform(netem *n) {
+static double netem_uniform(netem *n)
+{
     return (double)(netem_rand(n) >> 11) * 0x1.0p-53;
 }
 
-static bool netem_chance(netem *n, double p) {
+static bool netem_chance(netem *n, double p)
+{
     return p > 0 && netem_uniform(n) < p;
 }
 
 /* The hold time of one packet, in ns; <= 0 means "send now". */
-static double netem_hold_ns(netem *n) {
+static double netem_hold_ns(netem *n)
+{
     double ms = n->opt.delay_ms;
     if (n->opt.jitter_ms > 0) {
         if (n->opt.normal) { /* Box-Muller */
@@ -132,7 +137,8 @@ static double netem_hold_ns(netem *n) {
     return ms * 1e6;
 }
 
-static uint64_t netem_now_ns(void) {
+static uint64_t netem_now_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -140,11 +146,13 @@ static uint64_t netem_now_ns(void) {
 
 /* ---- the hold queue: a binary min-heap by (deadline, arrival) ---- */
 
-static bool netem_before(const netem_held *a, const netem_held *b) {
+static bool netem_before(const netem_held *a, const netem_held *b)
+{
     return a->deadline_ns < b->deadline_ns || (a->deadline_ns == b->deadline_ns && a->seq < b->seq);
 }
 
-static void netem_heap_push(netem *n, netem_held item) {
+static void netem_heap_push(netem *n, netem_held item)
+{
     size_t i = n->held++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
@@ -156,7 +164,8 @@ static void netem_heap_push(netem *n, netem_held item) {
     n->heap[i] = item;
 }
 
-static netem_held netem_heap_pop(netem *n) {
+static netem_held netem_heap_pop(netem *n)
+{
     netem_held top = n->heap[0];
     netem_held last = n->heap[--n->held];
     size_t i = 0;
@@ -179,7 +188,8 @@ static netem_held netem_heap_pop(netem *n) {
 /* ---- verdicts ---- */
 
 /* Sends a copy of an IPv4 packet through the raw socket (its mark keeps it out of the queue). */
-static void netem_send_copy(netem *n, const unsigned char *packet, uint32_t len) {
+static void netem_send_copy(netem *n, const unsigned char *packet, uint32_t len)
+{
     if (len < sizeof(struct iphdr) || (packet[0] >> 4) != 4)
         return; /* not IPv4: no copy (documented) */
     struct iphdr ip;
@@ -195,7 +205,8 @@ static void netem_send_copy(netem *n, const unsigned char *packet, uint32_t len)
 }
 
 static void netem_release(netem *n, uint32_t id, uint64_t seq, const unsigned char *copy,
-                          uint32_t copy_len) {
+                          uint32_t copy_len)
+{
     if (nfq_set_verdict(n->qh, id, NF_ACCEPT, 0, NULL) < 0 && n->count.verdict_errors++ == 0)
         fprintf(stderr, "raftkv-netem: verdict for packet %" PRIu32 " failed: %s\n", id,
                 strerror(errno));
@@ -207,7 +218,8 @@ static void netem_release(netem *n, uint32_t id, uint64_t seq, const unsigned ch
         n->max_sent_seq = seq;
 }
 
-static void netem_release_due(netem *n, uint64_t now_ns) {
+static void netem_release_due(netem *n, uint64_t now_ns)
+{
     while (n->held > 0 && n->heap[0].deadline_ns <= now_ns) {
         netem_held h = netem_heap_pop(n);
         netem_release(n, h.id, h.seq, h.copy, h.copy_len);
@@ -217,7 +229,8 @@ static void netem_release_due(netem *n, uint64_t now_ns) {
 
 /* Called by nfq_handle_packet for each queued packet: decide its fate (see the top comment). */
 static int netem_on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_data *nfa,
-                           void *data) {
+                           void *data)
+{
     (void)msg;
     netem *n = data;
     struct nfqnl_msg_packet_hdr *ph = nfq_get_msg_packet_hdr(nfa);
@@ -264,7 +277,8 @@ static int netem_on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct
     return 0;
 }
 
-static void netem_print_counters(const netem *n, const char *when) {
+static void netem_print_counters(const netem *n, const char *when)
+{
     printf("raftkv-netem: %s: queued %" PRIu64 " delayed %" PRIu64 " reordered %" PRIu64
            " duplicated %" PRIu64 " dropped %" PRIu64 " overflow %" PRIu64 " held %zu",
            when, n->count.queued, n->count.delayed, n->count.reordered, n->count.duplicated,
@@ -278,7 +292,8 @@ static void netem_print_counters(const netem *n, const char *when) {
 
 /* ---- arguments ---- */
 
-static void netem_usage(FILE *to) {
+static void netem_usage(FILE *to)
+{
     fprintf(to,
             "usage: raftkv-netem [--queue N] [--delay MS] [--jitter MS] [--dist uniform|normal]\n"
             "                    [--loss P] [--duplicate P] [--reorder P] [--seed S]\n"
@@ -291,7 +306,8 @@ static void netem_usage(FILE *to) {
             NETEM_DEFAULT_MARK, NETEM_DEFAULT_MARK);
 }
 
-static bool netem_parse_double(const char *s, double lo, double hi, double *out) {
+static bool netem_parse_double(const char *s, double lo, double hi, double *out)
+{
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -301,7 +317,8 @@ static bool netem_parse_double(const char *s, double lo, double hi, double *out)
     return true;
 }
 
-static bool netem_parse_u64(const char *s, uint64_t hi, uint64_t *out) {
+static bool netem_parse_u64(const char *s, uint64_t hi, uint64_t *out)
+{
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 0);
@@ -312,37 +329,70 @@ static bool netem_parse_u64(const char *s, uint64_t hi, uint64_t *out) {
 }
 
 /* Returns 0, or 2 after printing why the arguments are wrong. */
-static int netem_parse(int argc, char **argv, netem_options *opt) {
-    static const struct option longs[] = {
-        {"queue", required_argument, NULL, 'q'},  {"delay", required_argument, NULL, 'd'},
-        {"jitter", required_argument, NULL, 'j'}, {"dist", required_argument, NULL, 'D'},
-        {"loss", required_argument, NULL, 'l'},   {"duplicate", required_argument, NULL, 'u'},
-        {"reorder", required_argument, NULL, 'r'}, {"seed", required_argument, NULL, 's'},
-        {"limit", required_argument, NULL, 'L'},  {"mark", required_argument, NULL, 'm'},
-        {"stats", required_argument, NULL, 'S'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+static int netem_parse(int argc, char **argv, netem_options *opt)
+{
+    static const struct option longs[] = {{"queue", required_argument, NULL, 'q'},
+                                          {"delay", required_argument, NULL, 'd'},
+                                          {"jitter", required_argument, NULL, 'j'},
+                                          {"dist", required_argument, NULL, 'D'},
+                                          {"loss", required_argument, NULL, 'l'},
+                                          {"duplicate", required_argument, NULL, 'u'},
+                                          {"reorder", required_argument, NULL, 'r'},
+                                          {"seed", required_argument, NULL, 's'},
+                                          {"limit", required_argument, NULL, 'L'},
+                                          {"mark", required_argument, NULL, 'm'},
+                                          {"stats", required_argument, NULL, 'S'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     *opt = (netem_options){.limit = NETEM_DEFAULT_LIMIT, .mark = NETEM_DEFAULT_MARK, .seed = 1};
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         uint64_t u = 0;
         bool ok = true;
         switch (c) {
-        case 'q': ok = netem_parse_u64(optarg, 65535, &u); opt->queue = (unsigned)u; break;
-        case 'd': ok = netem_parse_double(optarg, 0, 60000, &opt->delay_ms); break;
-        case 'j': ok = netem_parse_double(optarg, 0, 60000, &opt->jitter_ms); break;
+        case 'q':
+            ok = netem_parse_u64(optarg, 65535, &u);
+            opt->queue = (unsigned)u;
+            break;
+        case 'd':
+            ok = netem_parse_double(optarg, 0, 60000, &opt->delay_ms);
+            break;
+        case 'j':
+            ok = netem_parse_double(optarg, 0, 60000, &opt->jitter_ms);
+            break;
         case 'D':
             ok = !strcmp(optarg, "uniform") || !strcmp(optarg, "normal");
             opt->normal = !strcmp(optarg, "normal");
             break;
-        case 'l': ok = netem_parse_double(optarg, 0, 1, &opt->loss); break;
-        case 'u': ok = netem_parse_double(optarg, 0, 1, &opt->duplicate); break;
-        case 'r': ok = netem_parse_double(optarg, 0, 1, &opt->reorder); break;
-        case 's': ok = netem_parse_u64(optarg, UINT64_MAX, &opt->seed); break;
-        case 'L': ok = netem_parse_u64(optarg, 1000000, &u) && u > 0; opt->limit = (unsigned)u; break;
-        case 'm': ok = netem_parse_u64(optarg, UINT32_MAX, &u) && u > 0; opt->mark = (uint32_t)u; break;
-        case 'S': ok = netem_parse_double(optarg, 0, 86400, &opt->stats_s); break;
-        case 'h': netem_usage(stdout); exit(0);
-        default: netem_usage(stderr); return 2;
+        case 'l':
+            ok = netem_parse_double(optarg, 0, 1, &opt->loss);
+            break;
+        case 'u':
+            ok = netem_parse_double(optarg, 0, 1, &opt->duplicate);
+            break;
+        case 'r':
+            ok = netem_parse_double(optarg, 0, 1, &opt->reorder);
+            break;
+        case 's':
+            ok = netem_parse_u64(optarg, UINT64_MAX, &opt->seed);
+            break;
+        case 'L':
+            ok = netem_parse_u64(optarg, 1000000, &u) && u > 0;
+            opt->limit = (unsigned)u;
+            break;
+        case 'm':
+            ok = netem_parse_u64(optarg, UINT32_MAX, &u) && u > 0;
+            opt->mark = (uint32_t)u;
+            break;
+        case 'S':
+            ok = netem_parse_double(optarg, 0, 86400, &opt->stats_s);
+            break;
+        case 'h':
+            netem_usage(stdout);
+            exit(0);
+        default:
+            netem_usage(stderr);
+            return 2;
         }
         if (!ok) {
             const char *name = "?";
@@ -363,7 +413,8 @@ static int netem_parse(int argc, char **argv, netem_options *opt) {
 
 /* ---- setup and the loop ---- */
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     netem n = {.raw_fd = -1};
     int rc = netem_parse(argc, argv, &n.opt);
     if (rc)
@@ -392,20 +443,25 @@ int main(int argc, char **argv) {
         n.raw_fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW); /* IPPROTO_RAW implies IP_HDRINCL */
         if (n.raw_fd < 0 ||
             setsockopt(n.raw_fd, SOL_SOCKET, SO_MARK, &n.opt.mark, sizeof n.opt.mark) < 0) {
-            fprintf(stderr, "raftkv-netem: cannot open a raw socket with SO_MARK 0x%" PRIx32
-                    " for duplicates: %s (are you root?)\n", n.opt.mark, strerror(errno));
+            fprintf(stderr,
+                    "raftkv-netem: cannot open a raw socket with SO_MARK 0x%" PRIx32
+                    " for duplicates: %s (are you root?)\n",
+                    n.opt.mark, strerror(errno));
             return 2;
         }
     }
     struct nfq_handle *h = nfq_open();
     if (!h) {
-        fprintf(stderr, "raftkv-netem: cannot open a netfilter queue socket: %s (is the kernel "
-                "built with CONFIG_NETFILTER_NETLINK_QUEUE?)\n", strerror(errno));
+        fprintf(stderr,
+                "raftkv-netem: cannot open a netfilter queue socket: %s (is the kernel "
+                "built with CONFIG_NETFILTER_NETLINK_QUEUE?)\n",
+                strerror(errno));
         return 2;
     }
     n.qh = nfq_create_queue(h, (uint16_t)n.opt.queue, netem_on_packet, &n);
     if (!n.qh) {
-        fprintf(stderr, "raftkv-netem: cannot bind queue %u: %s (are you root, is another "
+        fprintf(stderr,
+                "raftkv-netem: cannot bind queue %u: %s (are you root, is another "
                 "process bound to it, and is the NFQUEUE rule in the same netns?)\n",
                 n.opt.queue, strerror(errno));
         nfq_close(h);
