@@ -193,12 +193,29 @@ def inversions(order):
     return n
 
 
+def remove_stale():
+    """Deletes the namespaces (and their processes) of earlier runs killed before their cleanup:
+    rkn<pid>a/b whose pid is gone."""
+    for line in sh("ip", "netns", "list", check_rc=False).stdout.splitlines():
+        m = re.match(r"(rkn(\d+)[ab])\b", line)
+        if not m or os.path.exists("/proc/" + m.group(2)):
+            continue
+        for pid in sh("ip", "netns", "pids", m.group(1), check_rc=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        sh("ip", "netns", "del", m.group(1), check_rc=False)
+        log("removed stale namespace " + m.group(1))
+
+
 def setup():
     if os.geteuid() != 0:
         skip("needs root (network namespaces, iptables, NFQUEUE)")
     for tool in ("ip", "iptables"):
         if shutil.which(tool) is None:
             skip("%s not installed (scripts/deps installs iproute2 and iptables)" % tool)
+    remove_stale()
     if sh("ip", "netns", "add", NS_A, check_rc=False).returncode != 0:
         skip("ip netns add failed: no network namespaces here")
     sh("ip", "netns", "add", NS_B)
@@ -221,6 +238,8 @@ def main():
         print("usage: test_netem.py PATH-TO-raftkv-netem", file=sys.stderr)
         return 2
     binary = os.path.realpath(sys.argv[1])
+    # SIGTERM (e.g. a ctest timeout) runs the cleanup in `finally` too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     server = netem = None
     t_start = time.monotonic()
     try:
