@@ -361,22 +361,43 @@ static void write_cb(uv_write_t *req, int status)
     check_drained(c);
 }
 
-static void start_write(conn *c)
+static unsigned output_iov(conn *c, uv_buf_t iov[CONN_MAX_IOV], size_t *bytes)
 {
-    if (c->writing || c->pending == 0 || c->state == CONN_CLOSED) return;
-    uv_buf_t iov[CONN_MAX_IOV];
     unsigned n = 0;
-    size_t bytes = 0;
+    *bytes = 0;
     if (c->out_end > c->out_start) {
         iov[n++] = uv_buf_init((char *)c->out + c->out_start, (unsigned)(c->out_end - c->out_start));
-        bytes += c->out_end - c->out_start;
+        *bytes += c->out_end - c->out_start;
     }
     for (conn_block *b = c->ov_head; b && n < CONN_MAX_IOV; b = b->next) {
         if (b->used == b->start) continue;
         iov[n++] = uv_buf_init((char *)b->data + b->start, (unsigned)(b->used - b->start));
-        bytes += b->used - b->start;
+        *bytes += b->used - b->start;
     }
+    return n;
+}
+
+static void start_write(conn *c)
+{
+    if (c->writing || c->pending == 0 || c->state == CONN_CLOSED) return;
+    uv_buf_t iov[CONN_MAX_IOV];
+    size_t bytes;
+    unsigned n = output_iov(c, iov, &bytes);
     assert(n > 0 && bytes > 0);
+    /* Straight to the socket when it takes it: a queued uv_write costs an epoll_ctl when it
+     * completes (libuv drops POLLOUT again), one per reply. Errors are left to uv_write. */
+    int sent = uv_try_write((uv_stream_t *)&c->tcp, iov, n);
+    if (sent > 0) {
+        c->group->stats.bytes_out += (size_t)sent;
+        c->group->stats.writes++;
+        consume_output(c, (size_t)sent);
+        if (c->pending == 0) {
+            maybe_resume(c);
+            check_drained(c);
+            return;
+        }
+        n = output_iov(c, iov, &bytes);
+    }
     c->write_req.data = c;
     int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, iov, n, write_cb);
     if (rc < 0) {

@@ -77,14 +77,37 @@ static void write_cb(uv_write_t *req, int status)
 
 static int conn_write(conn *c, peer_out *p, uv_buf_t *bufs, size_t n, uint64_t bytes)
 {
-    wreq *w = malloc(sizeof *w + n * sizeof(uv_buf_t));
+    /* Straight to the socket when it takes it all: a queued uv_write costs an epoll_ctl when it
+     * completes. Not while a snapshot streams: its pump runs on write completions. */
+    size_t sent = 0;
+    if (p == NULL || p->snap == NULL) {
+        int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, (unsigned)n);
+        sent = rc > 0 ? (size_t)rc : 0; /* errors: uv_write below reports them the usual way */
+    }
+    size_t skip = sent; /* whole buffers already sent, then an offset into the next */
+    size_t first = 0;
+    while (first < n && skip >= bufs[first].len)
+        skip -= bufs[first++].len;
+    if (first == n) {
+        for (size_t i = 0; i < n; i++)
+            free(bufs[i].base);
+        if (p != NULL)
+            p->queued -= bytes;
+        return 0;
+    }
+    /* w->bufs: the n buffers to free when done, then the views of what is left to send. */
+    wreq *w = malloc(sizeof *w + 2 * n * sizeof(uv_buf_t));
     if (w == NULL)
         goto fail;
     w->p = p;
     w->bytes = bytes;
     w->n = n;
     memcpy(w->bufs, bufs, n * sizeof(uv_buf_t));
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, (unsigned)n, write_cb) == 0)
+    uv_buf_t *rest = w->bufs + n;
+    size_t k = 0;
+    for (size_t i = first; i < n; i++, skip = 0)
+        rest[k++] = uv_buf_init(bufs[i].base + skip, (unsigned)(bufs[i].len - skip));
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, rest, (unsigned)k, write_cb) == 0)
         return 0;
     free(w);
 fail:
