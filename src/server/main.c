@@ -82,6 +82,7 @@ int main(int argc, char **argv)
         log_printf("cannot start the client front-ends (see above)");
         return 1;
     }
+    node_run_first(the_node);
 #else
     log_printf("client front-ends not built in: serving peers only");
 #endif

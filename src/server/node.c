@@ -805,6 +805,12 @@ void node_try_finish_stop(node *n)
         n->stop_cb(n->stop_ctx);
 }
 
+void node_run_first(node *n)
+{
+    uv_prepare_stop(&n->prepare);
+    uv_prepare_start(&n->prepare, prepare_cb);
+}
+
 void node_stop(node *n, void (*done)(void *ctx), void *ctx)
 {
     if (n->stopping)

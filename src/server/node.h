@@ -116,6 +116,11 @@ int node_start(struct uv_loop_s *loop, const struct config *cfg, node **out);
 /* Graceful stop: refuses new requests, fails pending ones with NODE_ESTOPPING, closes the
  * transport, lets in-flight disk work finish, closes the storage, then calls done(ctx) on the
  * loop. node_free afterwards (once the loop has run the close callbacks). */
+/* Re-arms the node's per-iteration work (applying, answering, the Ready loop) so it runs before
+ * the prepare callbacks started earlier, e.g. the front-ends' flush: libuv runs the most recently
+ * started prepare handle first, and replies produced before the flush leave in the same loop
+ * iteration. Only a saving: the front-ends flush late replies correctly either way. */
+void node_run_first(node *n);
 void node_stop(node *n, void (*done)(void *ctx), void *ctx);
 void node_free(node *n);
 /* The configuration the node runs with (max_value_bytes, forward_to_leader, timeouts...). */
