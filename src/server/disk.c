@@ -17,6 +17,7 @@ struct disk {
     disk_job *todo_head, *todo_tail; /* under lock */
     disk_job *done_head, *done_tail; /* under lock */
     bool stopping;                   /* under lock */
+    bool sleeping;                   /* under lock: the thread waits on `wake` */
     size_t pending;                  /* loop thread only */
 };
 
@@ -33,13 +34,18 @@ static void push(disk_job **head, disk_job **tail, disk_job *job)
 static void disk_thread(void *arg)
 {
     disk *d = arg;
-    uv_mutex_lock(&d->lock);
     for (;;) {
-        while (d->todo_head == NULL && !d->stopping)
+        uv_mutex_lock(&d->lock);
+        while (d->todo_head == NULL && !d->stopping) {
+            d->sleeping = true;
             uv_cond_wait(&d->wake, &d->lock);
+            d->sleeping = false;
+        }
         disk_job *job = d->todo_head;
-        if (job == NULL)
+        if (job == NULL) {
+            uv_mutex_unlock(&d->lock);
             break; /* stopping and drained */
+        }
         d->todo_head = job->next_;
         if (d->todo_head == NULL)
             d->todo_tail = NULL;
@@ -47,9 +53,10 @@ static void disk_thread(void *arg)
         job->work(job);
         uv_mutex_lock(&d->lock);
         push(&d->done_head, &d->done_tail, job);
+        uv_mutex_unlock(&d->lock);
+        /* Outside the lock: the loop thread it wakes takes the lock at once (disk_drain). */
         uv_async_send(&d->async);
     }
-    uv_mutex_unlock(&d->lock);
 }
 
 /* Runs done() of every finished job, in order. */
@@ -103,8 +110,12 @@ void disk_submit(disk *d, disk_job *job)
     d->pending++;
     uv_mutex_lock(&d->lock);
     push(&d->todo_head, &d->todo_tail, job);
-    uv_cond_signal(&d->wake);
+    bool wake = d->sleeping;
     uv_mutex_unlock(&d->lock);
+    /* Signalled after the unlock, and only when the thread sleeps: a thread woken while the lock
+     * is still held blocks on it right away (two more futex calls and a context switch). */
+    if (wake)
+        uv_cond_signal(&d->wake);
 }
 
 size_t disk_pending(const disk *d)
