@@ -3,7 +3,7 @@
  * thread never waits on a write or an fsync (ticks, heartbeats and elections keep running).
  *
  * A job is two functions: work() runs on the disk thread, then done() runs on the loop thread
- * (woken by a uv_async). Jobs run and complete in submission order: a storage_save, a snapshot
+ * (woken through an eventfd). Jobs run and complete in submission order: a storage_save, a snapshot
  * chunk and a compaction submitted one after another reach the disk in that order, which is what
  * makes a single storage object safe to use without locks (storage.h: one thread at a time).
  *
@@ -32,7 +32,7 @@ void disk_submit(disk *d, disk_job *job);
 /* Jobs submitted whose done() has not run yet. */
 size_t disk_pending(const disk *d);
 /* Runs every submitted job to completion (done() included), stops the thread, frees d. Its
- * uv_async is closed on the loop: run the loop once more before closing it. */
+ * uv_poll is closed on the loop: run the loop once more before closing it. */
 void disk_close(disk *d);
 
 #endif /* RAFTKV_DISK_H */
