@@ -30,7 +30,59 @@ static void crc_build_tables(void)
     }
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <nmmintrin.h>
+#include <string.h>
+#define CRC_HW 1
+
+/* The SSE4.2 crc32 instruction computes exactly this polynomial, 8 bytes per instruction: the WAL
+ * checksums every record it writes, and the table loop showed in profiles (3 % of a node). */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
+                                                             size_t len)
+{
+    uint64_t c = ~crc;
+    while (len > 0 && ((uintptr_t)p & 7u) != 0) {
+        c = _mm_crc32_u8((uint32_t)c, *p++);
+        len--;
+    }
+    while (len >= 8) {
+        uint64_t word;
+        memcpy(&word, p, 8); /* aligned here; memcpy keeps it strict-aliasing clean */
+        c = _mm_crc32_u64(c, word);
+        p += 8;
+        len -= 8;
+    }
+    while (len > 0) {
+        c = _mm_crc32_u8((uint32_t)c, *p++);
+        len--;
+    }
+    return ~(uint32_t)c;
+}
+
+static int crc_hw_ok = -1; /* -1 unknown, decided once */
+static pthread_once_t crc_hw_once = PTHREAD_ONCE_INIT;
+
+static void crc_hw_detect(void)
+{
+    __builtin_cpu_init();
+    crc_hw_ok = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+}
+#endif
+
+/* The portable table version (also the reference the tests compare the hardware one with). */
+uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len);
+
 uint32_t crc32c(uint32_t crc, const void *data, size_t len)
+{
+#ifdef CRC_HW
+    pthread_once(&crc_hw_once, crc_hw_detect);
+    if (crc_hw_ok)
+        return crc32c_hw(crc, data, len);
+#endif
+    return crc32c_sw(crc, data, len);
+}
+
+uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len)
 {
     pthread_once(&crc_once, crc_build_tables);
     const uint8_t *p = data;

@@ -114,6 +114,18 @@ static void crc32cCheckValue(void **state)
     for (size_t split = 0; split <= len; split++)
         assert_int_equal(crc32c(crc32c(0, text, split), text + split, len - split), whole);
     assert_int_equal(crc32c(0, NULL, 0), 0);
+    assert_int_equal(crc32c_sw(0, "123456789", 9), 0xE3069283u);
+    /* Whichever implementation crc32c() picked agrees with the table one, at every length and
+     * alignment of a pseudo-random buffer. */
+    uint8_t buf[300];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    for (size_t off = 0; off < 9; off++)
+        for (size_t n = 0; off + n <= sizeof buf; n += 7)
+            assert_int_equal(crc32c(0x1234u, buf + off, n), crc32c_sw(0x1234u, buf + off, n));
 }
 
 static void faultUnsyncedWriteLostOnCrash(void **state)
