@@ -60,7 +60,7 @@ int cluster_files_write_raft(const char *path, const char *cluster_id, char *err
              "  \"election_timeout_min_ms\": 300,\n"
              "  \"election_timeout_max_ms\": 600,\n"
              "  \"heartbeat_ms\": 50,\n"
-             "  \"snapshot_threshold\": 10000,\n"
+             "  \"snapshot_threshold\": 100000,\n"
              "  \"max_value_bytes\": 1048576,\n"
              "  \"cluster_id\": \"%s\"\n"
              "}\n",

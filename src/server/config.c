@@ -41,7 +41,7 @@ static const setting settings[] = {
     U64(heartbeat_ms, 1, 60000, "leader heartbeat interval, < election min (default 50)"),
     U64(tick_ms, 1, 1000, "logical clock tick; timeouts are counted in ticks (default 10)"),
     U64(snapshot_threshold, 0, MAX_INT53,
-        "snapshot every this many applied entries, 0 = never (default 10000)"),
+        "snapshot every this many applied entries, 0 = never (default 100000)"),
     U64(snapshot_trailing, 0, MAX_INT53, "log entries kept behind a snapshot (default 1000)"),
     STR(data_dir, "directory of the WAL and snapshots (default raftkv-data-<id>)"),
     U64(max_value_bytes, 1, 64LL * 1024 * 1024, "largest value a client may write (default 1 MiB)"),
@@ -79,7 +79,7 @@ void config_default(config *cfg)
     cfg->election_timeout_max_ms = 600;
     cfg->heartbeat_ms = 50;
     cfg->tick_ms = 10;
-    cfg->snapshot_threshold = 10000;
+    cfg->snapshot_threshold = 100000; /* as etcd: each snapshot writes the whole store */
     cfg->snapshot_trailing = 1000;
     cfg->max_value_bytes = 1024 * 1024;
     cfg->max_inflight_msgs = 256;
