@@ -68,7 +68,8 @@ static const setting settings[] = {
                   "catches it: local-reads (no ReadIndex), ack-before-commit, ack-before-fsync "
                   "(send before persisting, persist 300 ms late) (default none)"),
     STR(test_disk_fault, "TEST ONLY: make the disk fail: fsync-eio:N (the Nth sync fails with EIO), "
-                         "enospc:N (writes fail with ENOSPC after N bytes) (default none)"),
+                         "enospc:N (writes fail with ENOSPC after N bytes), torn-crash:N (the Nth "
+                         "write is cut in half, then the process kills itself) (default none)"),
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,8 @@ int disk_fault_parse(const char *spec, disk_fault *out, char *err, size_t errlen
     errno = 0;
     unsigned long long n = colon != NULL ? strtoull(colon + 1, &end, 10) : 0;
     if (colon == NULL || end == colon + 1 || *end != '\0' || errno != 0 || colon[1] == '-') {
-        snprintf(err, errlen, "test_disk_fault: expected fsync-eio:N or enospc:N, got \"%s\"", spec);
+        snprintf(err, errlen, "test_disk_fault: expected fsync-eio:N, enospc:N or torn-crash:N, got "
+                 "\"%s\"", spec);
         return -1;
     }
     size_t klen = (size_t)(colon - spec);
@@ -25,9 +27,11 @@ int disk_fault_parse(const char *spec, disk_fault *out, char *err, size_t errlen
         out->kind = DISK_FAULT_FSYNC_EIO;
     else if (klen == 6 && strncmp(spec, "enospc", 6) == 0)
         out->kind = DISK_FAULT_ENOSPC;
+    else if (klen == 10 && strncmp(spec, "torn-crash", 10) == 0 && n >= 1)
+        out->kind = DISK_FAULT_TORN_CRASH;
     else {
-        snprintf(err, errlen, "test_disk_fault: expected fsync-eio:N (N >= 1) or enospc:N, got "
-                 "\"%s\"", spec);
+        snprintf(err, errlen, "test_disk_fault: expected fsync-eio:N (N >= 1), enospc:N or "
+                 "torn-crash:N (N >= 1), got \"%s\"", spec);
         return -1;
     }
     out->n = n;
@@ -72,6 +76,15 @@ static int df_pwrite(vfs *v, vfs_file *f, const void *buf, size_t len, uint64_t 
             *written = 0;
             return -ENOSPC;
         }
+    }
+    if (df->kind == DISK_FAULT_TORN_CRASH && atomic_fetch_add(&df->writes, 1) + 1 == df->n) {
+        size_t half = len / 2;
+        size_t done = 0;
+        if (half > 0)
+            (void)df->inner.pwrite(&df->inner, f, buf, half, off, &done);
+        fprintf(stderr, "TEST torn-crash: write %" PRIu64 " cut after %zu of %zu bytes at offset "
+                "%" PRIu64 ": killing this process\n", df->n, done, len, off);
+        raise(SIGKILL); /* a crash: no exit handlers, no more writes */
     }
     return df->inner.pwrite(&df->inner, f, buf, len, off, written);
 }
@@ -158,6 +171,7 @@ void disk_fault_wrap(disk_fault *df, vfs *v)
     df->inner = *v;
     atomic_init(&df->syncs, 0);
     atomic_init(&df->written, 0);
+    atomic_init(&df->writes, 0);
     v->name = "disk-fault";
     v->ctx = df;
     v->open = df_open;

@@ -5,6 +5,9 @@
  *   fsync-eio:N  the Nth fdatasync/fsync/sync_dir call after the wrap (from 1) and every later one
  *                returns -EIO without syncing;
  *   enospc:N     once N bytes were written through this vfs, pwrite and preallocate return -ENOSPC.
+ *   torn-crash:N the Nth pwrite (from 1) writes only the first half of its bytes, then the process
+ *                kills itself with SIGKILL: a crash in the middle of a write, leaving a torn tail
+ *                for recovery to find (the written half is in the page cache and survives).
  *
  * The storage treats either as fatal (a failed write or fsync is never retried), so the node logs
  * one FATAL line and exits 1 without acknowledging what was not durable. raftkvd wraps its vfs
@@ -22,17 +25,25 @@
 
 #include "vfs.h"
 
-typedef enum { DISK_FAULT_NONE = 0, DISK_FAULT_FSYNC_EIO, DISK_FAULT_ENOSPC } disk_fault_kind;
+typedef enum {
+    DISK_FAULT_NONE = 0,
+    DISK_FAULT_FSYNC_EIO,
+    DISK_FAULT_ENOSPC,
+    DISK_FAULT_TORN_CRASH
+} disk_fault_kind;
 
 typedef struct disk_fault {
     disk_fault_kind kind;
-    uint64_t n;           /* fsync-eio: which sync fails; enospc: byte budget */
+    uint64_t n;           /* fsync-eio: which sync fails; enospc: byte budget; torn-crash: which
+                             pwrite is cut */
     vfs inner;            /* the wrapped table */
     atomic_uint_fast64_t syncs;   /* sync calls so far */
     atomic_uint_fast64_t written; /* bytes written so far */
+    atomic_uint_fast64_t writes;  /* pwrite calls so far */
 } disk_fault;
 
-/* Parses "fsync-eio:N" or "enospc:N" (N >= 1 for fsync-eio, >= 0 for enospc); "" gives
+/* Parses "fsync-eio:N", "enospc:N" or "torn-crash:N" (N >= 1 for fsync-eio and torn-crash, >= 0
+ * for enospc); "" gives
  * DISK_FAULT_NONE. Returns 0, or -1 with a message in err naming the spec. */
 int disk_fault_parse(const char *spec, disk_fault *out, char *err, size_t errlen);
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""raftkvd --test-disk-fault=fsync-eio:1 stops the node at its first sync (label integration).
+"""raftkvd --test-disk-fault: a failed sync stops the node; a write torn by a crash is cut at restart
+(label integration).
 
 A one-node cluster elects itself and persists its first entry; the injected fdatasync failure must
 make it log a FATAL line naming the fsync and exit 1 (it must never go on after a failed fsync).
 A bad spec must be refused with exit 2 and a message naming the field.
+With torn-crash:1 the node's first WAL write is cut in half and the process kills itself (SIGKILL):
+restarted with a sound disk it must log the torn tail it cut, elect itself and serve a write.
 
 usage: test_disk_fault.py PATH/TO/raftkvd
 """
@@ -14,6 +17,46 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+
+
+def torn_crash(base, tmp, client_port):
+    data = os.path.join(tmp, "data")
+    shutil.rmtree(data, ignore_errors=True)
+    try:
+        r = subprocess.run(base + ["--test-disk-fault=torn-crash:1"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        sys.exit("FAIL: raftkvd with torn-crash:1 still running after 30 s")
+    if r.returncode != -9 or "TEST torn-crash" not in r.stdout:
+        sys.exit("FAIL: expected death by SIGKILL after a torn write, got exit %d:\n%s" %
+                 (r.returncode, r.stdout))
+    print("ok: killed mid-write: " + [l for l in r.stdout.splitlines() if "TEST torn-crash:" in l][0])
+    log_path = os.path.join(tmp, "restart.log")
+    with open(log_path, "w") as log:
+        p = subprocess.Popen(base, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        reply = b""
+        while time.monotonic() < deadline and not reply.startswith(b"OK"):
+            time.sleep(0.2)
+            try:
+                with socket.create_connection(("127.0.0.1", client_port), timeout=2) as c:
+                    c.sendall(b"set after-torn 0 2\r\nok\r\n")
+                    reply = c.recv(100)
+            except OSError:
+                pass
+        text = open(log_path).read()
+        if not reply.startswith(b"OK"):
+            sys.exit("FAIL: restarted node did not serve a write within 20 s (reply %r):\n%s" %
+                     (reply, text))
+        torn = [l for l in text.splitlines() if "torn tail" in l]
+        if not torn:
+            sys.exit("FAIL: recovery did not report the torn tail it cut:\n" + text)
+        print("ok: restart cut the tail and served a write: " + torn[0])
+    finally:
+        p.terminate()
+        p.wait(timeout=15)
 
 
 def main():
@@ -48,6 +91,7 @@ def main():
             sys.exit("FAIL: a bad --test-disk-fault must be refused (exit 2), got exit %d:\n%s" %
                      (r.returncode, r.stdout))
         print("ok: bad spec refused: " + r.stdout.strip().splitlines()[-1])
+        torn_crash(base, tmp, ports[1])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
