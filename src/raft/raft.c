@@ -1188,20 +1188,26 @@ void raft_messages_free(raft_msg *msgs, size_t n)
     free(msgs);
 }
 
+/* Copies the committed entries not handed out yet and marks them applied. NULL when there are
+ * none, or on ENOMEM (they are handed out later instead). */
+static raft_entry *take_committed(raft *r, size_t *n)
+{
+    raft_index limit = apply_limit(r);
+    raft_entry *block = copy_entries(r, r->applied, limit, n);
+    if (block)
+        r->applied = limit;
+    return block;
+}
+
 size_t raft_take_committed(raft *r, raft_entry **entries)
 {
     *entries = NULL;
     /* A snapshot on its way in replaces the state machine: entries after it wait for it. */
     if (r->ready_snapshot || r->pending_snapshot.index != 0)
         return 0;
-    raft_index limit = apply_limit(r);
     size_t n;
-    raft_entry *block = copy_entries(r, r->applied, limit, &n);
-    if (!block)
-        return 0; /* nothing to apply, or ENOMEM: they come with the next Ready instead */
-    r->applied = limit;
-    *entries = block;
-    return n;
+    *entries = take_committed(r, &n);
+    return *entries ? n : 0;
 }
 
 size_t raft_take_reads(raft *r, raft_read_state **reads)
@@ -1263,15 +1269,11 @@ void raft_ready_get(raft *r, raft_ready *rd)
     rd->msgs = own->msgs.items;
     rd->n_msgs = own->msgs.len;
 
-    raft_index limit = apply_limit(r);
-    if (r->applied < limit) {
-        size_t n;
-        own->committed = copy_entries(r, r->applied, limit, &n);
-        if (own->committed) {
-            rd->committed = own->committed;
-            rd->n_committed = n;
-            r->applied = limit;
-        }
+    size_t n_committed;
+    own->committed = take_committed(r, &n_committed);
+    if (own->committed) {
+        rd->committed = own->committed;
+        rd->n_committed = n_committed;
     }
     if (r->read_states.len > 0) {
         own->reads = r->read_states.items;

@@ -541,14 +541,14 @@ static void process_ready(node *n)
         transport_flush(n->tp);
         n->rd_sent = true;
     }
-    /* Answer what is committed now instead of after this write: it is on a majority already. */
     if (rd->snapshot.index == 0) {
+        /* Answer what is committed now instead of after this write: it is on a majority. */
         deliver(n, rd);
         answer_reads(n);
+        /* Everything applied is in a Ready now, so a snapshot may cover it (raft_compact). */
+        if (!n->stopping)
+            node_snap_maybe_take(n);
     }
-    /* Everything applied is in a Ready now, so a snapshot may cover it (raft_compact). */
-    if (rd->snapshot.index == 0 && !n->stopping)
-        node_snap_maybe_take(n);
     memset(&n->job, 0, sizeof n->job);
     n->job.base.work = ready_work;
     n->job.base.done = ready_done;
@@ -579,11 +579,11 @@ static void prepare_cb(uv_prepare_t *prep)
 {
     node *n = prep->data;
     observe(n);
-    /* Several Readies per iteration when the disk is not involved (e.g. a follower's commit
-     * advance), bounded so the loop still polls. */
     send_early(n);
     if (!n->stopping)
         apply_early(n);
+    /* Several Readies per iteration when the disk is not involved (e.g. a follower's commit
+     * advance), bounded so the loop still polls. */
     for (int i = 0; i < 8 && !n->ready_busy; i++)
         process_ready(n);
     if (n->test_bug)

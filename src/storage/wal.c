@@ -327,7 +327,7 @@ static int zero_ahead(wal *w, uint64_t end)
     static const uint8_t zeros[64 * 1024];
     if (end <= w->zeroed_to)
         return 0;
-    uint64_t from = end > w->zeroed_to ? end : w->zeroed_to;
+    uint64_t from = end;
     uint64_t to = from + ZERO_AHEAD_BYTES;
     if (to > w->opts.segment_bytes)
         to = w->opts.segment_bytes;
