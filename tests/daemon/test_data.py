@@ -175,6 +175,11 @@ def main():
         new_leader = wait_ready(rest)
         list(write_keys(rest, 600, 100, "b"))
         check_all(rest, "after kill -9 of leader %d (new leader %d)" % (leader, new_leader))
+        for i in rest:  # INFO's counters move with the traffic (operators read them)
+            v = info(resp_port(i))
+            for field in ("fsyncs", "peer_msgs_sent", "peer_msgs_received"):
+                if int(v.get(field, "0")) <= 0:
+                    fail("node %d: INFO %s is %r after 100 writes" % (i, field, v.get(field)))
         start(leader)
         wait_ready([1, 2, 3])
 
