@@ -5,8 +5,12 @@
  * sleeps, so every message stepped and every proposal made during the iteration lands in one
  * Ready (group commit). For a Ready:
  *   1. a leader sends its APPEND/SNAPSHOT messages at once (raft.h's exception);
- *   2. snapshot/truncation/entries/hard state go to the disk thread as ONE job (storage_save: one
- *      fdatasync); the loop keeps ticking, stepping and proposing meanwhile;
+ *   2. snapshot/truncation/entries/hard state are saved as ONE job (storage_save: one fdatasync).
+ *      A leader's goes to the disk thread, so the loop keeps reading clients, stepping
+ *      acknowledgements and proposing meanwhile. A follower's runs right here on the loop thread
+ *      when the disk thread is idle (save_inline): it has nothing to send before the save is
+ *      durable, and the two thread hand-offs cost more than the overlap gains (bench figures in
+ *      docs/PERFORMANCE.md); etcd's raft loop does the same for followers;
  *   3. when the job is done (or at once if the Ready had nothing to persist): the other messages
  *      are sent, committed entries applied to the kv store, writes and reads answered, and the
  *      Ready advanced. A storage failure ends the process before anything is sent (fsyncgate).
@@ -520,6 +524,15 @@ static void ready_done(disk_job *job)
     node_try_finish_stop(n);
 }
 
+/* Whether rd is saved on the loop thread instead of the disk thread (step 2 above). Only when no
+ * disk job is pending, so the storage still sees one call at a time, in order; never for a
+ * snapshot (its restore reads a file) nor under a test bug (which times its own window). */
+static bool save_inline(const node *n, const raft_ready *rd)
+{
+    return raft_get_role(n->r) != RAFT_LEADER && rd->snapshot.index == 0 &&
+           disk_pending(n->dk) == 0 && n->test_bug == 0;
+}
+
 static void process_ready(node *n)
 {
     if (n->ready_busy || n->stopped || !raft_has_ready(n->r))
@@ -553,6 +566,11 @@ static void process_ready(node *n)
     n->job.base.work = ready_work;
     n->job.base.done = ready_done;
     n->job.n = n;
+    if (save_inline(n, rd)) {
+        ready_work(&n->job.base);
+        ready_done(&n->job.base);
+        return;
+    }
     disk_submit(n->dk, &n->job.base);
 }
 

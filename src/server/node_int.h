@@ -4,7 +4,8 @@
  *
  * INVARIANTS (loop thread):
  *   - at most one Ready is outstanding (ready_busy); its disk job is the only one touching rd;
- *   - every storage call happens in a disk job, so the storage sees one thread at a time, in
+ *   - every storage call happens in a disk job, or on the loop thread while no disk job is pending
+ *     (a follower's Ready, node.c save_inline), so the storage sees one thread at a time, in
  *     submission order;
  *   - writes are kept in proposal (index) order; a write is answered once, when the entry with
  *     its index is applied (NODE_OK if the term matches, NODE_ELOST otherwise), on leadership
