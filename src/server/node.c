@@ -524,13 +524,22 @@ static void ready_done(disk_job *job)
     node_try_finish_stop(n);
 }
 
+/* A follower's Ready bigger than this (catching up) goes to the disk thread: the loop keeps
+ * answering heartbeats and reads while it is written. */
+#define SAVE_INLINE_MAX_BYTES (1u << 20)
+
 /* Whether rd is saved on the loop thread instead of the disk thread (step 2 above). Only when no
  * disk job is pending, so the storage still sees one call at a time, in order; never for a
  * snapshot (its restore reads a file) nor under a test bug (which times its own window). */
 static bool save_inline(const node *n, const raft_ready *rd)
 {
-    return raft_get_role(n->r) != RAFT_LEADER && rd->snapshot.index == 0 &&
-           disk_pending(n->dk) == 0 && n->test_bug == 0;
+    if (raft_get_role(n->r) == RAFT_LEADER || rd->snapshot.index != 0 ||
+        disk_pending(n->dk) != 0 || n->test_bug != 0)
+        return false;
+    size_t bytes = 0;
+    for (size_t i = 0; i < rd->n_entries && bytes <= SAVE_INLINE_MAX_BYTES; i++)
+        bytes += rd->entries[i].len;
+    return bytes <= SAVE_INLINE_MAX_BYTES;
 }
 
 static void process_ready(node *n)
