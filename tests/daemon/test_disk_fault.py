@@ -8,6 +8,9 @@ A bad spec must be refused with exit 2 and a message naming the field.
 With torn-crash:1 the node's first WAL write is cut in half and the process kills itself (SIGKILL):
 restarted with a sound disk it must log the torn tail it cut, elect itself and serve a write.
 
+A follower's failed sync (it saves on its loop thread, node.c save_inline) must stop it the same
+way, while the two other nodes keep serving writes.
+
 usage: test_disk_fault.py PATH/TO/raftkvd
 """
 import json
@@ -59,6 +62,76 @@ def torn_crash(base, tmp, client_port):
         p.wait(timeout=15)
 
 
+def text_set(port, key, value):
+    """One seed-protocol set; the reply's first line ("OK <version>" when stored), or "" when the
+    node does not answer."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+            c.sendall(b"set %s 0 %d\r\n%s\r\n" % (key, len(value), value))
+            return c.recv(200).decode(errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def follower_fatal(raftkvd, tmp):
+    socks = [socket.socket() for _ in range(9)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    peers = [{"id": i + 1, "host": "127.0.0.1", "peer_port": ports[3 * i],
+              "client_port": ports[3 * i + 1], "resp_port": ports[3 * i + 2]} for i in range(3)]
+    peers_path = os.path.join(tmp, "peers3.json")
+    with open(peers_path, "w") as f:
+        json.dump(peers, f)
+    procs, logs = {}, {}
+
+    def start(i, extra):
+        logs[i] = os.path.join(tmp, "n%d.log" % i)
+        with open(logs[i], "w") as log:
+            procs[i] = subprocess.Popen(
+                [raftkvd, "--id", str(i), "--peers", peers_path, "--data-dir",
+                 os.path.join(tmp, "d%d" % i), "--forward-to-leader"] + extra,
+                stdout=log, stderr=subprocess.STDOUT)
+
+    try:
+        start(1, [])
+        start(2, [])
+        deadline = time.monotonic() + 20
+        while not text_set(peers[0]["client_port"], b"before", b"1").startswith("OK"):
+            if time.monotonic() > deadline:
+                sys.exit("FAIL: nodes 1 and 2 did not serve a write within 20 s")
+            time.sleep(0.2)
+        # Node 3 joins as a follower; its second sync (a Ready of entries it is catching up on)
+        # fails. It must not become leader first: a majority with a leader exists already.
+        start(3, ["--test-disk-fault=fsync-eio:2"])
+        for k in range(200):
+            text_set(peers[k % 2]["client_port"], b"k%d" % k, b"v")
+            if procs[3].poll() is not None:
+                break
+        try:
+            rc = procs[3].wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            sys.exit("FAIL: follower with fsync-eio:2 still running after 200 writes and 20 s")
+        text = open(logs[3]).read()
+        fatal = [line for line in text.splitlines() if "FATAL" in line]
+        if rc != 1 or len(fatal) != 1 or "fsync" not in fatal[0] or "role follower -> leader" in text:
+            sys.exit("FAIL: expected the follower to exit 1 with one FATAL line naming fsync, got "
+                     "exit %d:\n%s" % (rc, text))
+        print("ok: follower exit 1: " + fatal[0].split(" ", 1)[1])
+        reply = text_set(peers[0]["client_port"], b"after", b"2") or \
+            text_set(peers[1]["client_port"], b"after", b"2")
+        if not reply.startswith("OK"):
+            sys.exit("FAIL: nodes 1 and 2 stopped serving writes after node 3 died: %r" % reply)
+        print("ok: the other two nodes still serve writes")
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def main():
     raftkvd = os.path.abspath(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="raftkv-daemon-diskfault-")
@@ -92,6 +165,7 @@ def main():
                      (r.returncode, r.stdout))
         print("ok: bad spec refused: " + r.stdout.strip().splitlines()[-1])
         torn_crash(base, tmp, ports[1])
+        follower_fatal(raftkvd, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
