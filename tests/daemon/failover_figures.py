@@ -10,17 +10,18 @@ usage: failover_figures.py PATH/TO/raftkvd [--nodes 3] [--kills 20] [-- extra ra
 """
 import argparse
 import datetime
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers import write_peers  # noqa: E402
 
 LEADER_RE = re.compile(r"^(\S+) node=(\d+) role \S+ -> leader \(term (\d+)\)", re.M)
 
@@ -38,18 +39,8 @@ def main():
     ap.add_argument("extra", nargs="*")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="raftkv-failover-")
-    socks = [socket.socket() for _ in range(3 * args.nodes)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    peers = [{"id": i + 1, "host": "127.0.0.1", "peer_port": ports[3 * i],
-              "client_port": ports[3 * i + 1], "resp_port": ports[3 * i + 2]}
-             for i in range(args.nodes)]
     peers_path = os.path.join(tmp, "peers.json")
-    with open(peers_path, "w") as f:
-        json.dump(peers, f)
+    peers = write_peers(peers_path, args.nodes)
     procs = {}
 
     def start(i):

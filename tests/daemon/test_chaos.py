@@ -10,12 +10,10 @@ return, for every key, that value or one whose outcome was unknown. Bounded by -
 usage: test_chaos.py PATH/TO/raftkvd [--rounds 30] [--seed N]
 """
 import argparse
-import json
 import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import Resp, RespError, info  # noqa: E402
+from peers import write_peers  # noqa: E402
 
 procs = {}
 lock = threading.Lock()
@@ -51,17 +50,8 @@ def main():
     rnd = random.Random(args.seed)
     print("seed %d" % args.seed)
     tmp = tempfile.mkdtemp(prefix="raftkv-chaos-")
-    socks = [socket.socket() for _ in range(9)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    peers = [{"id": i + 1, "host": "127.0.0.1", "peer_port": ports[3 * i],
-              "client_port": ports[3 * i + 1], "resp_port": ports[3 * i + 2]} for i in range(3)]
     peers_path = os.path.join(tmp, "peers.json")
-    with open(peers_path, "w") as f:
-        json.dump(peers, f)
+    peers = write_peers(peers_path, 3)
 
     def start(i):
         log = open(os.path.join(tmp, "node%d.log" % i), "a")

@@ -15,28 +15,18 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers import free_ports, write_peers  # noqa: E402
+
 RAFTKVD = os.path.abspath(sys.argv[1])
 WAIT_S = 20
 SECRET = "correct horse"  # the cluster authenticates its handshakes
 procs = {}
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def fail(msg):
@@ -171,12 +161,8 @@ def check_intruders():
 def main():
     global tmp, peers, peers_path
     tmp = tempfile.mkdtemp(prefix="raftkv-daemon-test-")
-    ports = free_ports(9)
-    peers = [{"id": i + 1, "host": "127.0.0.1", "peer_port": ports[3 * i],
-              "client_port": ports[3 * i + 1], "resp_port": ports[3 * i + 2]} for i in range(3)]
     peers_path = os.path.join(tmp, "peers.json")
-    with open(peers_path, "w") as f:
-        json.dump(peers, f)
+    peers = write_peers(peers_path, 3)
     try:
         check_bad_config()
         t0 = time.time()

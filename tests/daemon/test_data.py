@@ -12,12 +12,10 @@ is killed at the end.
 
 usage: test_data.py PATH/TO/raftkvd
 """
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import Resp, RespError, info  # noqa: E402
+from peers import write_peers  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 WAIT_S = 30
@@ -48,16 +47,6 @@ def read_log(i):
             return f.read()
     except OSError:
         return ""
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def start(i):
@@ -152,12 +141,8 @@ def check_all(nodes, what):
 def main():
     global tmp, peers, peers_path
     tmp = tempfile.mkdtemp(prefix="raftkv-daemon-data-")
-    ports = free_ports(9)
-    peers = [{"id": i + 1, "host": "127.0.0.1", "peer_port": ports[3 * i],
-              "client_port": ports[3 * i + 1], "resp_port": ports[3 * i + 2]} for i in range(3)]
     peers_path = os.path.join(tmp, "peers.json")
-    with open(peers_path, "w") as f:
-        json.dump(peers, f)
+    peers = write_peers(peers_path, 3)
     try:
         for i in (1, 2, 3):
             start(i)

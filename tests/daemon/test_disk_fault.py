@@ -13,7 +13,6 @@ way, while the two other nodes keep serving writes.
 
 usage: test_disk_fault.py PATH/TO/raftkvd
 """
-import json
 import os
 import shutil
 import socket
@@ -21,6 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers import write_peers  # noqa: E402
 
 
 def torn_crash(base, tmp, client_port):
@@ -74,17 +76,8 @@ def text_set(port, key, value):
 
 
 def follower_fatal(raftkvd, tmp):
-    socks = [socket.socket() for _ in range(9)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    peers = [{"id": i + 1, "host": "127.0.0.1", "peer_port": ports[3 * i],
-              "client_port": ports[3 * i + 1], "resp_port": ports[3 * i + 2]} for i in range(3)]
     peers_path = os.path.join(tmp, "peers3.json")
-    with open(peers_path, "w") as f:
-        json.dump(peers, f)
+    peers = write_peers(peers_path, 3)
     procs, logs = {}, {}
 
     def start(i, extra):
@@ -136,16 +129,8 @@ def main():
     raftkvd = os.path.abspath(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="raftkv-daemon-diskfault-")
     try:
-        socks = [socket.socket() for _ in range(3)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        ports = [s.getsockname()[1] for s in socks]
-        for s in socks:
-            s.close()
         peers_path = os.path.join(tmp, "peers.json")
-        with open(peers_path, "w") as f:
-            json.dump([{"id": 1, "host": "127.0.0.1", "peer_port": ports[0],
-                        "client_port": ports[1], "resp_port": ports[2]}], f)
+        client_port = write_peers(peers_path, 1)[0]["client_port"]
         base = [raftkvd, "--id", "1", "--peers", peers_path,
                 "--data-dir", os.path.join(tmp, "data")]
         try:
@@ -164,7 +149,7 @@ def main():
             sys.exit("FAIL: a bad --test-disk-fault must be refused (exit 2), got exit %d:\n%s" %
                      (r.returncode, r.stdout))
         print("ok: bad spec refused: " + r.stdout.strip().splitlines()[-1])
-        torn_crash(base, tmp, ports[1])
+        torn_crash(base, tmp, client_port)
         follower_fatal(raftkvd, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,12 +9,10 @@ Skips when raftkvd was built without the client front-end.
 
 usage: test_fatal.py PATH/TO/raftkvd
 """
-import json
 import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import Resp, RespError, info  # noqa: E402
+from peers import write_peers  # noqa: E402
 
 
 def limit_file_size():
@@ -32,16 +31,8 @@ def limit_file_size():
 def main():
     raftkvd = os.path.abspath(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="raftkv-daemon-fatal-")
-    socks = [socket.socket() for _ in range(3)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
     peers_path = os.path.join(tmp, "peers.json")
-    with open(peers_path, "w") as f:
-        json.dump([{"id": 1, "host": "127.0.0.1", "peer_port": ports[0],
-                    "client_port": ports[1], "resp_port": ports[2]}], f)
+    resp_port = write_peers(peers_path, 1)[0]["resp_port"]
     log_path = os.path.join(tmp, "node1.log")
     log = open(log_path, "w")
     proc = subprocess.Popen([raftkvd, "--id", "1", "--peers", peers_path, "--data-dir",
@@ -50,14 +41,14 @@ def main():
                             stdout=log, stderr=log, preexec_fn=limit_file_size)
     try:
         deadline = time.time() + 20
-        while info(ports[2]).get("role") != "leader":
+        while info(resp_port).get("role") != "leader":
             if time.time() > deadline or proc.poll() is not None:
                 sys.exit("FAIL: the single node did not become leader:\n" + open(log_path).read())
             time.sleep(0.05)
         if "client front-ends not built in" in open(log_path).read():
             print("SKIP: raftkvd built without the client front-end")
             return
-        c = Resp(ports[2])
+        c = Resp(resp_port)
         if c.call("SET", "small", "v") != "OK":
             sys.exit("FAIL: a small write was refused")
         reply = None

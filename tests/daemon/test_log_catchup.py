@@ -9,11 +9,9 @@ and it serves every acknowledged value (a sample of 500 keys read through it).
 
 usage: test_log_catchup.py PATH/TO/raftkvd
 """
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import Resp, RespError, info  # noqa: E402
+from peers import write_peers  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 WRITES = 10000
@@ -41,17 +40,8 @@ def fail(msg, tmp):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="raftkv-log-catchup-")
-    socks = [socket.socket() for _ in range(9)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    peers = [{"id": i + 1, "host": "127.0.0.1", "peer_port": ports[3 * i],
-              "client_port": ports[3 * i + 1], "resp_port": ports[3 * i + 2]} for i in range(3)]
     peers_path = os.path.join(tmp, "peers.json")
-    with open(peers_path, "w") as f:
-        json.dump(peers, f)
+    peers = write_peers(peers_path, 3)
 
     def start(i):
         log = open(os.path.join(tmp, "node%d.log" % i), "a")

@@ -6,11 +6,9 @@ pipelined requests each, and GET on a follower (linearizable ReadIndex reads), f
 usage: write_figures.py PATH/TO/raftkvd [--nodes 3] [--requests 100000] [-- extra raftkvd flags]
 """
 import argparse
-import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import info  # noqa: E402
+from peers import write_peers  # noqa: E402
 
 
 def bench(port, args):
@@ -38,18 +37,8 @@ def main():
     if shutil.which("redis-benchmark") is None:
         sys.exit("redis-benchmark not found (Debian package redis-tools)")
     tmp = tempfile.mkdtemp(prefix="raftkv-write-figures-")
-    socks = [socket.socket() for _ in range(3 * args.nodes)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    peers = [{"id": i + 1, "host": "127.0.0.1", "peer_port": ports[3 * i],
-              "client_port": ports[3 * i + 1], "resp_port": ports[3 * i + 2]}
-             for i in range(args.nodes)]
     peers_path = os.path.join(tmp, "peers.json")
-    with open(peers_path, "w") as f:
-        json.dump(peers, f)
+    peers = write_peers(peers_path, args.nodes)
     procs = []
     try:
         for p in peers:
