@@ -25,6 +25,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peers import write_peers  # noqa: E402
 
 
+def text_set(port, key, value):
+    """One seed-protocol set; the reply's first line ("OK <version>" when stored), or "" when the
+    node does not answer."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+            c.sendall(b"set %s 0 %d\r\n%s\r\n" % (key, len(value), value))
+            return c.recv(200).decode(errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return ""
+
+
 def torn_crash(base, tmp, client_port):
     data = os.path.join(tmp, "data")
     shutil.rmtree(data, ignore_errors=True)
@@ -42,17 +53,12 @@ def torn_crash(base, tmp, client_port):
         p = subprocess.Popen(base, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20
-        reply = b""
-        while time.monotonic() < deadline and not reply.startswith(b"OK"):
+        reply = ""
+        while time.monotonic() < deadline and not reply.startswith("OK"):
             time.sleep(0.2)
-            try:
-                with socket.create_connection(("127.0.0.1", client_port), timeout=2) as c:
-                    c.sendall(b"set after-torn 0 2\r\nok\r\n")
-                    reply = c.recv(100)
-            except OSError:
-                pass
+            reply = text_set(client_port, b"after-torn", b"ok")
         text = open(log_path).read()
-        if not reply.startswith(b"OK"):
+        if not reply.startswith("OK"):
             sys.exit("FAIL: restarted node did not serve a write within 20 s (reply %r):\n%s" %
                      (reply, text))
         torn = [l for l in text.splitlines() if "torn tail" in l]
@@ -62,17 +68,6 @@ def torn_crash(base, tmp, client_port):
     finally:
         p.terminate()
         p.wait(timeout=15)
-
-
-def text_set(port, key, value):
-    """One seed-protocol set; the reply's first line ("OK <version>" when stored), or "" when the
-    node does not answer."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-            c.sendall(b"set %s 0 %d\r\n%s\r\n" % (key, len(value), value))
-            return c.recv(200).decode(errors="replace").splitlines()[0]
-    except (OSError, IndexError):
-        return ""
 
 
 def follower_fatal(raftkvd, tmp):
