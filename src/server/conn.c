@@ -605,6 +605,11 @@ static void flush_all(conn_group *g)
     uv_idle_stop(&g->idle);
 }
 
+void conn_group_flush(conn_group *g)
+{
+    if (g != NULL && !g->closing) flush_all(g);
+}
+
 static void prepare_cb(uv_prepare_t *prepare)
 {
     flush_all(prepare->data);

@@ -489,6 +489,14 @@ static bool is_ip_literal(const char *host)
     return uv_ip4_addr(host, 0, &a4) == 0 || uv_ip6_addr(host, 0, &a6) == 0;
 }
 
+/* node_set_reply_flush: the replies of this iteration leave before the node's peer messages. */
+static void flush_replies(void *ctx)
+{
+    frontend *fe = ctx;
+    conn_group_flush(fe->text_conns);
+    conn_group_flush(fe->resp_conns);
+}
+
 int frontend_open(node *n, uv_loop_t *loop, const frontend_config *config, frontend **out)
 {
     *out = NULL;
@@ -535,6 +543,7 @@ int frontend_open(node *n, uv_loop_t *loop, const frontend_config *config, front
         frontend_close(fe);
         return rc;
     }
+    node_set_reply_flush(n, flush_replies, fe);
     *out = fe;
     return 0;
 }
@@ -543,6 +552,7 @@ void frontend_close(frontend *fe)
 {
     if (fe == NULL || fe->closing) return;
     fe->closing = true;
+    node_set_reply_flush(fe->node, NULL, NULL);
     /* Connections first: their requests cancel node and forward callbacks and leave the wait list. */
     conn_group_close(fe->text_conns);
     conn_group_close(fe->resp_conns);

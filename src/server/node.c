@@ -417,10 +417,8 @@ static void observe(node *n)
 
 /* Sends what the core says may leave before any fsync (heartbeats, a leader's appends, read-index
  * traffic): a slow disk never delays them, see SENDING EARLY in raft.h. */
-static void send_early(node *n)
+static void send_msgs(node *n, raft_msg *msgs, size_t count)
 {
-    raft_msg *msgs;
-    size_t count = raft_take_messages(n->r, &msgs);
     if (count == 0)
         return;
     if (!n->stopping) {
@@ -429,6 +427,14 @@ static void send_early(node *n)
         transport_flush(n->tp);
     }
     raft_messages_free(msgs, count);
+}
+
+static bool carries_entries(const raft_msg *msgs, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (msgs[i].n_entries > 0)
+            return true;
+    return false;
 }
 
 /* Records the index each read must wait for. */
@@ -445,7 +451,7 @@ static void learn_reads(node *n, const raft_read_state *reads, size_t count)
 
 /* Applies what is committed and learns the read indexes now, even while a Ready's fsync is in
  * flight (APPLYING EARLY in raft.h): a write is answered once a majority has it. */
-static void apply_early(node *n)
+static bool apply_early(node *n)
 {
     raft_entry *entries;
     size_t n_entries = raft_take_committed(n->r, &entries);
@@ -457,6 +463,7 @@ static void apply_early(node *n)
     free(reads);
     if (n_entries + n_reads > 0)
         answer_reads(n);
+    return n_entries + n_reads > 0;
 }
 
 /* Applies rd's committed entries and learns its read indexes. Idempotent, so it can run both
@@ -606,15 +613,33 @@ static void prepare_cb(uv_prepare_t *prep)
 {
     node *n = prep->data;
     observe(n);
-    send_early(n);
-    if (!n->stopping)
-        apply_early(n);
+    /* Replies before peer messages: a committed write's reply needs nothing that is still to be
+     * sent, and a commit advance or heartbeat written first would make the client wait for those
+     * socket writes (and for the followers they wake). Appends that carry entries go first: they
+     * start the followers' disk writes, the longest step of the next commit. One peer's messages
+     * keep their order either way. */
+    raft_msg *msgs;
+    size_t count = raft_take_messages(n->r, &msgs);
+    if (carries_entries(msgs, count)) {
+        send_msgs(n, msgs, count);
+        count = 0;
+        msgs = NULL;
+    }
+    if (!n->stopping && apply_early(n) && n->reply_flush != NULL)
+        n->reply_flush(n->reply_flush_ctx);
+    send_msgs(n, msgs, count);
     /* Several Readies per iteration when the disk is not involved (e.g. a follower's commit
      * advance), bounded so the loop still polls. */
     for (int i = 0; i < 8 && !n->ready_busy; i++)
         process_ready(n);
     if (n->test_bug)
         test_bug_answer_early(n);
+}
+
+void node_set_reply_flush(node *n, void (*flush)(void *ctx), void *ctx)
+{
+    n->reply_flush = flush;
+    n->reply_flush_ctx = ctx;
 }
 
 static void tick_cb(uv_timer_t *timer)

@@ -100,6 +100,8 @@ struct node {
     uv_timer_t tick_timer;
     uv_timer_t sweep_timer;
     uv_prepare_t prepare;
+    void (*reply_flush)(void *ctx); /* node_set_reply_flush */
+    void *reply_flush_ctx;
     int open_handles;
 
     bool ready_busy;

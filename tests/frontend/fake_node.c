@@ -15,6 +15,9 @@ struct node {
     fake_cluster *cluster;
     raft_id id;
     raft_id leader_view; /* 0 = no leader known */
+    void (*reply_flush)(void *ctx); /* node_set_reply_flush */
+    void *reply_flush_ctx;
+    bool fired; /* a callback of this node fired in this round */
 };
 
 typedef struct fake_completion {
@@ -43,6 +46,7 @@ struct fake_cluster {
     bool lifo, hold;
     uint32_t queued;
     uint64_t writes;
+    uint32_t busy_ms;
     fake_completion *head, *tail;
 };
 
@@ -75,9 +79,22 @@ static void fire_queued(uv_idle_t *idle)
         fake_completion *fc = c->lifo ? c->tail : c->head;
         if (fc == NULL) break;
         unlink_completion(c, fc);
+        fc->n->fired = true;
         if (fc->is_write) fc->write_cb(fc->ctx, fc->status, fc->status == NODE_OK ? &fc->result : NULL);
         else fc->read_cb(fc->ctx, fc->status);
         free(fc);
+    }
+    /* As the node does after applying: replies out now, then its other work (busy_ms of it). */
+    bool fired = false;
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        node *n = &c->nodes[i];
+        if (n->fired && n->reply_flush != NULL) n->reply_flush(n->reply_flush_ctx);
+        fired |= n->fired;
+        n->fired = false;
+    }
+    if (fired && c->busy_ms > 0) {
+        struct timespec ts = {.tv_sec = c->busy_ms / 1000, .tv_nsec = (long)(c->busy_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
     }
     schedule(c);
 }
@@ -181,6 +198,8 @@ void fake_cluster_hold(fake_cluster *c, bool hold)
     schedule(c);
 }
 
+void fake_cluster_set_busy(fake_cluster *c, uint32_t ms) { c->busy_ms = ms; }
+
 uint32_t fake_cluster_queued(const fake_cluster *c) { return c->queued; }
 void fake_cluster_advance_clock(fake_cluster *c, uint64_t ms) { c->clock_offset_ms += ms; }
 kv_store *fake_cluster_kv(fake_cluster *c) { return c->kv; }
@@ -247,6 +266,12 @@ void node_cancel(node *n, void *ctx)
             free(fc);
         }
     }
+}
+
+void node_set_reply_flush(node *n, void (*flush)(void *ctx), void *ctx)
+{
+    n->reply_flush = flush;
+    n->reply_flush_ctx = ctx;
 }
 
 kv_store *node_kv(node *n) { return n->cluster->kv; }

@@ -49,6 +49,10 @@ typedef enum fake_outcome {
 void fake_cluster_set_write_outcome(fake_cluster *cluster, fake_outcome outcome, bool apply);
 
 void fake_cluster_set_lifo(fake_cluster *cluster, bool lifo);
+/* After each round of callbacks the fake calls the reply flush of every node that completed
+ * something (node_set_reply_flush), then stays busy for ms on the loop thread: a reply must have
+ * left before that. */
+void fake_cluster_set_busy(fake_cluster *cluster, uint32_t ms);
 void fake_cluster_hold(fake_cluster *cluster, bool hold); /* hold=false releases the queue */
 uint32_t fake_cluster_queued(const fake_cluster *cluster);
 void fake_cluster_advance_clock(fake_cluster *cluster, uint64_t ms);

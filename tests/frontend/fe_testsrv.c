@@ -12,6 +12,7 @@
  *   outcome ok|lost|timeout [apply]
  *   lifo on|off              complete node callbacks in reverse order
  *   hold on|off              hold node callbacks / release them
+ *   busy <ms>                after each round of node callbacks: reply flush, then block <ms>
  *   clock <ms>               advance the nodes' clock
  *   ports <node> <text> <resp>  change the ports the others know for <node> (0 0: restore)
  *   stats <node>             ok conns=<n> writes=<socket writes> requests=<n> ...
@@ -85,6 +86,8 @@ static void command(char *cmd)
         fake_cluster_set_lifo(cluster, strcmp(arg1, "on") == 0);
     } else if (strcmp(word, "hold") == 0 && n >= 2) {
         fake_cluster_hold(cluster, strcmp(arg1, "on") == 0);
+    } else if (strcmp(word, "busy") == 0 && n >= 2) {
+        fake_cluster_set_busy(cluster, (uint32_t)strtoul(arg1, NULL, 10));
     } else if (strcmp(word, "clock") == 0 && n >= 2) {
         fake_cluster_advance_clock(cluster, strtoull(arg1, NULL, 10));
     } else if (strcmp(word, "ports") == 0 && n >= 4) {

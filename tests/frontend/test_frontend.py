@@ -189,7 +189,7 @@ class FrontendCase(unittest.TestCase):
 
     def setUp(self):
         self.assertTrue(self.server.alive(), self.server.log()[-4000:])
-        for line in ("leader 1", "outcome ok", "lifo off", "hold off", "ports 1 0 0"):
+        for line in ("leader 1", "outcome ok", "lifo off", "hold off", "busy 0", "ports 1 0 0"):
             self.server.ctl(line)
         self.conns = []
 
@@ -412,6 +412,25 @@ class TextProtocol(FrontendCase):
         dead.close()
         self.server.ctl("ports 1 0 0")
         self.assertEqual(self.resp(2).resp("SET", self.key("k"), "v"), OK)  # reconnects
+
+    def test_replies_leave_before_the_nodes_other_work(self):
+        # The node calls the front-end's reply flush after applying, then sends its peer
+        # messages: the reply must be on the wire before that work, not after it.
+        self.server.ctl("busy 600")
+        k = self.key("k")
+        t, r = self.text(1), self.resp(1)
+        for ask, want in ((lambda: t.text(text_set(k, "v"))[0], b"OK "),
+                          (lambda: t.text(b"get %s\r\n" % k.encode())[0], b"VALUE 1"),
+                          (lambda: r.resp("SET", k, "w"), ("+", "OK"))):
+            time.sleep(0.7)  # the previous round's busy time is over
+            start = time.monotonic()
+            answer = ask()
+            elapsed = time.monotonic() - start
+            if isinstance(want, bytes):
+                self.assertTrue(answer.startswith(want), answer)
+            else:
+                self.assertEqual(answer, want)
+            self.assertLess(elapsed, 0.3, "the reply waited for the node's work after applying")
 
     def test_client_half_close_still_gets_its_replies(self):
         c = self.text(1)
