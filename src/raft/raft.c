@@ -107,6 +107,7 @@ struct raft {
     raft_id leader;
     uint32_t election_elapsed;
     uint32_t heartbeat_elapsed;
+    uint32_t quorum_elapsed; /* leader: ticks since the last check-quorum round */
     uint32_t randomized_timeout;
     uint64_t rng;
     uint8_t votes[RAFT_MAX_NODES]; /* 0 unknown, 1 granted, 2 refused */
@@ -336,6 +337,7 @@ static void reset_term(raft *r, raft_term term)
     r->leader = 0;
     r->election_elapsed = 0;
     r->heartbeat_elapsed = 0;
+    r->quorum_elapsed = 0;
     reset_randomized_timeout(r);
     memset(r->votes, 0, sizeof(r->votes));
     r->committed_in_term = false;
@@ -995,8 +997,10 @@ void raft_tick(raft *r)
         if (pr->state == PR_SNAPSHOT && ++pr->snapshot_ticks >= r->cfg.snapshot_timeout_tick)
             progress_become_probe(pr); /* the install was lost: start over */
     }
-    if (r->election_elapsed >= r->cfg.election_tick) {
-        r->election_elapsed = 0;
+    if (r->election_elapsed >= r->cfg.election_tick)
+        r->election_elapsed = 0; /* the lease window of a vote request (step) */
+    if (++r->quorum_elapsed >= r->cfg.check_quorum_tick) {
+        r->quorum_elapsed = 0;
         if (r->cfg.check_quorum) {
             size_t active = 0;
             for (uint32_t i = 0; i < r->conf.n_voters; i++) {
@@ -1401,6 +1405,7 @@ int raft_new(const raft_config *cfg, const raft_restore *rs, raft **out)
     if (cfg->id == 0 || cfg->election_tick < 2 || cfg->heartbeat_tick == 0 ||
         cfg->heartbeat_tick >= cfg->election_tick ||
         (cfg->election_tick_max != 0 && cfg->election_tick_max <= cfg->election_tick) ||
+        (cfg->check_quorum_tick != 0 && cfg->check_quorum_tick < cfg->election_tick) ||
         cfg->max_inflight_msgs == 0 ||
         cfg->max_entries_per_msg == 0 || cfg->max_bytes_per_msg == 0 ||
         validate_conf(&cfg->conf, cfg->id) != RAFT_OK)
@@ -1413,6 +1418,8 @@ int raft_new(const raft_config *cfg, const raft_restore *rs, raft **out)
         r->cfg.election_tick_max = 2 * r->cfg.election_tick;
     if (r->cfg.snapshot_timeout_tick == 0)
         r->cfg.snapshot_timeout_tick = 10 * r->cfg.election_tick;
+    if (r->cfg.check_quorum_tick == 0)
+        r->cfg.check_quorum_tick = r->cfg.election_tick;
     r->conf = cfg->conf;
     r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dull);
     raft_log_init(&r->log, 0, 0);

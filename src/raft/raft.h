@@ -243,7 +243,10 @@ typedef struct raft_config {
     uint32_t heartbeat_tick; /* leader sends heartbeats every heartbeat_tick ticks; < election_tick */
     uint64_t seed;       /* randomness for election timeouts */
     bool pre_vote;       /* thesis §9.6 */
-    bool check_quorum;   /* leader steps down without a majority for an election timeout */
+    bool check_quorum;   /* leader steps down without a majority for check_quorum_tick ticks */
+    uint32_t check_quorum_tick;       /* >= election_tick; 0 = election_tick (thesis §6.2). Longer
+                                         keeps a leader whose followers went silent for a while
+                                         (a follower blocked on a slow disk) */
     uint32_t max_inflight_msgs;       /* appends in flight per follower while streaming; >= 1 */
     uint32_t max_entries_per_msg;     /* batching limit; >= 1 */
     uint64_t max_bytes_per_msg;       /* batching limit (an entry larger than it goes alone) */

@@ -38,6 +38,9 @@ static const setting settings[] = {
     U64(election_timeout_max_ms, 3, 1200000,
         "election timeout upper bound, > min (default 600); each timeout is drawn at "
         "random from [min, max)"),
+    U64(check_quorum_ms, 0, 2400000,
+        "a leader steps down after this long without hearing from a majority; at least "
+        "election_timeout_min_ms; 0 = twice election_timeout_max_ms (default 0)"),
     U64(heartbeat_ms, 1, 60000, "leader heartbeat interval, < election min (default 50)"),
     U64(tick_ms, 1, 1000, "logical clock tick; timeouts are counted in ticks (default 10)"),
     U64(snapshot_threshold, 0, MAX_INT53,
@@ -69,7 +72,8 @@ static const setting settings[] = {
                   "(send before persisting, persist 300 ms late) (default none)"),
     STR(test_disk_fault, "TEST ONLY: make the disk fail: fsync-eio:N (the Nth sync fails with EIO), "
                          "enospc:N (writes fail with ENOSPC after N bytes), torn-crash:N (the Nth "
-                         "write is cut in half, then the process kills itself) (default none)"),
+                         "write is cut in half, then the process kills itself), fsync-stall:N:MS "
+                         "(the Nth sync sleeps MS ms first) (default none)"),
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -538,6 +542,12 @@ int config_validate(const config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "%s: election_timeout_max_ms: must exceed election_timeout_min_ms "
                  "(%llu), got %llu", where, (unsigned long long)cfg->election_timeout_min_ms,
                  (unsigned long long)cfg->election_timeout_max_ms);
+        return CONFIG_EBAD;
+    }
+    if (cfg->check_quorum_ms != 0 && cfg->check_quorum_ms < cfg->election_timeout_min_ms) {
+        snprintf(err, errlen, "%s: check_quorum_ms: must be 0 or at least election_timeout_min_ms "
+                 "(%llu), got %llu", where, (unsigned long long)cfg->election_timeout_min_ms,
+                 (unsigned long long)cfg->check_quorum_ms);
         return CONFIG_EBAD;
     }
     if (cfg->heartbeat_ms < cfg->tick_ms || cfg->heartbeat_ms >= cfg->election_timeout_min_ms) {

@@ -48,6 +48,7 @@ typedef struct config {
     /* Settings of the raft config file (and flags). */
     uint64_t election_timeout_min_ms;
     uint64_t election_timeout_max_ms;
+    uint64_t check_quorum_ms;     /* 0 = 2 * election_timeout_max_ms */
     uint64_t heartbeat_ms;
     uint64_t tick_ms;
     uint64_t snapshot_threshold;  /* take a snapshot every this many applied entries; 0 = never */
@@ -69,7 +70,7 @@ typedef struct config {
     bool fsync;                   /* false only in tests: acknowledged writes may be lost */
     int64_t clock_offset_ms;      /* test only: shifts node_now_ms */
     char test_bug[32];            /* test only: "" or a safety bug to inject (see config.c) */
-    char test_disk_fault[32];     /* TEST ONLY: "" or fsync-eio:N / enospc:N (disk_fault.h) */
+    char test_disk_fault[32];     /* TEST ONLY: "" or a disk_fault.h spec */
 } config;
 
 /* Built-in defaults (no peers, id 0, data_dir "data"). */

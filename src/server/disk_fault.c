@@ -3,10 +3,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define DF_EXPECTED "fsync-eio:N, enospc:N, torn-crash:N or fsync-stall:N:MS"
 
 int disk_fault_parse(const char *spec, disk_fault *out, char *err, size_t errlen)
 {
@@ -17,32 +21,55 @@ int disk_fault_parse(const char *spec, disk_fault *out, char *err, size_t errlen
     char *end = NULL;
     errno = 0;
     unsigned long long n = colon != NULL ? strtoull(colon + 1, &end, 10) : 0;
+    unsigned long long ms = 0;
+    size_t klen = colon != NULL ? (size_t)(colon - spec) : 0;
+    bool stall = klen == 11 && strncmp(spec, "fsync-stall", 11) == 0;
+    if (stall && end != NULL && end != colon + 1 && *end == ':' && end[1] != '-') {
+        const char *ms_at = end + 1;
+        ms = strtoull(ms_at, &end, 10);
+        if (end == ms_at)
+            end = (char *)ms_at - 1; /* reported below */
+    }
     if (colon == NULL || end == colon + 1 || *end != '\0' || errno != 0 || colon[1] == '-') {
-        snprintf(err, errlen, "test_disk_fault: expected fsync-eio:N, enospc:N or torn-crash:N, got "
-                 "\"%s\"", spec);
+        snprintf(err, errlen, "test_disk_fault: expected " DF_EXPECTED ", got \"%s\"", spec);
         return -1;
     }
-    size_t klen = (size_t)(colon - spec);
     if (klen == 9 && strncmp(spec, "fsync-eio", 9) == 0 && n >= 1)
         out->kind = DISK_FAULT_FSYNC_EIO;
     else if (klen == 6 && strncmp(spec, "enospc", 6) == 0)
         out->kind = DISK_FAULT_ENOSPC;
     else if (klen == 10 && strncmp(spec, "torn-crash", 10) == 0 && n >= 1)
         out->kind = DISK_FAULT_TORN_CRASH;
+    else if (stall && n >= 1 && ms >= 1 && ms <= 60000)
+        out->kind = DISK_FAULT_FSYNC_STALL;
     else {
-        snprintf(err, errlen, "test_disk_fault: expected fsync-eio:N (N >= 1), enospc:N or "
-                 "torn-crash:N (N >= 1), got \"%s\"", spec);
+        snprintf(err, errlen, "test_disk_fault: expected fsync-eio:N (N >= 1), enospc:N, "
+                 "torn-crash:N (N >= 1) or fsync-stall:N:MS (N >= 1, MS 1..60000), got \"%s\"",
+                 spec);
         return -1;
     }
     out->n = n;
+    out->stall_ms = ms;
     return 0;
 }
 
 static disk_fault *df_of(vfs *v) { return v->ctx; }
 
-/* True when this sync call is the Nth or a later one. */
+/* True when this sync call is the Nth or a later one (fsync-eio). For fsync-stall the Nth call
+ * sleeps first, on whichever thread makes it, and then syncs. */
 static int df_sync_fails(disk_fault *df)
 {
+    if (df->kind == DISK_FAULT_FSYNC_STALL) {
+        if (atomic_fetch_add(&df->syncs, 1) + 1 == df->n) {
+            fprintf(stderr, "TEST fsync-stall: sync %" PRIu64 " sleeps %" PRIu64 " ms\n", df->n,
+                    df->stall_ms);
+            struct timespec ts = {.tv_sec = (time_t)(df->stall_ms / 1000),
+                                  .tv_nsec = (long)(df->stall_ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+            }
+        }
+        return 0;
+    }
     if (df->kind != DISK_FAULT_FSYNC_EIO)
         return 0;
     return atomic_fetch_add(&df->syncs, 1) + 1 >= df->n;

@@ -786,6 +786,14 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     rc_cfg.election_tick_max = (uint32_t)(cfg->election_timeout_max_ms / cfg->tick_ms);
     if (rc_cfg.election_tick_max <= rc_cfg.election_tick)
         rc_cfg.election_tick_max = rc_cfg.election_tick + 1;
+    /* Longer than an election timeout: a follower saves on its loop thread (save_inline), so a
+     * disk that stalls for a moment silences it; the leader stays, its writes just wait. An
+     * isolated leader still steps down, only later; reads never rely on its lease. */
+    rc_cfg.check_quorum_tick = cfg->check_quorum_ms != 0
+                                   ? (uint32_t)(cfg->check_quorum_ms / cfg->tick_ms)
+                                   : 2 * rc_cfg.election_tick_max;
+    if (rc_cfg.check_quorum_tick < rc_cfg.election_tick)
+        rc_cfg.check_quorum_tick = rc_cfg.election_tick;
     rc_cfg.seed = seed;
     rc_cfg.max_inflight_msgs = (uint32_t)cfg->max_inflight_msgs;
     rc_cfg.max_entries_per_msg = (uint32_t)cfg->max_entries_per_msg;
@@ -836,9 +844,9 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     uv_timer_start(&n->sweep_timer, sweep_cb, 50, 50);
     uv_prepare_start(&n->prepare, prepare_cb);
     log_printf("node %" PRIu64 " of %u started: peers on port %u, election timeout %u ticks of "
-               "%" PRIu64 " ms, heartbeat %u ticks", cfg->id, cfg->n_peers,
+               "%" PRIu64 " ms, heartbeat %u ticks, check-quorum %u ticks", cfg->id, cfg->n_peers,
                node_self(n)->peer_port, rc_cfg.election_tick, cfg->tick_ms,
-               rc_cfg.heartbeat_tick);
+               rc_cfg.heartbeat_tick, rc_cfg.check_quorum_tick);
     *out = n;
     return 0;
 }

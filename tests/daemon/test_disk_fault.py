@@ -11,6 +11,10 @@ restarted with a sound disk it must log the torn tail it cut, elect itself and s
 A follower's failed sync (it saves on its loop thread, node.c save_inline) must stop it the same
 way, while the two other nodes keep serving writes.
 
+Both followers' disks stalling at once for longer than an election timeout (fsync-stall:N:800)
+must cost only latency: the leader keeps its leadership (no step-down, no new term) and writes go
+on once the disks are back.
+
 usage: test_disk_fault.py PATH/TO/raftkvd
 """
 import os
@@ -19,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -120,6 +125,83 @@ def follower_fatal(raftkvd, tmp):
                 p.wait()
 
 
+def writer(port, stop, counts):
+    """Sequential writes on one connection until stop is set; counts[0] = writes acknowledged."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        k = 0
+        while not stop.is_set():
+            c.sendall(b"set w%d 0 3\r\nval\r\n" % (k % 500))
+            line = b""
+            while not line.endswith(b"\r\n"):
+                chunk = c.recv(100)
+                if not chunk:
+                    return
+                line += chunk
+            if line.startswith(b"OK"):
+                counts[0] += 1
+            k += 1
+
+
+def followers_stall(raftkvd, tmp):
+    peers_path = os.path.join(tmp, "peers-stall.json")
+    peers = write_peers(peers_path, 3)
+    procs, logs = {}, {}
+
+    def start(i, extra):
+        logs[i] = os.path.join(tmp, "s%d.log" % i)
+        with open(logs[i], "w") as log:
+            procs[i] = subprocess.Popen(
+                [raftkvd, "--id", str(i), "--peers", peers_path, "--data-dir",
+                 os.path.join(tmp, "s%d" % i)] + extra, stdout=log, stderr=subprocess.STDOUT)
+
+    try:
+        # Node 1 (default timeouts: election 300-600 ms, check-quorum 1.2 s) times out first, so
+        # it leads. Both followers' 300th sync stalls for 800 ms: their loop threads, which save
+        # inline and answer heartbeats, go silent for longer than an election timeout.
+        start(1, [])
+        for i in (2, 3):
+            start(i, ["--election-timeout-min-ms", "2000", "--election-timeout-max-ms", "3000",
+                      "--test-disk-fault=fsync-stall:300:800"])
+        deadline = time.monotonic() + 20
+        while not text_set(peers[0]["client_port"], b"first", b"1").startswith("OK"):
+            if time.monotonic() > deadline:
+                sys.exit("FAIL: node 1 did not lead and serve a write within 20 s")
+            time.sleep(0.2)
+        stop, counts = threading.Event(), [0]
+        t = threading.Thread(target=writer, args=(peers[0]["client_port"], stop, counts))
+        t.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if all("TEST fsync-stall" in open(logs[i]).read() for i in (2, 3)):
+                break
+            time.sleep(0.1)
+        else:
+            stop.set()
+            t.join()
+            sys.exit("FAIL: the followers' syncs did not reach the stall in 30 s (%d writes)" %
+                     counts[0])
+        before = counts[0]
+        time.sleep(1.5)  # the stalls are over; writes must flow again
+        stop.set()
+        t.join()
+        after = counts[0]
+        text = open(logs[1]).read()
+        changes = [l for l in text.splitlines() if "leader -> follower" in l or "term 1 -> 2" in l]
+        if changes:
+            sys.exit("FAIL: the leader lost its leadership while its followers' disks stalled:\n" +
+                     text)
+        if after <= before:
+            sys.exit("FAIL: no write acknowledged after the stalls (%d before, %d after)" %
+                     (before, after))
+        print("ok: both followers stalled 800 ms; node 1 stayed leader in term 1, %d writes, %d "
+              "after the stalls" % (after, after - before))
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def main():
     raftkvd = os.path.abspath(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="raftkv-daemon-diskfault-")
@@ -146,6 +228,7 @@ def main():
         print("ok: bad spec refused: " + r.stdout.strip().splitlines()[-1])
         torn_crash(base, tmp, client_port)
         follower_fatal(raftkvd, tmp)
+        followers_stall(raftkvd, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -512,6 +512,39 @@ static void checkQuorumIsolatedLeaderStepsDown(void **state)
     fx_free(&f);
 }
 
+/* check_quorum_tick longer than the election timeout: a leader whose followers go silent for less
+ * than it (a follower blocked on its disk) keeps leading; cut off for longer, it steps down after
+ * one to two windows. */
+static void checkQuorumLongerWindow(void **state)
+{
+    (void)state;
+    fx f;
+    raft_config cfg = cluster_cfg(true, true);
+    cfg.check_quorum_tick = 4 * cfg.election_tick;
+    fx_init(&f, 3, &cfg);
+    assert_int_equal(fx_elect(&f, 1), 1);
+    raft_term term = raft_get_term(fx_r(&f, 1));
+    for (int round = 0; round < 5; round++) {
+        fx_isolate(&f, 1, true);
+        for (int i = 0; i < 3 * (int)cfg.election_tick; i++)
+            fx_tick(&f, 1); /* silent for 3 election timeouts: less than the window */
+        assert_int_equal(raft_get_role(fx_r(&f, 1)), RAFT_LEADER);
+        fx_isolate(&f, 1, false);
+        fx_tick(&f, 1); /* a heartbeat round: both followers answer */
+    }
+    assert_int_equal(raft_get_term(fx_r(&f, 1)), term);
+    fx_isolate(&f, 1, true);
+    int ticks = 0;
+    while (raft_get_role(fx_r(&f, 1)) == RAFT_LEADER && ticks < 1000) {
+        fx_tick(&f, 1);
+        ticks++;
+    }
+    assert_int_equal(raft_get_role(fx_r(&f, 1)), RAFT_FOLLOWER);
+    assert_true(ticks >= (int)cfg.check_quorum_tick - 3 * (int)cfg.election_tick);
+    assert_true(ticks <= 2 * (int)cfg.check_quorum_tick);
+    fx_free(&f);
+}
+
 /* The counterpart: a connected leader keeps leading through many checks. */
 static void checkQuorumConnectedLeaderStays(void **state)
 {
@@ -604,6 +637,7 @@ int main(void)
         cmocka_unit_test(noPreVotePartitionedNodeRaisesTerm),
         cmocka_unit_test(checkQuorumIsolatedLeaderStepsDown),
         cmocka_unit_test(checkQuorumConnectedLeaderStays),
+        cmocka_unit_test(checkQuorumLongerWindow),
         cmocka_unit_test(leaseIgnoresHigherTermVoteRequest),
         cmocka_unit_test(leaseProtectsLeaderFromUpToDateRejoiner),
     };

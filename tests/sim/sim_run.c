@@ -75,6 +75,9 @@ static void configure(sim *s)
     s->early_send = sim_rng_permille(rng, 500);
     /* From the seed, not the stream, so adding it left every other draw of a seed as it was. */
     s->early_apply = (sim_mix(s->seed, 0xea) & 1) != 0;
+    /* Half the seeds check the quorum over a longer window, as raftkvd does (2-4 timeouts). */
+    if (sim_mix(s->seed, 0xc9) & 1)
+        cfg->check_quorum_tick = cfg->election_tick * (uint32_t)(2 + sim_mix(s->seed, 0xca) % 3);
     sim_nemesis_setup(s);
     if (opt->demo) {
         cfg->heartbeat_tick = 1;
@@ -263,12 +266,13 @@ int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res)
     configure(s);
     s->fault_end = (uint64_t)opt->fault_ticks * SIM_TICK_US;
     sim_trace(s,
-              "seed %llu: %d nodes, profile %s, heartbeat %u, pre_vote %d, check_quorum %d, "
+              "seed %llu: %d nodes, profile %s, heartbeat %u, pre_vote %d, check_quorum %d (window %u), "
               "inflight %u, batch %u/%llu, early_send %d, early_apply %d, snapshot every %u (trailing %u), "
               "drop %u/1000, dup %u/1000, tail %u/1000, WAL segments %llu KiB, mid-save crashes "
               "%u/1000, torn power losses %u/1000, disk errors %u/1000",
               (unsigned long long)seed, s->n_nodes, sim_profile_name(s->profile),
               s->base_cfg.heartbeat_tick, s->base_cfg.pre_vote, s->base_cfg.check_quorum,
+              s->base_cfg.check_quorum_tick ? s->base_cfg.check_quorum_tick : s->base_cfg.election_tick,
               s->base_cfg.max_inflight_msgs, s->base_cfg.max_entries_per_msg,
               (unsigned long long)s->base_cfg.max_bytes_per_msg, s->early_send, s->early_apply,
               s->snap_every,
