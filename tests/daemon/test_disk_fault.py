@@ -41,6 +41,34 @@ def text_set(port, key, value):
         return ""
 
 
+class Nodes:
+    """Three raftkvd processes on one fresh peers file in tmp; tag names their files."""
+
+    def __init__(self, raftkvd, tmp, tag, common=()):
+        self.raftkvd, self.tmp, self.tag, self.common = raftkvd, tmp, tag, list(common)
+        self.peers_path = os.path.join(tmp, "peers-%s.json" % tag)
+        self.peers = write_peers(self.peers_path, 3)
+        self.procs, self.logs = {}, {}
+
+    def start(self, i, extra=()):
+        self.logs[i] = os.path.join(self.tmp, "%s%d.log" % (self.tag, i))
+        with open(self.logs[i], "w") as log:
+            self.procs[i] = subprocess.Popen(
+                [self.raftkvd, "--id", str(i), "--peers", self.peers_path, "--data-dir",
+                 os.path.join(self.tmp, "%s%d" % (self.tag, i))] + self.common + list(extra),
+                stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self, i):
+        with open(self.logs[i]) as f:
+            return f.read()
+
+    def kill_all(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def torn_crash(base, tmp, client_port):
     data = os.path.join(tmp, "data")
     shutil.rmtree(data, ignore_errors=True)
@@ -76,21 +104,11 @@ def torn_crash(base, tmp, client_port):
 
 
 def follower_fatal(raftkvd, tmp):
-    peers_path = os.path.join(tmp, "peers3.json")
-    peers = write_peers(peers_path, 3)
-    procs, logs = {}, {}
-
-    def start(i, extra):
-        logs[i] = os.path.join(tmp, "n%d.log" % i)
-        with open(logs[i], "w") as log:
-            procs[i] = subprocess.Popen(
-                [raftkvd, "--id", str(i), "--peers", peers_path, "--data-dir",
-                 os.path.join(tmp, "d%d" % i), "--forward-to-leader"] + extra,
-                stdout=log, stderr=subprocess.STDOUT)
-
+    nodes = Nodes(raftkvd, tmp, "n", ["--forward-to-leader"])
+    peers, procs = nodes.peers, nodes.procs
     try:
-        start(1, [])
-        start(2, [])
+        nodes.start(1)
+        nodes.start(2)
         deadline = time.monotonic() + 20
         while not text_set(peers[0]["client_port"], b"before", b"1").startswith("OK"):
             if time.monotonic() > deadline:
@@ -98,7 +116,7 @@ def follower_fatal(raftkvd, tmp):
             time.sleep(0.2)
         # Node 3 joins as a follower; its second sync (a Ready of entries it is catching up on)
         # fails. It must not become leader first: a majority with a leader exists already.
-        start(3, ["--test-disk-fault=fsync-eio:2"])
+        nodes.start(3, ["--test-disk-fault=fsync-eio:2"])
         for k in range(200):
             text_set(peers[k % 2]["client_port"], b"k%d" % k, b"v")
             if procs[3].poll() is not None:
@@ -107,7 +125,7 @@ def follower_fatal(raftkvd, tmp):
             rc = procs[3].wait(timeout=20)
         except subprocess.TimeoutExpired:
             sys.exit("FAIL: follower with fsync-eio:2 still running after 200 writes and 20 s")
-        text = open(logs[3]).read()
+        text = nodes.log(3)
         fatal = [line for line in text.splitlines() if "FATAL" in line]
         if rc != 1 or len(fatal) != 1 or "fsync" not in fatal[0] or "role follower -> leader" in text:
             sys.exit("FAIL: expected the follower to exit 1 with one FATAL line naming fsync, got "
@@ -119,10 +137,7 @@ def follower_fatal(raftkvd, tmp):
             sys.exit("FAIL: nodes 1 and 2 stopped serving writes after node 3 died: %r" % reply)
         print("ok: the other two nodes still serve writes")
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        nodes.kill_all()
 
 
 def writer(port, stop, counts):
@@ -143,24 +158,15 @@ def writer(port, stop, counts):
 
 
 def followers_stall(raftkvd, tmp):
-    peers_path = os.path.join(tmp, "peers-stall.json")
-    peers = write_peers(peers_path, 3)
-    procs, logs = {}, {}
-
-    def start(i, extra):
-        logs[i] = os.path.join(tmp, "s%d.log" % i)
-        with open(logs[i], "w") as log:
-            procs[i] = subprocess.Popen(
-                [raftkvd, "--id", str(i), "--peers", peers_path, "--data-dir",
-                 os.path.join(tmp, "s%d" % i)] + extra, stdout=log, stderr=subprocess.STDOUT)
-
+    nodes = Nodes(raftkvd, tmp, "s")
+    peers = nodes.peers
     try:
         # Node 1 (default timeouts: election 300-600 ms, check-quorum 1.2 s) times out first, so
         # it leads. Both followers' 300th sync stalls for 800 ms: their loop threads, which save
         # inline and answer heartbeats, go silent for longer than an election timeout.
-        start(1, [])
+        nodes.start(1)
         for i in (2, 3):
-            start(i, ["--election-timeout-min-ms", "2000", "--election-timeout-max-ms", "3000",
+            nodes.start(i, ["--election-timeout-min-ms", "2000", "--election-timeout-max-ms", "3000",
                       "--test-disk-fault=fsync-stall:300:800"])
         deadline = time.monotonic() + 20
         while not text_set(peers[0]["client_port"], b"first", b"1").startswith("OK"):
@@ -172,7 +178,7 @@ def followers_stall(raftkvd, tmp):
         t.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if all("TEST fsync-stall" in open(logs[i]).read() for i in (2, 3)):
+            if all("TEST fsync-stall" in nodes.log(i) for i in (2, 3)):
                 break
             time.sleep(0.1)
         else:
@@ -185,7 +191,7 @@ def followers_stall(raftkvd, tmp):
         stop.set()
         t.join()
         after = counts[0]
-        text = open(logs[1]).read()
+        text = nodes.log(1)
         changes = [l for l in text.splitlines() if "leader -> follower" in l or "term 1 -> 2" in l]
         if changes:
             sys.exit("FAIL: the leader lost its leadership while its followers' disks stalled:\n" +
@@ -196,10 +202,7 @@ def followers_stall(raftkvd, tmp):
         print("ok: both followers stalled 800 ms; node 1 stayed leader in term 1, %d writes, %d "
               "after the stalls" % (after, after - before))
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        nodes.kill_all()
 
 
 def main():

@@ -489,6 +489,18 @@ static void noPreVotePartitionedNodeRaisesTerm(void **state)
 /* ---------------------------------------------------------------------------------------------- */
 /* Check-quorum and the leader lease */
 
+/* Ticks node id (and only it) until it is no longer leader; fails after 1000. */
+static int ticks_to_step_down(fx *f, int id)
+{
+    int ticks = 0;
+    while (raft_get_role(fx_r(f, id)) == RAFT_LEADER && ticks < 1000) {
+        fx_tick(f, id);
+        ticks++;
+    }
+    assert_int_equal(raft_get_role(fx_r(f, id)), RAFT_FOLLOWER);
+    return ticks;
+}
+
 /* A leader that hears from no majority steps down: not before an election timeout, and at the
  * latest after the second check (the first check still counts the peers that elected it). */
 static void checkQuorumIsolatedLeaderStepsDown(void **state)
@@ -499,12 +511,7 @@ static void checkQuorumIsolatedLeaderStepsDown(void **state)
     fx_init(&f, 3, &cfg);
     assert_int_equal(fx_elect(&f, 1), 1);
     fx_isolate(&f, 1, true);
-    int ticks = 0;
-    while (raft_get_role(fx_r(&f, 1)) == RAFT_LEADER && ticks < 1000) {
-        fx_tick(&f, 1);
-        ticks++;
-    }
-    assert_int_equal(raft_get_role(fx_r(&f, 1)), RAFT_FOLLOWER);
+    int ticks = ticks_to_step_down(&f, 1);
     assert_true(ticks >= (int)cfg.election_tick);
     assert_true(ticks <= 2 * (int)cfg.election_tick);
     assert_int_equal(raft_propose(fx_r(&f, 1), RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
@@ -534,12 +541,7 @@ static void checkQuorumLongerWindow(void **state)
     }
     assert_int_equal(raft_get_term(fx_r(&f, 1)), term);
     fx_isolate(&f, 1, true);
-    int ticks = 0;
-    while (raft_get_role(fx_r(&f, 1)) == RAFT_LEADER && ticks < 1000) {
-        fx_tick(&f, 1);
-        ticks++;
-    }
-    assert_int_equal(raft_get_role(fx_r(&f, 1)), RAFT_FOLLOWER);
+    int ticks = ticks_to_step_down(&f, 1);
     assert_true(ticks >= (int)cfg.check_quorum_tick - 3 * (int)cfg.election_tick);
     assert_true(ticks <= 2 * (int)cfg.check_quorum_tick);
     fx_free(&f);
