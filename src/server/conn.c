@@ -607,7 +607,13 @@ static void flush_all(conn_group *g)
 
 void conn_group_flush(conn_group *g)
 {
-    if (g != NULL && !g->closing) flush_all(g);
+    if (g == NULL || g->closing) return;
+    /* Output only: a paused conn's input is resumed by the group's own flush, so no request is
+     * parsed (and no write proposed) inside the caller's callback. The conns stay listed for it. */
+    for (conn *c = g->flush_head, *next; c != NULL; c = next) {
+        next = c->flush_next;
+        start_write(c);
+    }
 }
 
 static void prepare_cb(uv_prepare_t *prepare)

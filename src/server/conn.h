@@ -85,7 +85,9 @@ conn_group *conn_group_new(uv_loop_t *loop, const conn_limits *limits, conn_log_
 void conn_group_close(conn_group *group);
 uint32_t conn_group_count(const conn_group *group);
 /* Write every connection's pending output now instead of in the group's prepare callback (the
- * node calls this through node_set_reply_flush so replies leave before its peer messages). */
+ * node calls this through node_set_reply_flush so replies leave before its peer messages). Only
+ * writes: input waiting to resume is left to the group's own flush, so no request is parsed and no
+ * node call made from inside the caller. */
 void conn_group_flush(conn_group *group);
 
 /* Accept one pending connection of server into the group with ops and proto (conn_proto()).
