@@ -107,7 +107,8 @@ void node_get_info(const node *n, node_info *out);
 /* The front-end's "write the replies now": called once per loop iteration in which committed
  * writes were applied or reads answered, before that iteration's peer messages are sent, so a
  * client's reply never waits behind them (they are not needed for it: a committed entry is durable
- * on a majority already). NULL turns it off; the front-end's own flush still runs later. */
+ * on a majority already). It runs inside the node's callback: it must only write, never call
+ * node_write / node_read. NULL turns it off; the front-end's own flush still runs later. */
 void node_set_reply_flush(node *n, void (*flush)(void *ctx), void *ctx);
 
 /* ---- lifecycle (raftkvd's main; not for the front-ends) ------------------------------------- */

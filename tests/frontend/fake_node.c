@@ -47,6 +47,7 @@ struct fake_cluster {
     uint32_t queued;
     uint64_t writes;
     uint32_t busy_ms;
+    bool in_reply_flush; /* the front-end must not call in while flushing (node.h) */
     fake_completion *head, *tail;
 };
 
@@ -88,7 +89,11 @@ static void fire_queued(uv_idle_t *idle)
     bool fired = false;
     for (uint32_t i = 0; i < c->n_nodes; i++) {
         node *n = &c->nodes[i];
-        if (n->fired && n->reply_flush != NULL) n->reply_flush(n->reply_flush_ctx);
+        if (n->fired && n->reply_flush != NULL) {
+            c->in_reply_flush = true;
+            n->reply_flush(n->reply_flush_ctx);
+            c->in_reply_flush = false;
+        }
         fired |= n->fired;
         n->fired = false;
     }
@@ -223,9 +228,20 @@ const char *node_strerror(int rc)
     }
 }
 
+/* The reply flush runs inside the node's prepare callback: a front-end that parsed input there
+ * would propose from inside the node. */
+static void check_not_in_flush(const node *n, const char *what)
+{
+    if (n->cluster->in_reply_flush) {
+        fprintf(stderr, "fake_node: %s called from inside the reply flush\n", what);
+        abort();
+    }
+}
+
 int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx)
 {
     fake_cluster *c = n->cluster;
+    check_not_in_flush(n, "node_write");
     if (n->leader_view != n->id) return n->leader_view ? NODE_ENOTLEADER : NODE_ENOLEADER;
     kv_cmd copy = *cmd;
     copy.now_ms = node_now_ms(n);
@@ -252,6 +268,7 @@ int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx)
 
 int node_read(node *n, node_read_cb cb, void *ctx)
 {
+    check_not_in_flush(n, "node_read");
     if (n->leader_view == 0) return NODE_ENOLEADER;
     return enqueue(n, false, NULL, cb, ctx, NODE_OK, NULL);
 }

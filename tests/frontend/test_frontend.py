@@ -718,6 +718,19 @@ class ConnLimit(FrontendCase):
         self.assertTrue(extra.closed())
         self.assertIn("the limit (max_conns) is 5", self.server.log(), self.server.stats(1))
 
+    def test_held_input_waits_for_the_groups_own_flush(self):
+        # 20 writes in one segment: 4 are taken, 16 held. The node's reply flush (the fake calls
+        # it after completing the 4) only writes; the held ones are parsed afterwards, outside the
+        # node (the fake aborts if node_write is called from inside the flush).
+        self.server.ctl("hold on")
+        c = self.text(1)
+        k = self.key("k")
+        c.send(b"".join(text_set(k, b"%d" % i) for i in range(20)))
+        time.sleep(0.3)
+        self.server.ctl("hold off")
+        for _ in range(20):
+            self.assertTrue(c.text_reply()[0].startswith(b"OK"))
+
     def test_small_pipeline_limit_still_answers_everything(self):
         c = self.text(1)
         k = self.key("k").encode()
