@@ -1,6 +1,7 @@
 /* disk_fault.c -- TEST ONLY disk fault injection over a real vfs (see disk_fault.h). */
 #include "disk_fault.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -24,12 +25,8 @@ int disk_fault_parse(const char *spec, disk_fault *out, char *err, size_t errlen
     unsigned long long ms = 0;
     size_t klen = colon != NULL ? (size_t)(colon - spec) : 0;
     bool stall = klen == 11 && strncmp(spec, "fsync-stall", 11) == 0;
-    if (stall && end != NULL && end != colon + 1 && *end == ':' && end[1] != '-') {
-        const char *ms_at = end + 1;
-        ms = strtoull(ms_at, &end, 10);
-        if (end == ms_at)
-            end = (char *)ms_at - 1; /* reported below */
-    }
+    if (stall && end != NULL && end != colon + 1 && *end == ':' && isdigit((unsigned char)end[1]))
+        ms = strtoull(end + 1, &end, 10); /* N:MS; anything else leaves end at the ':' */
     if (colon == NULL || end == colon + 1 || *end != '\0' || errno != 0 || colon[1] == '-') {
         snprintf(err, errlen, "test_disk_fault: expected " DF_EXPECTED ", got \"%s\"", spec);
         return -1;
@@ -55,8 +52,8 @@ int disk_fault_parse(const char *spec, disk_fault *out, char *err, size_t errlen
 
 static disk_fault *df_of(vfs *v) { return v->ctx; }
 
-/* True when this sync call is the Nth or a later one (fsync-eio). For fsync-stall the Nth call
- * sleeps first, on whichever thread makes it, and then syncs. */
+/* True when this sync call must fail: the Nth or a later one (fsync-eio). For fsync-stall the Nth
+ * call sleeps first, on whichever thread makes it, and then syncs. */
 static int df_sync_fails(disk_fault *df)
 {
     if (df->kind == DISK_FAULT_FSYNC_STALL) {

@@ -415,18 +415,23 @@ static void observe(node *n)
     n->last_leader = leader;
 }
 
-/* Sends what the core says may leave before any fsync (heartbeats, a leader's appends, read-index
- * traffic): a slow disk never delays them, see SENDING EARLY in raft.h. */
+/* Writes msgs to their peers (nothing once the node is stopping). */
+static void transmit(node *n, const raft_msg *msgs, size_t count)
+{
+    if (n->stopping || count == 0)
+        return;
+    for (size_t i = 0; i < count; i++)
+        transport_send(n->tp, &msgs[i]);
+    transport_flush(n->tp);
+}
+
+/* Sends and frees what raft_take_messages handed out: what may leave before any fsync
+ * (heartbeats, a leader's appends, read-index traffic), see SENDING EARLY in raft.h. */
 static void send_msgs(node *n, raft_msg *msgs, size_t count)
 {
-    if (count == 0)
-        return;
-    if (!n->stopping) {
-        for (size_t i = 0; i < count; i++)
-            transport_send(n->tp, &msgs[i]);
-        transport_flush(n->tp);
-    }
-    raft_messages_free(msgs, count);
+    transmit(n, msgs, count);
+    if (count > 0)
+        raft_messages_free(msgs, count);
 }
 
 static bool carries_entries(const raft_msg *msgs, size_t count)
@@ -477,11 +482,8 @@ static void deliver(node *n, const raft_ready *rd)
 static void ready_finish(node *n)
 {
     raft_ready *rd = &n->rd;
-    if (!n->stopping && !n->rd_sent) {
-        for (size_t i = 0; i < rd->n_msgs; i++)
-            transport_send(n->tp, &rd->msgs[i]);
-        transport_flush(n->tp);
-    }
+    if (!n->rd_sent)
+        transmit(n, rd->msgs, rd->n_msgs);
     n->rd_sent = false;
     deliver(n, rd);
     raft_advance(n->r, rd);
@@ -565,9 +567,7 @@ static void process_ready(node *n)
         return;
     }
     if (n->test_bug == NODE_BUG_ACK_BEFORE_FSYNC && !n->stopping) {
-        for (size_t i = 0; i < rd->n_msgs; i++) /* breaks the ordering rule on purpose */
-            transport_send(n->tp, &rd->msgs[i]);
-        transport_flush(n->tp);
+        transmit(n, rd->msgs, rd->n_msgs); /* breaks the ordering rule on purpose */
         n->rd_sent = true;
     }
     if (rd->snapshot.index == 0) {
@@ -620,14 +620,13 @@ static void prepare_cb(uv_prepare_t *prep)
      * keep their order either way. */
     raft_msg *msgs;
     size_t count = raft_take_messages(n->r, &msgs);
-    if (carries_entries(msgs, count)) {
+    bool appends_first = carries_entries(msgs, count);
+    if (appends_first)
         send_msgs(n, msgs, count);
-        count = 0;
-        msgs = NULL;
-    }
     if (!n->stopping && apply_early(n) && n->reply_flush != NULL)
         n->reply_flush(n->reply_flush_ctx);
-    send_msgs(n, msgs, count);
+    if (!appends_first)
+        send_msgs(n, msgs, count);
     /* Several Readies per iteration when the disk is not involved (e.g. a follower's commit
      * advance), bounded so the loop still polls. */
     for (int i = 0; i < 8 && !n->ready_busy; i++)
