@@ -49,6 +49,7 @@ typedef struct config {
     uint64_t election_timeout_min_ms;
     uint64_t election_timeout_max_ms;
     uint64_t check_quorum_ms;     /* 0 = 2 * election_timeout_max_ms */
+    uint64_t poll_us;             /* leader polls this long after its last work; 0 = off */
     uint64_t heartbeat_ms;
     uint64_t tick_ms;
     uint64_t snapshot_threshold;  /* take a snapshot every this many applied entries; 0 = never */

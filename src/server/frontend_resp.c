@@ -129,6 +129,7 @@ static void reply_info(fe_session *s, const kv_slice *section)
                   (unsigned long long)info.last_index, (unsigned long long)info.snapshot_index,
                   (unsigned long long)info.writes_ok, (unsigned long long)info.reads_ok,
                   (unsigned long long)info.fsyncs, info.n_peers);
+        growbuf_printf(&b, "loop_polls:%llu\r\n", (unsigned long long)info.loop_polls);
         growbuf_printf(&b, "peer_msgs_sent:%llu\r\npeer_msgs_received:%llu\r\npeer_msgs_dropped:%llu\r\n",
                   (unsigned long long)info.peer_msgs_sent, (unsigned long long)info.peer_msgs_received,
                   (unsigned long long)info.peer_msgs_dropped);

@@ -182,6 +182,7 @@ void node_get_info(const node *n, node_info *out)
     out->writes_ok = n->writes_ok;
     out->reads_ok = n->reads_ok;
     out->fsyncs = n->fsyncs;
+    out->loop_polls = n->loop_polls;
     if (n->tp != NULL) {
         transport_stats ts = transport_get_stats(n->tp);
         out->peer_msgs_sent = ts.msgs_sent;
@@ -609,6 +610,33 @@ static void test_bug_answer_early(node *n)
     }
 }
 
+static void poll_idle_cb(uv_idle_t *idle)
+{
+    (void)idle; /* an active idle handle is what keeps the loop from sleeping */
+}
+
+/* poll_us: a leader that had work within the window keeps its loop from sleeping, so the next
+ * request or acknowledgement is picked up without a wake-up (on a VM, an inter-processor interrupt
+ * through the hypervisor, tens of microseconds). Followers never poll: on a machine shared by
+ * several nodes their spinning would take the leader's core. */
+static void poll_decide(node *n, bool worked)
+{
+    if (n->cfg.poll_us == 0)
+        return;
+    uint64_t now = uv_hrtime();
+    if (worked)
+        n->last_work_ns = now;
+    bool poll = !n->stopping && raft_get_role(n->r) == RAFT_LEADER &&
+                now - n->last_work_ns < n->cfg.poll_us * 1000;
+    if (poll) {
+        n->loop_polls++;
+        if (!uv_is_active((uv_handle_t *)&n->poll_idle))
+            uv_idle_start(&n->poll_idle, poll_idle_cb);
+    } else if (uv_is_active((uv_handle_t *)&n->poll_idle)) {
+        uv_idle_stop(&n->poll_idle);
+    }
+}
+
 static void prepare_cb(uv_prepare_t *prep)
 {
     node *n = prep->data;
@@ -623,7 +651,8 @@ static void prepare_cb(uv_prepare_t *prep)
     bool appends_first = carries_entries(msgs, count);
     if (appends_first)
         send_msgs(n, msgs, count);
-    if (!n->stopping && apply_early(n) && n->reply_flush != NULL)
+    bool applied = !n->stopping && apply_early(n);
+    if (applied && n->reply_flush != NULL)
         n->reply_flush(n->reply_flush_ctx);
     if (!appends_first)
         send_msgs(n, msgs, count);
@@ -633,6 +662,7 @@ static void prepare_cb(uv_prepare_t *prep)
         process_ready(n);
     if (n->test_bug)
         test_bug_answer_early(n);
+    poll_decide(n, count > 0 || applied);
 }
 
 void node_set_reply_flush(node *n, void (*flush)(void *ctx), void *ctx)
@@ -837,8 +867,9 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     uv_timer_init(loop, &n->tick_timer);
     uv_timer_init(loop, &n->sweep_timer);
     uv_prepare_init(loop, &n->prepare);
-    n->tick_timer.data = n->sweep_timer.data = n->prepare.data = n;
-    n->open_handles = 3;
+    uv_idle_init(loop, &n->poll_idle);
+    n->tick_timer.data = n->sweep_timer.data = n->prepare.data = n->poll_idle.data = n;
+    n->open_handles = 4;
     uv_timer_start(&n->tick_timer, tick_cb, cfg->tick_ms, cfg->tick_ms);
     uv_timer_start(&n->sweep_timer, sweep_cb, 50, 50);
     uv_prepare_start(&n->prepare, prepare_cb);
@@ -883,6 +914,7 @@ void node_stop(node *n, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&n->tick_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&n->sweep_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&n->prepare, handle_closed_cb);
+    uv_close((uv_handle_t *)&n->poll_idle, handle_closed_cb);
     transport_close(n->tp);
     n->tp = NULL;
     node_snap_stop(n);

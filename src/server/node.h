@@ -95,6 +95,7 @@ typedef struct node_info {
     uint64_t writes_ok;
     uint64_t reads_ok;
     uint64_t fsyncs;
+    uint64_t loop_polls; /* loop iterations that did not sleep because of poll_us */
     /* Peer transport (added after the fields above; zero when unknown). */
     uint64_t peer_msgs_sent;
     uint64_t peer_msgs_dropped;   /* send queue full or peer unreachable (Raft retries) */

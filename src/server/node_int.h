@@ -100,6 +100,8 @@ struct node {
     uv_timer_t tick_timer;
     uv_timer_t sweep_timer;
     uv_prepare_t prepare;
+    uv_idle_t poll_idle; /* poll_us: active while the leader keeps polling */
+    uint64_t last_work_ns; /* uv_hrtime of the last iteration with work (poll_us) */
     void (*reply_flush)(void *ctx); /* node_set_reply_flush */
     void *reply_flush_ctx;
     int open_handles;
@@ -122,6 +124,7 @@ struct node {
     snap_recv recv;
 
     uint64_t writes_ok, reads_ok, fsyncs;
+    uint64_t loop_polls; /* iterations that polled instead of sleeping (poll_us) */
     bool stopping, stopped;
     void (*stop_cb)(void *ctx);
     void *stop_ctx;

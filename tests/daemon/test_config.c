@@ -212,6 +212,8 @@ static void bad_settings_name_the_field(void **state)
     expect_error(one, "{\"check_quorum_ms\": 100}", NULL, NULL,
                  "raft.json: check_quorum_ms: must be 0 or at least election_timeout_min_ms (300), "
                  "got 100");
+    expect_error(one, "{\"poll_us\": 5000000}", NULL, NULL,
+                 "raft.json: poll_us: expected an integer 0..1000000, got 5000000");
     expect_error(one, NULL, "--tick-ms", "x", "--tick-ms: expected an integer 1..1000, got \"x\"");
     expect_error(one, NULL, "--no-such-flag", "1", "--no-such-flag: unknown flag (raftkvd --help)");
     expect_error(one, NULL, "--heartbeat-ms", "400",
