@@ -877,6 +877,9 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
                "%" PRIu64 " ms, heartbeat %u ticks, check-quorum %u ticks", cfg->id, cfg->n_peers,
                node_self(n)->peer_port, rc_cfg.election_tick, cfg->tick_ms,
                rc_cfg.heartbeat_tick, rc_cfg.check_quorum_tick);
+    if (cfg->poll_us != 0)
+        log_printf("poll_us %" PRIu64 ": as leader this node polls instead of sleeping for %" PRIu64
+                   " us after its last work", cfg->poll_us, cfg->poll_us);
     *out = n;
     return 0;
 }
