@@ -246,14 +246,15 @@ static int cluster_start(const cli_opts *opts)
     if (code != CLI_EXIT_OK) return code;
     char err[PATH_MAX + 128];
     if (cl.nodes.count == 0) {
+        bool keep_raft = exists(cl.raft_path);
         if (cluster_files_write_peers(cl.peers_path, opts->nodes, opts->base_port, err, sizeof err) ||
-            (!exists(cl.raft_path) && cluster_files_write_raft(cl.raft_path, "raftkv", err, sizeof err))) {
+            (!keep_raft && cluster_files_write_raft(cl.raft_path, "raftkv", err, sizeof err))) {
             fprintf(stderr, "raftkv: cluster: %s\n", err);
             return CLI_EXIT_UNAVAILABLE;
         }
         if ((code = open_cluster(opts, false, &cl)) != CLI_EXIT_OK) return code;
-        printf("raftkv: wrote %s (%d nodes, ports %d+) and %s\n", cl.peers_path, opts->nodes,
-               opts->base_port, cl.raft_path);
+        printf("raftkv: wrote %s (%d nodes, ports %d+); %s %s\n", cl.peers_path, opts->nodes,
+               opts->base_port, keep_raft ? "kept the existing" : "wrote", cl.raft_path);
     } else {
         if ((opts->has_nodes && (size_t)opts->nodes != cl.nodes.count) || opts->has_base_port)
             fprintf(stderr, "raftkv: cluster: %s exists: keeping its %zu nodes and ports "
