@@ -29,11 +29,11 @@ def start(raftkvd, tmp, tag, extra):
     peers = write_peers(peers_path, 3)
     procs = []
     for p in peers:
-        log = open(os.path.join(tmp, "%s%d.log" % (tag, p["id"])), "w")
-        procs.append(subprocess.Popen(
-            [raftkvd, "--id", str(p["id"]), "--peers", peers_path, "--data-dir",
-             os.path.join(tmp, "%s%d" % (tag, p["id"]))] + extra,
-            stdout=log, stderr=subprocess.STDOUT))
+        with open(os.path.join(tmp, "%s%d.log" % (tag, p["id"])), "w") as log:
+            procs.append(subprocess.Popen(
+                [raftkvd, "--id", str(p["id"]), "--peers", peers_path, "--data-dir",
+                 os.path.join(tmp, "%s%d" % (tag, p["id"]))] + extra,
+                stdout=log, stderr=subprocess.STDOUT))
     return peers, procs
 
 
