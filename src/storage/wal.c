@@ -1110,6 +1110,27 @@ static int recover(wal *w, replay *rp)
             break;
         }
         uint32_t salt = le_get32(buf + 32);
+        /* Creation writes the header and a HARD_STATE record together and syncs before any other
+         * record: a newest segment with a valid header, no valid HARD_STATE first and nothing after
+         * the creation bytes is an unfinished creation torn inside those bytes. Keeping it would
+         * leave it without the hard state, and compacting the older segments would then lose the
+         * term and vote. */
+        if (is_newest && (used <= SEG_CREATION_SIZE ||
+                          all_zero(buf + SEG_CREATION_SIZE, used - SEG_CREATION_SIZE))) {
+            size_t hs_size;
+            const char *hs_why;
+            uint32_t hs_stored, hs_computed;
+            bool hs_ok = record_valid(buf, used, SEG_HEADER_SIZE, salt, &hs_size, &hs_why,
+                                      &hs_stored, &hs_computed) &&
+                         buf[SEG_HEADER_SIZE + 4] == WAL_REC_HARD_STATE;
+            if (!hs_ok) {
+                wal_log(w, "wal: %s offset %u: no hard state after the header in an unfinished newest segment: %s",
+                        name, (unsigned)SEG_HEADER_SIZE,
+                        w->opts.read_only ? "would be removed at open" : "removed");
+                drop_newest = true;
+                break;
+            }
+        }
         /* Preallocation fixed the size before any record went in: a shorter file holding records
          * was cut (by a tool, a copy, a file system), which a torn write cannot explain. */
         uint64_t prealloc = le_get64(buf + 24);

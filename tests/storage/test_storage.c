@@ -733,6 +733,81 @@ static void unfinishedSegmentIsRemoved(void **state)
     vfs_fault_free(v);
 }
 
+/* Saves entry i (term 5) alone; with hs, also term 7 / vote 2 as the hard state. */
+static int save_one(storage *st, raft_index i, bool hs)
+{
+    raft_entry e;
+    uint8_t d[WL_MAX_DATA];
+    wl_entry(&e, d, i, 5);
+    raft_ready rd;
+    memset(&rd, 0, sizeof rd);
+    rd.entries = &e;
+    rd.n_entries = 1;
+    rd.hard_state_changed = hs;
+    rd.hard_state = (raft_hard_state){.term = 7, .vote = 2, .commit = 0};
+    return storage_save(st, &rd);
+}
+
+/* One power loss at crash point k of the save that rolls the log into its second segment, then
+ * appends, a snapshot and a compaction that removes the first segment. Returns whether recovery
+ * found a torn segment creation; fails if the term and vote did not survive. */
+static bool tornCreationRun(uint64_t seed, uint64_t k)
+{
+    vfs *v = new_fs(seed);
+    storage_loaded l;
+    storage *st = open_ok(v, &l);
+    storage_loaded_free(&l);
+    raft_index i = 1;
+    assert_int_equal(save_one(st, i++, true), STORAGE_OK); /* the only hard-state record */
+    while (storage_wal_stats(st).n_segments < 2) {
+        vfs_fault_crash_at(v, vfs_fault_crash_points(v) + k);
+        if (save_one(st, i, false) != STORAGE_OK)
+            break;
+        vfs_fault_crash_at(v, 0);
+        i++;
+    }
+    bool crashed = vfs_fault_is_down(v);
+    storage_close(st);
+    if (!crashed) {
+        vfs_fault_free(v);
+        return false;
+    }
+    vfs_fault_crash(v, VFS_FAULT_TORN | VFS_FAULT_KEEP_NAMES);
+    log_lines[0] = 0;
+    st = open_ok(v, &l);
+    bool torn_creation = strstr(log_lines, "no hard state after the header") != NULL;
+    raft_index last = l.n_entries ? l.entries[l.n_entries - 1].index : 0;
+    assert_int_equal(l.hard_state.term, 7);
+    assert_int_equal(l.hard_state.vote, 2);
+    storage_loaded_free(&l);
+    assert_int_equal(save_one(st, last + 1, false), STORAGE_OK);
+    assert_int_equal(save_one(st, last + 2, false), STORAGE_OK);
+    assert_int_equal(wl_write_snapshot(st, last + 2, 5), 0);
+    assert_int_equal(storage_compact(st, last), STORAGE_OK);
+    storage_close(st);
+    st = open_ok(v, &l);
+    if (l.hard_state.term != 7 || l.hard_state.vote != 2)
+        fail_msg("seed %llu crash point %llu: term %llu vote %llu after compaction, want 7 and 2",
+                 (unsigned long long)seed, (unsigned long long)k,
+                 (unsigned long long)l.hard_state.term, (unsigned long long)l.hard_state.vote);
+    storage_loaded_free(&l);
+    storage_close(st);
+    vfs_fault_free(v);
+    return torn_creation;
+}
+
+/* A segment's creation (header + hard state, one write) torn after the header: recovery must drop
+ * the segment, or a later compaction of the older ones loses the term and vote. */
+static void tornSegmentCreationKeepsHardState(void **state)
+{
+    (void)state;
+    int torn_creations = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++)
+        for (uint64_t k = 1; k <= 12; k++)
+            torn_creations += tornCreationRun(seed, k);
+    assert_true(torn_creations > 0); /* the sweep does reach the case */
+}
+
 static void badReadyIsRefusedWithoutFailing(void **state)
 {
     (void)state;
@@ -941,6 +1016,7 @@ int main(void)
         cmocka_unit_test(readErrorAtOpenIsReported),
         cmocka_unit_test(shortWritesAreCompleted),
         cmocka_unit_test(unfinishedSegmentIsRemoved),
+        cmocka_unit_test(tornSegmentCreationKeepsHardState),
         cmocka_unit_test(badReadyIsRefusedWithoutFailing),
         cmocka_unit_test(randomDamageIsRefusedOrSound),
         cmocka_unit_test(readsMatchModelUnderChurn),
