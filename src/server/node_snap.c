@@ -64,8 +64,10 @@ static int write_chunk(snap_writer **w, bool *failed, snap_job *j)
         snap_writer_abort(*w);
         *w = NULL;
         *failed = true;
+        /* j->rc holds storage codes: a full disk stops the node (snap.h), other errors retry. */
+        return rc == SNAP_EFATAL ? STORAGE_EFATAL : STORAGE_EIO;
     }
-    return rc;
+    return STORAGE_OK;
 }
 
 static int begin(node *n, snap_writer **w, bool *failed, snap_job *j)

@@ -15,6 +15,8 @@ Both followers' disks stalling at once for longer than an election timeout (fsyn
 must cost only latency: the leader keeps its leadership (no step-down, no new term) and writes go
 on once the disks are back.
 
+A disk that fills up while a snapshot is written must stop the node too (exit 1, FATAL).
+
 usage: test_disk_fault.py PATH/TO/raftkvd
 """
 import os
@@ -205,6 +207,46 @@ def followers_stall(raftkvd, tmp):
         nodes.kill_all()
 
 
+def snapshot_enospc(raftkvd, tmp):
+    """A full disk met while writing a snapshot stops the node like one met by the WAL (snap.h:
+    ENOSPC is fatal). 19 writes of 200 KB after the election entry put about 6-7 MB through the
+    WAL, and the snapshot taken at entry 20 (3.8 MB) crosses the 8.5 MB limit part way through."""
+    peers_path = os.path.join(tmp, "peers-snap.json")
+    port = write_peers(peers_path, 1)[0]["client_port"]
+    log_path = os.path.join(tmp, "snap-enospc.log")
+    with open(log_path, "w") as log:
+        p = subprocess.Popen([raftkvd, "--id", "1", "--peers", peers_path, "--data-dir",
+                              os.path.join(tmp, "snap-enospc"), "--snapshot-threshold", "20",
+                              "--test-disk-fault=enospc:8500000"],
+                             stdout=log, stderr=subprocess.STDOUT)
+    try:
+        value = b"v" * 200000
+        deadline = time.monotonic() + 20
+        while not text_set(port, b"k0", value).startswith("OK"):
+            if time.monotonic() > deadline or p.poll() is not None:
+                sys.exit("FAIL: the node did not serve a write within 20 s:\n" + open(log_path).read())
+            time.sleep(0.2)
+        for k in range(1, 19):
+            reply = text_set(port, b"k%d" % k, value)
+            if not reply.startswith("OK"):
+                sys.exit("FAIL: write %d of 19 refused (%r) before the snapshot:\n%s" %
+                         (k + 1, reply, open(log_path).read()))
+        try:
+            rc = p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            sys.exit("FAIL: the node still runs 20 s after its snapshot met a full disk:\n" +
+                     open(log_path).read())
+        fatal = [l for l in open(log_path).read().splitlines() if "FATAL" in l]
+        if rc != 1 or len(fatal) != 1 or "snapshot" not in fatal[0]:
+            sys.exit("FAIL: expected exit 1 and one FATAL line naming the snapshot, got exit %d:\n%s"
+                     % (rc, open(log_path).read()))
+        print("ok: snapshot on a full disk, exit 1: " + fatal[0].split(" ", 1)[1])
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def main():
     raftkvd = os.path.abspath(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="raftkv-daemon-diskfault-")
@@ -230,6 +272,7 @@ def main():
                      (r.returncode, r.stdout))
         print("ok: bad spec refused: " + r.stdout.strip().splitlines()[-1])
         torn_crash(base, tmp, client_port)
+        snapshot_enospc(raftkvd, tmp)
         follower_fatal(raftkvd, tmp)
         followers_stall(raftkvd, tmp)
     finally:
