@@ -730,8 +730,11 @@ static void handle_append_resp(raft *r, progress *pr, const raft_msg *m)
         pr->match = m->index;
         if (pr->next < m->index + 1)
             pr->next = m->index + 1;
-    } else if (pr->state != PR_PROBE) {
-        return; /* stale acknowledgement; nothing new learnt */
+    } else if (pr->state != PR_PROBE || m->index + 1 < pr->next) {
+        /* Stale: nothing new learnt. Below next - 1 in probe it cannot answer the current probe
+         * (a success there reports at least its prev): e.g. the answer "index 0" a follower gives
+         * a stale term's heartbeat, which would otherwise restart replication at index 1. */
+        return;
     }
     switch (pr->state) {
     case PR_PROBE: progress_become_replicate(pr); break;

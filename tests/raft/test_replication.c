@@ -423,6 +423,54 @@ static void leaderCountsOwnEntryOnlyWhenPersisted(void **state)
     raft_free(r);
 }
 
+/* A follower answers a stale term's heartbeat with an APPEND_RESP of its own term and index 0.
+ * If the old leader has meanwhile won that term, the answer reaches it while it probes: it must
+ * not count as "matches up to 0" and restart replication from index 1 (or a snapshot). */
+static void staleHeartbeatAnswerDoesNotRestartReplication(void **state)
+{
+    (void)state;
+    raft_term terms[200];
+    for (int i = 0; i < 200; i++)
+        terms[i] = 1;
+    raft_config ca = cx_config(1, 3), cb = cx_config(2, 3);
+    ca.check_quorum = cb.check_quorum = true;
+    raft *a = cx_new(&ca, terms, 200, hs_of(1, 200));
+    raft *b = cx_new(&cb, terms, 200, hs_of(1, 200));
+    cx_make_leader(a, NULL); /* term 2 */
+    raft_tick(a);
+    cx_drain(a, &rd);
+    raft_msg held = *cx_find(&rd, RAFT_MSG_HEARTBEAT, 2); /* delayed in the network */
+    for (int i = 0; i < 100 && raft_get_role(a) == RAFT_LEADER; i++)
+        raft_tick(a); /* no quorum heard: steps down */
+    assert_int_equal(raft_get_role(a), RAFT_FOLLOWER);
+    cx_drain(a, &rd);
+    raft_campaign(a);
+    cx_drain(a, &rd);
+    raft_step(b, cx_find(&rd, RAFT_MSG_VOTE, 2));
+    raft_step(b, &held); /* term 2 < 3: answered with APPEND_RESP, index 0 */
+    cx_drain(b, &rd2);
+    const raft_msg *stale = cx_find(&rd2, RAFT_MSG_APPEND_RESP, 1);
+    assert_non_null(stale);
+    assert_int_equal(stale->index, 0);
+    raft_step(a, cx_find(&rd2, RAFT_MSG_VOTE_RESP, 1));
+    assert_int_equal(raft_get_role(a), RAFT_LEADER);
+    cx_drain(a, &rd);
+    raft_progress_info before, after;
+    assert_true(raft_get_progress(a, 2, &before));
+    assert_int_equal(before.state, 0); /* probing */
+    raft_step(a, stale);
+    cx_drain(a, &rd);
+    assert_true(raft_get_progress(a, 2, &after));
+    assert_int_equal(after.state, 0);
+    assert_int_equal(after.next, before.next);
+    for (size_t k = 0; k < rd.n_msgs; k++)
+        if (rd.msgs[k].to == 2)
+            assert_true(rd.msgs[k].type != RAFT_MSG_SNAPSHOT &&
+                        (rd.msgs[k].type != RAFT_MSG_APPEND || rd.msgs[k].index + 1 >= before.next));
+    raft_free(a);
+    raft_free(b);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Pipelining and batching */
 
@@ -636,6 +684,7 @@ int main(void)
         cmocka_unit_test(recvAppendBelowCommit),
         cmocka_unit_test(commitRuleFigure8),
         cmocka_unit_test(leaderCountsOwnEntryOnlyWhenPersisted),
+        cmocka_unit_test(staleHeartbeatAnswerDoesNotRestartReplication),
         cmocka_unit_test(inflightWindowLimitsAppends),
         cmocka_unit_test(maxEntriesPerMsgRespected),
         cmocka_unit_test(maxBytesPerMsgRespected),
