@@ -296,8 +296,13 @@ static int storage_line(proto_text_parser *parser, const uint8_t *line, const to
     else if (!parse_u64(line, tok[2], PROTO_TEXT_MAX_EXPTIME, &exptime)) reason = "bad exptime";
     else if (cas && !parse_u64(line, tok[3], UINT64_MAX, &version)) reason = "bad version";
     if (reason != NULL) {
-        /* with a readable numbytes the value can be skipped: the stream stays in sync */
-        parser->skip_left = have_numbytes ? (size_t)numbytes + 2 : 0;
+        /* Only a line of the right shape says where its value ends: skip the value and stay in
+         * sync. Otherwise numbytes is a guess (a memcached-style "set k 0 0 15" reads 0), and the
+         * value could read as "delete k": close. */
+        bool shape_ok = have_numbytes && (ntok == num_at + 1 || (ntok == num_at + 2 &&
+                                          token_is(line, tok[num_at + 1], "noreply")));
+        if (!shape_ok) return fail_reset(parser, err, true, reason);
+        parser->skip_left = (size_t)numbytes + 2;
         return fail_reset(parser, err, false, reason);
     }
     parser->noreply = ntok == num_at + 2;
@@ -465,6 +470,11 @@ proto_text_status proto_text_parse(proto_text_parser *parser, const uint8_t *dat
             if (have + take > parser->limits.max_line) {
                 used += take;
                 status = fail_reset(parser, err, true, "line longer than max_line");
+                break;
+            }
+            if (parser->len + take > parser->max_buffer) { /* an mset block line after values */
+                used += take;
+                status = fail_reset(parser, err, true, "mset larger than max_line + max_value");
                 break;
             }
             if (!buf_append(parser, in, take)) {

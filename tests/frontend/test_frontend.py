@@ -503,11 +503,19 @@ class Robustness(FrontendCase):
 
     def test_garbage_lines(self):
         c = self.text(1)
-        for junk in (b"\r\n", b"   \r\n", b"set\r\n", b"set k\r\n", b"set k x y\r\n", b"get a b\r\n",
-                     b"mget\r\n", b"cas k 0 x 1\r\n", b"\x00\xff\xfe\r\n"):
+        for junk in (b"\r\n", b"   \r\n", b"get a b\r\n", b"mget\r\n", b"cas k 0 x 1\r\n",
+                     b"\x00\xff\xfe\r\n"):
             c.send(junk)
             self.assertEqual(c.text_reply()[0], b"ERR_CMD_ERR", junk)
         self.assertEqual(c.text(b"mset 0\r\n")[0], b"ERR_CMD_ERR")
+        # a set whose value's end cannot be known: answered, then closed (the value could read as
+        # commands, e.g. "set k 0 -8\r\ndelete victim\r\n")
+        for junk in (b"set\r\n", b"set k\r\n", b"set k x y\r\n", b"set k 0 -8\r\ndelete v\r\n",
+                     b"set k 0 0 15\r\nxxdelete victim\r\n"):
+            bad = self.text(1)
+            bad.send(junk)
+            self.assertEqual(bad.text_reply()[0], b"ERR_CMD_ERR", junk)
+            self.assertTrue(bad.closed(), junk)
         self.check_others_unaffected()
 
     def test_resp_protocol_error_closes(self):
