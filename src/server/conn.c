@@ -75,6 +75,7 @@ struct conn {
     /* ordered requests */
     conn_req *q_head, *q_tail;
     uint32_t q_count;
+    size_t q_held; /* sum of the queued requests' held bytes */
     bool draining_queue; /* guards against re-entrant drains */
 };
 
@@ -191,6 +192,7 @@ conn_group *conn_group_new(uv_loop_t *loop, const conn_limits *limits, conn_log_
     if (g->limits.output_limit == 0) g->limits.output_limit = 64u << 20;
     if (g->limits.output_pause == 0) g->limits.output_pause = 256u << 10;
     if (g->limits.max_pipeline == 0) g->limits.max_pipeline = 1024;
+    if (g->limits.held_pause == 0) g->limits.held_pause = 8u << 20;
     if (g->limits.max_conns == 0) g->limits.max_conns = 10000;
     g->log = log;
     g->log_ctx = log_ctx;
@@ -240,7 +242,8 @@ uint32_t conn_req_count(const conn *c) { return c->q_count; }
 bool conn_accepting(const conn *c)
 {
     const conn_limits *l = &c->group->limits;
-    return c->state == CONN_OPEN && c->q_count < l->max_pipeline && c->pending < l->output_pause;
+    return c->state == CONN_OPEN && c->q_count < l->max_pipeline && c->pending < l->output_pause &&
+           c->q_held < l->held_pause;
 }
 
 /* ---- output ---------------------------------------------------------------------------------- */
@@ -418,6 +421,7 @@ void conn_req_push(conn *c, conn_req *req)
     assert(req->finish != NULL);
     req->next = NULL;
     req->ready = false;
+    req->held = 0;
     if (c->q_tail) c->q_tail->next = req;
     else c->q_head = req;
     c->q_tail = req;
@@ -434,6 +438,7 @@ static void drain_queue(conn *c)
         c->q_head = req->next;
         if (c->q_head == NULL) c->q_tail = NULL;
         c->q_count--;
+        c->q_held -= req->held;
         popped = true;
         req->finish(req, c);
     }
@@ -442,6 +447,12 @@ static void drain_queue(conn *c)
         maybe_resume(c);
         check_drained(c);
     }
+}
+
+void conn_req_hold(conn *c, conn_req *req, size_t bytes)
+{
+    req->held += bytes;
+    c->q_held += bytes;
 }
 
 void conn_req_ready(conn *c, conn_req *req)
@@ -655,6 +666,7 @@ void conn_close(conn *c, const char *reason)
         conn_req *req = c->q_head;
         c->q_head = req->next;
         c->q_count--;
+        c->q_held -= req->held;
         req->finish(req, NULL);
     }
     c->q_tail = NULL;

@@ -6,8 +6,8 @@
  * (frontend_text.c, frontend_resp.c) accepts connections into it with its conn_ops and sees:
  *
  * INPUT. on_data(c, bytes) is called with what arrived; it returns how many bytes it took. It takes
- * fewer only when conn_accepting() turned false (too many requests in flight or too much output
- * unsent): the conn then keeps the rest, stops reading the socket (backpressure reaches the client
+ * fewer only when conn_accepting() turned false (too many requests in flight, too many bytes kept for
+ * them, or too much output unsent): the conn then keeps the rest, stops reading the socket (backpressure reaches the client
  * through TCP), and offers the rest again once the pipeline drained. Reads go through one buffer
  * shared by the group, so an idle connection holds no input memory.
  *
@@ -58,6 +58,7 @@ typedef void (*conn_finish_fn)(conn_req *req, conn *c);
 struct conn_req {
     conn_req *next;
     conn_finish_fn finish;
+    size_t held; /* bytes the protocol keeps for it (conn_req_hold) */
     bool ready;
 };
 
@@ -73,6 +74,7 @@ typedef struct conn_limits {
     size_t output_limit;   /* unsent bytes that close the connection; 0 = 64 MiB */
     size_t output_pause;   /* unsent bytes that pause input; 0 = 256 KiB */
     uint32_t max_pipeline; /* queued requests that pause input; 0 = 1024 */
+    size_t held_pause;     /* bytes kept by queued requests (conn_req_hold) that pause input; 0 = 8 MiB */
     uint32_t max_conns;    /* connections in the group; more are refused; 0 = 10000 */
 } conn_limits;
 
@@ -110,6 +112,10 @@ void conn_reply(conn *c, const void *data, size_t len);
 /* Queue req (its finish set by the caller; ready is cleared). */
 void conn_req_push(conn *c, conn_req *req);
 void conn_req_ready(conn *c, conn_req *req);
+/* Count bytes the protocol keeps for queued req (a copy of its command, a reply taken early) until
+ * req leaves the queue: input pauses while they reach limits.held_pause, so a client cannot make
+ * the server hold more than that (plus one command) by pipelining writes that must wait. */
+void conn_req_hold(conn *c, conn_req *req, size_t bytes);
 conn_req *conn_req_head(const conn *c);
 uint32_t conn_req_count(const conn *c);
 

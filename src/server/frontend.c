@@ -76,7 +76,6 @@ static void make_done(fe_req *req)
     assert(req->state != FE_DONE && req->state != FE_WAITING);
     if (req->state == FE_BLOCKED) s->blocked--; /* failed before its turn (out of memory) */
     req->state = FE_DONE;
-    if (req->noreply) req->reply = FE_REPLY_NONE;
     assert(req->unfinished);
     req->unfinished = false;
     if (req->is_write) s->unfinished_writes--;
@@ -84,6 +83,11 @@ static void make_done(fe_req *req)
     conn_req_ready(s->c, &req->base);
     /* ready may have emitted and freed req: only s is used below */
     if (s->blocked > 0 && !conn_is_closing(s->c)) start_blocked(s);
+}
+
+void fe_req_hold(fe_req *req, size_t bytes)
+{
+    conn_req_hold(req->s->c, &req->base, bytes);
 }
 
 void fe_req_fail(fe_req *req, fe_err err)
@@ -197,6 +201,7 @@ static void read_cb(void *ctx, int status)
         req->bytes = out.base;
         req->bytes_len = out.len;
         req->reply = FE_REPLY_BYTES;
+        fe_req_hold(req, out.len);
         make_done(req);
     } else if (status == NODE_ENOLEADER || status == NODE_ENOTLEADER) {
         req->state = FE_NEW;

@@ -13,8 +13,8 @@
  * served on every node. With no leader known, a request waits up to config.leader_wait_ms for one,
  * then gets ERR_INTERNAL (text) / "-ERR ... no leader" (RESP). A write whose outcome is unknown
  * (NODE_ELOST, NODE_ETIMEOUT, leader changed while forwarding) gets ERR_INTERNAL / "-ERR ...".
- * noreply (text) suppresses the reply of a well-formed command, whatever its outcome; malformed
- * input is answered even with noreply.
+ * noreply (text) suppresses the reply of a well-formed command that succeeded; errors (including
+ * ERR_REDIRECT) and malformed input are answered even with noreply.
  *
  * OWNERSHIP. frontend_open() allocates the front-end; frontend_close() stops accepting, closes every
  * connection (cancelling their node callbacks with node_cancel) and frees it once the loop has

@@ -28,12 +28,13 @@ typedef struct resp_copy {
     kv_slice argv[]; /* cmd.argc, then the bytes */
 } resp_copy;
 
-static resp_copy *copy_cmd(const proto_resp_cmd *cmd)
+static resp_copy *copy_cmd(const proto_resp_cmd *cmd, size_t *size)
 {
     size_t bytes = 0;
     for (uint32_t i = 0; i < cmd->argc; i++) bytes += cmd->argv[i].len;
     size_t argv_size = (size_t)cmd->argc * sizeof(kv_slice);
-    resp_copy *copy = malloc(sizeof *copy + argv_size + bytes + 1);
+    *size = sizeof(resp_copy) + argv_size + bytes + 1;
+    resp_copy *copy = malloc(*size);
     if (copy == NULL) return NULL;
     uint8_t *at = (uint8_t *)copy->argv + argv_size;
     for (uint32_t i = 0; i < cmd->argc; i++) {
@@ -45,6 +46,17 @@ static resp_copy *copy_cmd(const proto_resp_cmd *cmd)
     copy->cmd.argc = cmd->argc;
     copy->cmd.argv = copy->argv;
     return copy;
+}
+
+/* Keeps a copy of cmd in req until req leaves the queue, counted against the connection
+ * (fe_req_hold); false, with req failed, when out of memory. */
+static bool keep_copy(fe_req *req, const proto_resp_cmd *cmd)
+{
+    size_t size;
+    if (req->cmd == NULL && (req->cmd = copy_cmd(cmd, &size)) != NULL) fe_req_hold(req, size);
+    if (req->cmd != NULL) return true;
+    fe_req_fail(req, FE_ERR_INTERNAL);
+    return false;
 }
 
 static bool equals_nocase(kv_slice s, const char *word)
@@ -179,10 +191,7 @@ static void resp_write(fe_req *req, const proto_resp_cmd *cmd, const proto_resp_
         free(b.base);
         return;
     }
-    if (req->cmd == NULL && (req->cmd = copy_cmd(cmd)) == NULL) {
-        fe_req_fail(req, FE_ERR_INTERNAL);
-        return;
-    }
+    if (!keep_copy(req, cmd)) return;
     fe_req_wait_leader(req);
 }
 
@@ -240,11 +249,11 @@ static void dispatch(fe_session *s, const proto_resp_cmd *cmd)
         __attribute__((fallthrough)); /* DBSIZE is a read */
     case PROTO_RESP_KIND_READ: {
         fe_req *req = fe_req_new(s, (int)rq.name, false, false);
-        if (req == NULL || (req->cmd = copy_cmd(cmd)) == NULL) {
+        if (req == NULL) {
             conn_close(c, "closed: out of memory for a request");
             return;
         }
-        fe_req_read(req);
+        if (keep_copy(req, cmd)) fe_req_read(req);
         return;
     }
     case PROTO_RESP_KIND_WRITE: {
@@ -255,8 +264,8 @@ static void dispatch(fe_session *s, const proto_resp_cmd *cmd)
         }
         if (!fe_req_write_must_wait(req)) {
             resp_write(req, cmd, &rq);
-        } else if ((req->cmd = copy_cmd(cmd)) == NULL) { /* retried when its turn comes */
-            fe_req_fail(req, FE_ERR_INTERNAL);
+        } else {
+            keep_copy(req, cmd); /* retried when its turn comes */
         }
         return;
     }

@@ -30,12 +30,13 @@ typedef struct text_copy {
     proto_text_item items[]; /* cmd.n_items, then the key/value bytes */
 } text_copy;
 
-static text_copy *copy_cmd(const proto_text_cmd *cmd)
+static text_copy *copy_cmd(const proto_text_cmd *cmd, size_t *size)
 {
     size_t bytes = cmd->key.len + cmd->value.len;
     for (uint32_t i = 0; i < cmd->n_items; i++) bytes += cmd->items[i].key.len + cmd->items[i].value.len;
     size_t items_size = (size_t)cmd->n_items * sizeof(proto_text_item);
-    text_copy *copy = malloc(sizeof *copy + items_size + bytes + 1);
+    *size = sizeof(text_copy) + items_size + bytes + 1;
+    text_copy *copy = malloc(*size);
     if (copy == NULL) return NULL;
     copy->cmd = *cmd;
     uint8_t *at = (uint8_t *)copy->items + items_size;
@@ -102,7 +103,8 @@ static void encode_for_leader(const proto_text_cmd *cmd, growbuf *b)
 
 static bool keep_copy(fe_req *req, const proto_text_cmd *cmd)
 {
-    if (req->cmd == NULL) req->cmd = copy_cmd(cmd);
+    size_t size;
+    if (req->cmd == NULL && (req->cmd = copy_cmd(cmd, &size)) != NULL) fe_req_hold(req, size);
     if (req->cmd != NULL) return true;
     fe_req_fail(req, FE_ERR_INTERNAL);
     return false;
@@ -264,16 +266,24 @@ static void emit_read(fe_req *req, fe_out *out)
     }
 }
 
+/* noreply drops successes only: an error (ERR_REDIRECT, ERR_VERSION, ERR_INTERNAL, ...) is still
+ * sent, so a write that a follower refused or that failed is never lost in silence. */
+static void put_reply(const fe_req *req, fe_out *out, const void *line, size_t len)
+{
+    bool error = len >= 4 && memcmp(line, "ERR_", 4) == 0;
+    if (error || !req->noreply) fe_out_put(out, line, len);
+}
+
 static void text_emit(fe_req *req, fe_out *out)
 {
     char buf[128];
     size_t n;
     switch (req->reply) {
-    case FE_REPLY_BYTES: fe_out_put(out, req->bytes, req->bytes_len); break;
+    case FE_REPLY_BYTES: put_reply(req, out, req->bytes, req->bytes_len); break;
     case FE_REPLY_RESULT:
         n = proto_text_reply_result(buf, sizeof buf, (proto_text_op)req->op, &req->result);
         assert(n <= sizeof buf);
-        fe_out_put(out, buf, n);
+        put_reply(req, out, buf, n);
         break;
     case FE_REPLY_READ: emit_read(req, out); break;
     case FE_REPLY_ERROR:

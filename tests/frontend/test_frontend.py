@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -242,15 +243,22 @@ class TextProtocol(FrontendCase):
             versions.append(int(line.split()[1]))
         self.assertEqual(versions, sorted(set(versions)))
 
-    def test_noreply_suppresses_replies_in_order(self):
+    def test_noreply_suppresses_successes_only(self):
         c = self.text()
         k = self.key("k").encode()
         c.send(text_set(k, "one", noreply=True) + b"cas %s 0 1 1 noreply\r\nx\r\n" % k +
                b"get %s\r\n" % k)
-        # the cas (wrong version) is silent too; the first reply is the get's
+        # the set is silent; the cas (wrong version) still reports its error, in order
+        self.assertEqual(c.text_reply(), (b"ERR_VERSION", None))
         self.assertEqual(c.text_reply(), (b"VALUE 3", b"one"))
-        c.send(b"delete %s noreply\r\nget %s\r\n" % (k, k))
-        self.assertEqual(c.text_reply(), (b"ERR_NOT_FOUND", None))
+        c.send(b"delete %s noreply\r\ndelete %s noreply\r\nget %s\r\n" % (k, k, k))
+        self.assertEqual(c.text_reply(), (b"ERR_NOT_FOUND", None))  # the second delete
+        self.assertEqual(c.text_reply(), (b"ERR_NOT_FOUND", None))  # the get
+        # a follower that redirects says so even to noreply: the write was not done
+        f = self.text(2)
+        f.send(text_set(k, "two", noreply=True) + b"get %s\r\n" % k)
+        self.assertEqual(f.text_reply()[0][:12], b"ERR_REDIRECT")
+        self.assertEqual(f.text_reply(), (b"ERR_NOT_FOUND", None))
 
     def test_exptime_and_getm_seconds_left(self):
         c = self.text()
@@ -712,6 +720,51 @@ class ForwardTimeout(FrontendCase):
         self.assertIn("within 300 ms", self.server.log())
         self.server.ctl("hold off")
         self.assertTrue(c.text(text_set(self.key("k"), "v"))[0].startswith(b"OK"))
+
+
+class HeldCopies(FrontendCase):
+    args = ("--leader-wait-ms", 20000)
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.server.proc.pid) as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+    def held_writes_are_bounded(self, conn, request, count):
+        """With no leader, every write waits holding a copy of itself: the connection must stop
+        taking input near the held-bytes limit (8 MiB), not buffer all of them; once a leader is
+        known every write is answered."""
+        self.server.ctl("leader 0")
+        before = self.rss_kib()
+        sender = threading.Thread(target=lambda: conn.send(request * count), daemon=True)
+        sender.start()
+        deadline = time.monotonic() + 4
+        peak = before
+        while time.monotonic() < deadline and sender.is_alive():
+            peak = max(peak, self.rss_kib())
+            time.sleep(0.05)
+        peak = max(peak, self.rss_kib())
+        self.assertTrue(sender.is_alive(), "the server took all %d writes while none could be done"
+                        % count)
+        self.assertLess(peak - before, 48 * 1024, "RSS grew by %d KiB" % (peak - before))
+        self.server.ctl("leader 1")
+        sender.join(IO_TIMEOUT)
+        self.assertFalse(sender.is_alive())
+        return peak - before
+
+    def test_text_writes_waiting_for_a_leader(self):
+        c = self.text(1)
+        grew = self.held_writes_are_bounded(c, text_set(self.key("k"), b"v" * (1 << 20)), 100)
+        for _ in range(100):
+            self.assertTrue(c.text_reply()[0].startswith(b"OK"), "grew %d KiB" % grew)
+
+    def test_resp_writes_waiting_for_a_leader(self):
+        c = self.resp(1)
+        k = self.key("k").encode()
+        value = b"v" * (1 << 20)
+        request = b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(value), value)
+        self.held_writes_are_bounded(c, request, 100)
+        for _ in range(100):
+            self.assertEqual(c.resp_reply(), OK)
 
 
 class ConnLimit(FrontendCase):
