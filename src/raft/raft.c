@@ -853,10 +853,31 @@ static void handle_heartbeat(raft *r, const raft_msg *m)
     send(r, resp, NULL, 0);
 }
 
+static bool same_voters(const raft_conf *a, const raft_conf *b)
+{
+    if (a->n_voters != b->n_voters)
+        return false;
+    for (uint32_t i = 0; i < a->n_voters; i++) {
+        uint32_t j = 0;
+        while (j < b->n_voters && b->voters[j] != a->voters[i])
+            j++;
+        if (j == b->n_voters)
+            return false;
+    }
+    return true;
+}
+
 static void handle_snapshot(raft *r, const raft_msg *m)
 {
     const raft_snapshot_meta *s = &m->snapshot;
     raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
+    if (s->index > r->commit && !same_voters(&s->conf, &r->conf)) {
+        /* The voters never change (no configuration entries): a snapshot naming others comes
+         * from a peer configured with another cluster. Installing it would leave the progress
+         * table on the old voters (and an empty list would make a quorum of one). */
+        r->stats.msgs_dropped++;
+        return;
+    }
     if (s->index <= r->commit) {
         resp.index = r->commit;
     } else if (raft_log_term(&r->log, s->index) == s->term) {

@@ -364,7 +364,7 @@ typedef struct raft_progress_info {
 bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out);
 
 typedef struct raft_stats {
-    uint64_t msgs_dropped; /* unknown sender, wrong addressee, bad type */
+    uint64_t msgs_dropped; /* unknown sender, wrong addressee, bad type, snapshot of other voters */
     uint64_t elections;    /* campaigns started (pre-vote included) */
     uint64_t leader_changes;
 } raft_stats;

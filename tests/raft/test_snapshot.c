@@ -266,6 +266,36 @@ static void staleSnapshotIgnored(void **state)
     raft_free(r);
 }
 
+/* The voters never change: a snapshot that names other voters (a peer configured with another
+ * cluster) is dropped, never installed, and the node goes on with its own. */
+static void snapshotOfOtherVotersIsDropped(void **state)
+{
+    (void)state;
+    raft_config cfg = cx_config(1, 3);
+    raft_term terms[] = {1, 1, 1};
+    raft *r = cx_new(&cfg, terms, 3, hs_of(1, 2));
+    raft_msg m = cx_msg(RAFT_MSG_SNAPSHOT, 2, 1, 2);
+    m.snapshot.index = 10;
+    m.snapshot.term = 2;
+    m.snapshot.conf = (raft_conf){.n_voters = 3, .voters = {1, 2, 4}};
+    uint64_t dropped = raft_get_stats(r).msgs_dropped;
+    raft_step(r, &m);
+    cx_drain(r, &rd);
+    assert_int_equal(rd.snapshot.index, 0);
+    assert_int_equal(raft_commit_index(r), 2);
+    assert_int_equal(raft_last_index(r), 3);
+    assert_int_equal(raft_get_stats(r).msgs_dropped, dropped + 1);
+    m.snapshot.conf = (raft_conf){.n_voters = 0};
+    raft_step(r, &m);
+    cx_drain(r, &rd);
+    assert_int_equal(rd.snapshot.index, 0);
+    m.snapshot.conf = (raft_conf){.n_voters = 3, .voters = {3, 1, 2}}; /* same voters, any order */
+    raft_step(r, &m);
+    cx_drain(r, &rd);
+    assert_int_equal(rd.snapshot.index, 10);
+    raft_free(r);
+}
+
 /* A follower whose log conflicts with the snapshot drops it whole: the Ready installs the
  * snapshot and the log restarts after it. */
 static void snapshotReplacesConflictingLog(void **state)
@@ -323,6 +353,7 @@ int main(void)
         cmocka_unit_test(compactKeepsTrailingEntriesForAppends),
         cmocka_unit_test(compactBeyondAppliedIsRefused),
         cmocka_unit_test(staleSnapshotIgnored),
+        cmocka_unit_test(snapshotOfOtherVotersIsDropped),
         cmocka_unit_test(snapshotReplacesConflictingLog),
         cmocka_unit_test(clusterRejoinsThroughSnapshot),
     };
