@@ -52,6 +52,10 @@ void tp_snap_pump(peer_out *p)
         uint64_t left = p->snap_total - p->snap_offset;
         size_t n = left < t->cfg.chunk_bytes ? (size_t)left : (size_t)t->cfg.chunk_bytes;
         size_t payload = 20 + p->snap_msg_len + n;
+        /* A chunk the queue bound would refuse waits for the queue to drain (write_cb pumps
+         * again): refused, it would end the snapshot at the same offset on every attempt. */
+        if (p->queued > 0 && p->queued + FRAME_HEADER + payload > t->cfg.queue_bytes)
+            break;
         uint8_t *f = tp_frame_new(F_SNAP, payload);
         if (f == NULL) {
             tp_snap_end(p, true);

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Process-level data test of raftkvd with its client front-end (label integration).
 
-3 raftkvd on loopback, small snapshot threshold. Writes go through RESP to any node (followers
-forward). Checks:
+3 raftkvd on loopback, small snapshot threshold, snapshot chunks (4 KiB) more than half of the
+per-peer queue bound (8 KiB), so a transfer must wait for the queue between chunks. Writes go
+through RESP to any node (followers forward). Checks:
   1. kill -9 of the leader while writing: a new leader serves writes, no acknowledged write lost;
   2. a follower killed while >1000 writes go by (several snapshots and compactions) catches up
      through a snapshot transfer and serves the same data;
@@ -54,7 +55,9 @@ def start(i):
     procs[i] = subprocess.Popen(
         [RAFTKVD, "--id", str(i), "--peers", peers_path, "--data-dir",
          os.path.join(tmp, "data%d" % i), "--snapshot-threshold", "200", "--snapshot-trailing",
-         "50", "--write-timeout-ms", "2000"], stdout=log, stderr=log)
+         "50", "--write-timeout-ms", "2000",
+         # chunks bigger than half the peer queue: each waits for the queue to drain
+         "--snapshot-chunk-bytes", "4096", "--peer-queue-bytes", "8192"], stdout=log, stderr=log)
 
 
 def resp_port(i):
