@@ -53,7 +53,8 @@ static const setting settings[] = {
     U64(max_value_bytes, 1, 64LL * 1024 * 1024, "largest value a client may write (default 1 MiB)"),
     U64(max_inflight_msgs, 1, 65536, "appends in flight per follower (default 256)"),
     U64(max_entries_per_msg, 1, 1000000, "entries per append message (default 512)"),
-    U64(max_bytes_per_msg, 1024, GIB, "bytes per append message (default 1 MiB)"),
+    /* At most half the transport's frame limit (256 MiB): a larger append could never be sent. */
+    U64(max_bytes_per_msg, 1024, 128LL * 1024 * 1024, "bytes per append message (default 1 MiB)"),
     U64(max_uncommitted_bytes, 0, 64 * GIB,
         "leader refuses writes past this many uncommitted bytes, 0 = no limit (default 256 MiB)"),
     U64(write_timeout_ms, 1, 3600000, "a write without outcome fails after this (default 5000)"),

@@ -827,6 +827,11 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     rc_cfg.max_inflight_msgs = (uint32_t)cfg->max_inflight_msgs;
     rc_cfg.max_entries_per_msg = (uint32_t)cfg->max_entries_per_msg;
     rc_cfg.max_bytes_per_msg = cfg->max_bytes_per_msg;
+    /* A command holds at most one value limit's worth of values plus up to 1024 keys and their
+     * framing (under 1 MiB): the core must not refuse what the front-ends accepted. */
+    uint64_t max_entry = cfg->max_value_bytes + (1u << 20);
+    if (max_entry > rc_cfg.max_entry_bytes)
+        rc_cfg.max_entry_bytes = (uint32_t)max_entry;
     rc_cfg.max_uncommitted_bytes = cfg->max_uncommitted_bytes;
     raft_restore restore;
     storage_loaded_restore(&loaded, &restore);
