@@ -5,6 +5,8 @@
  * inbound accepting, start/close.
  */
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -380,13 +382,25 @@ static conn *conn_new(transport *t)
     c->t = t;
     uv_tcp_init(t->loop, &c->tcp);
     uv_tcp_nodelay(&c->tcp, 1);
-    /* A peer behind a partition sends no FIN: keepalive ends such a connection, so the redial
-     * starts and the bounded queue stops filling with frames that cannot go anywhere. */
+    /* A peer behind a partition sends no FIN. Keepalive ends such a connection only while it is
+     * idle; one carrying heartbeats is ended by TCP_USER_TIMEOUT (set_user_timeout). */
     uv_tcp_keepalive(&c->tcp, 1, 10);
     c->tcp.data = c;
     c->opened_ms = uv_now(t->loop);
     t->open_handles++;
     return c;
+}
+
+/* Sent data unacknowledged for PEER_USER_TIMEOUT_MS ends the connection, so the redial starts
+ * (and finds the peer once the partition heals) instead of waiting for TCP's retransmission
+ * timer, which backs off to two minutes. A stopped peer process still acknowledges (its kernel
+ * does): only a lost network ends it. */
+static void set_user_timeout(conn *c)
+{
+    uv_os_fd_t fd;
+    unsigned int ms = PEER_USER_TIMEOUT_MS;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms); /* best effort */
 }
 
 static void connect_cb(uv_connect_t *req, int status)
@@ -405,6 +419,7 @@ static void connect_cb(uv_connect_t *req, int status)
         tp_conn_close(c, NULL);
         return;
     }
+    set_user_timeout(c);
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
     tp_send_hello(c);
 }
@@ -541,6 +556,7 @@ static void accept_cb(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
         return;
     }
+    set_user_timeout(c);
     struct sockaddr_storage sa;
     int len = sizeof sa;
     char ip[48] = "?";

@@ -26,6 +26,7 @@
 #define BACKOFF_MAX_MS 2000
 #define READ_CHUNK (64 * 1024)
 #define HANDSHAKE_FRAME_MAX 4096
+#define PEER_USER_TIMEOUT_MS 5000 /* as etcd's 5-s peer read/write timeouts */
 #define MAX_HANDSHAKING 64 /* inbound connections still in their handshake */
 #define REFUSAL_QUIET_MS 30000
 
