@@ -324,6 +324,9 @@ static void item_retire(kv_store *store, kv_item *item)
 
 static void store_add(kv_store *store, kv_item *item)
 {
+    /* A step per insertion, not only per entry: an MSET adds up to 1024 keys in one entry, and a
+     * resize that advanced once per entry would fall ever further behind the count. */
+    rehash_step(store, KV_REHASH_STEP);
     kv_table *table = &store->tables[store->rehashing ? 1 : 0];
     size_t b = item->hash & (table->size - 1);
     item->chain = table->buckets[b];

@@ -78,8 +78,10 @@ typedef struct kv_result {
 /*
  * Apply the committed entry `index` whose bytes are data[0..len). Returns KV_OK and fills *result
  * (a malformed entry is KV_OK with KV_ST_BAD_CMD: bad input is not a replica failure), KV_EINVAL
- * when index <= kv_applied_index() (the caller broke the log order), or KV_ENOMEM with the store
- * logically unchanged (the caller must not count the entry as applied: retry or stop the node).
+ * when index <= kv_applied_index() (the caller broke the log order), or KV_ENOMEM: the entry is not
+ * applied, and the store is as before except that its apply clock may have moved to the entry's
+ * time, reclaiming keys that time expired, as applying the entry does anyway (the caller must not
+ * count the entry as applied: retry this same entry or stop the node).
  */
 int kv_apply(kv_store *store, uint64_t index, const uint8_t *data, size_t len, kv_result *result);
 

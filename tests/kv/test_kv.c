@@ -596,6 +596,43 @@ static void incrementalResizeWithManyKeys(void **state)
     kv_store_free(store);
 }
 
+/* MSET entries of 1024 new keys each: the table must keep up with the count (a resize step per
+ * insertion, not per entry), or every lookup walks chains of hundreds of items. */
+static void bulkMsetKeepsTheTableSized(void **state)
+{
+    (void)state;
+    kv_store *store = kv_store_new(NULL);
+    enum { ENTRIES = 200, PER = 1024 };
+    static char keys[PER][16];
+    kv_pair pairs[PER];
+    for (int e = 0; e < ENTRIES; e++) {
+        for (int i = 0; i < PER; i++) {
+            snprintf(keys[i], sizeof keys[i], "k%d", e * PER + i);
+            pairs[i] = (kv_pair){S(keys[i]), S("v"), 0};
+        }
+        kv_cmd mset = cmd_delete(pairs, PER, 1);
+        mset.op = KV_OP_MSET;
+        size_t size = kv_cmd_encoded_size(&mset);
+        uint8_t *bytes = malloc(size);
+        assert_non_null(bytes);
+        assert_true(kv_cmd_encode(&mset, bytes, size) > 0);
+        kv_result result;
+        assert_int_equal(kv_apply(store, (uint64_t)e + 1, bytes, size, &result), KV_OK);
+        assert_int_equal(result.status, KV_ST_OK);
+        free(bytes);
+        kv_stats stats;
+        kv_get_stats(store, &stats);
+        /* at most a few keys per bucket (a resize doubles once the count reaches the size) */
+        assert_true(stats.keys <= 4 * stats.buckets);
+    }
+    kv_stats stats;
+    kv_get_stats(store, &stats);
+    assert_int_equal(stats.keys, ENTRIES * PER);
+    assert_value(store, "k0", 1, "v", 1);
+    assert_value(store, "k204799", 1, "v", ENTRIES);
+    kv_store_free(store);
+}
+
 /* ---- snapshots ------------------------------------------------------------------------------- */
 
 typedef struct image_entry {
@@ -897,6 +934,7 @@ int main(void)
         cmocka_unit_test(applyClockNeverGoesBack),
         cmocka_unit_test(expiredMemoryIsReclaimedLazilyAndBySweep),
         cmocka_unit_test(incrementalResizeWithManyKeys),
+        cmocka_unit_test(bulkMsetKeepsTheTableSized),
         cmocka_unit_test(snapshotWhileApplyingRestoresPointInTime),
         cmocka_unit_test(replicasAgreeWhateverTheirReadsAndSweeps),
         cmocka_unit_test(restoreRejectsDamage),
