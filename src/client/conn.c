@@ -95,6 +95,11 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline, int *err_out
     return fd;
 }
 
+void conn_set_timeout(conn *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms;
+}
+
 int conn_open(const char *host, uint16_t port, int timeout_ms, conn **out, char *err,
               size_t errcap)
 {

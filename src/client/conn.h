@@ -46,6 +46,9 @@ int conn_write_all(conn *c, const void *buf, size_t len);
 int conn_read_line(conn *c, const char **line, size_t *len);
 int conn_read_exact(conn *c, uint8_t *dst, size_t len);
 
+/* Changes the timeout of the calls that follow (a short probe, then the request's own). */
+void conn_set_timeout(conn *c, int timeout_ms);
+
 const char *conn_errmsg(const conn *c);
 /* "host:port" of this connection, for messages. */
 const char *conn_addr(const conn *c);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #define KVC_MAX_PAUSE_MS 1000
+#define KVC_PROBE_MS 1000 /* a live node answers the probe at once: no consensus behind it */
 
 void kvc_opts_default(kvc_opts *opts)
 {
@@ -48,6 +49,24 @@ static int ask(const target *t, const kvc_opts *opts, const txt_req *req, const 
     conn *c = NULL;
     if (conn_open(t->host, t->port, opts->timeout_ms, &c, err, errcap) != CONN_OK)
         return KVC_EUNAVAILABLE;
+    /* A stopped process still completes TCP handshakes (its kernel does): sent a write, such a
+     * node would leave its outcome unknown. So every node must first answer an empty line, which
+     * any live node answers at once with ERR_CMD_ERR, before it is sent the request. */
+    const char *line;
+    size_t line_len;
+    conn_set_timeout(c, opts->timeout_ms < KVC_PROBE_MS ? opts->timeout_ms : KVC_PROBE_MS);
+    if (conn_write_all(c, "\r\n", 2) != CONN_OK || conn_read_line(c, &line, &line_len) != CONN_OK) {
+        snprintf(err, errcap, "%s (probe before the request)", conn_errmsg(c));
+        conn_close(c);
+        return KVC_EUNAVAILABLE;
+    }
+    if (line_len != strlen("ERR_CMD_ERR") || memcmp(line, "ERR_CMD_ERR", line_len) != 0) {
+        snprintf(err, errcap, "%s: answered the probe (an empty line) with \"%.*s\", not ERR_CMD_ERR",
+                 conn_addr(c), (int)(line_len < 60 ? line_len : 60), line);
+        conn_close(c);
+        return KVC_EUNAVAILABLE;
+    }
+    conn_set_timeout(c, opts->timeout_ms);
     if (conn_write_all(c, wire, wire_len) != CONN_OK) {
         snprintf(err, errcap, "%s", conn_errmsg(c));
         conn_close(c);
@@ -106,6 +125,7 @@ int kvc_execute(const ep_list *nodes, const kvc_opts *opts, const txt_req *req, 
                 snprintf(t.host, sizeof t.host, "%s", nodes->nodes[i].host);
                 t.port = nodes->nodes[i].client_port;
                 have_target = true;
+                redirects = 0; /* the limit bounds one chain of redirects */
             }
             bool sent;
             rc = ask(&t, opts, req, wire, wire_len, out, &sent, err, errcap);
@@ -138,7 +158,7 @@ int kvc_execute(const ep_list *nodes, const kvc_opts *opts, const txt_req *req, 
                              (unsigned)out->port);
                     txt_reply_free(out);
                     have_target = false;
-                    break;
+                    continue; /* the list's untried nodes still get their turn */
                 }
                 redirects_total++;
                 snprintf(t.host, sizeof t.host, "%s", out->host);

@@ -2,7 +2,8 @@
  * main.c -- raftkv: command-line parsing, --help, and dispatch to one command.
  *
  * Options may come before or after the command word; "--" ends them (for a value that starts
- * with "--"). A lone "-" is a positional argument (a value read from stdin).
+ * with "--"). A lone "-" is a positional argument (a value read from stdin). After the command
+ * word, "-h" and "-v" are values too: "raftkv set opt -h" must write "-h", not print help.
  */
 #include <errno.h>
 #include <limits.h>
@@ -51,10 +52,13 @@ static const char usage_text[] =
     "  --timeout MS       connect/read/write timeout per node (default 3000)\n"
     "  --retries N        retries of a read answered ERR_INTERNAL (default 3)\n"
     "  --redirects N      redirects followed per pass over the nodes (default 5)\n"
-    "      When no node gives an answer, the list is tried again, 6 passes over about 2.5 s\n"
-    "      (a leader election may be under way). A write is never sent twice.\n"
+    "      When no node gives an answer, the list is tried again, 6 passes with pauses of\n"
+    "      about 2.5 s in all (a leader election may be under way), plus each node's timeout.\n"
+    "      A write is sent only to a node that first answered a probe (an empty line), and\n"
+    "      never twice.\n"
     "  -v, --verbose      say on stderr which node was tried and what it answered\n"
-    "  -h, --help         this text\n"
+    "  -h, --help         this text (-h and -v only before the command; after it, a word\n"
+    "                     starting with one \"-\" is a value; \"--\" ends the options)\n"
     "\n"
     "Exit codes:\n"
     "  0  success\n"
@@ -215,6 +219,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(arg, "--") == 0) {
             options_done = true;
+            continue;
+        }
+        if (npos > 0 && arg[1] != '-') { /* "-h", "-5" after the command: a value */
+            positional[npos++] = arg;
             continue;
         }
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {

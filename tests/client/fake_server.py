@@ -167,6 +167,9 @@ class FakeNode:
             cmd = self._read_command(reader)
             if cmd is None:
                 return
+            if cmd[0] == "":  # the client's probe: any live raftkvd answers an empty line at once
+                conn.sendall(b"ERR_CMD_ERR\r\n")
+                continue
             self.received.append(cmd)
             if self.drop > 0:
                 self.drop -= 1

@@ -239,6 +239,33 @@ class Routing(Base):
         self.assertLessEqual(a.count("set") + b.count("set"), 30)
         self.assertGreater(a.count("set") + b.count("set"), 4)
 
+    def test_redirect_loop_then_the_lists_next_node(self):
+        store = Store()
+        a, b, c = self.node(store, 1), self.node(store, 2), self.node(store, 3)
+        a.redirect = ("127.0.0.1", b.text_port)
+        b.redirect = ("127.0.0.1", a.text_port)
+        rc, out, err = self.kv(",".join(map(addr, (a, b, c))), "--redirects", "2", "set", "k", "v")
+        self.assertEqual((rc, out), (0, b"1\n"), err)
+        self.assertEqual(c.count("set"), 1)
+
+    def test_write_skips_a_node_that_accepts_but_never_answers(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)  # a stopped process: its kernel completes the handshake, nothing answers
+        n = self.node()
+        try:
+            rc, out, err = self.kv("127.0.0.1:%d,%s" % (s.getsockname()[1], addr(n)), "set", "k", "v")
+        finally:
+            s.close()
+        self.assertEqual((rc, out), (0, b"1\n"), err)
+        self.assertEqual(n.count("set"), 1)
+
+    def test_value_minus_h_is_written_not_help(self):
+        n = self.node()
+        rc, out, err = self.kv(addr(n), "set", "opt", "-h")
+        self.assertEqual((rc, out), (0, b"1\n"), err)
+        self.assertEqual(self.kv(addr(n), "get", "opt")[:2], (0, b"-h"))
+
     def test_redirect_to_dead_leader_then_next_node(self):
         store = Store()
         follower, leader = self.node(store, 2), self.node(store, 1)
