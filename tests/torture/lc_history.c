@@ -260,6 +260,13 @@ lc_history *lc_history_load(const char *path, char *err, size_t errlen)
         return NULL;
     }
     text[len] = '\0';
+    size_t nul = strlen(text);
+    if (nul != len) { /* the parser stops at a NUL: the rest would go unchecked */
+        snprintf(err, errlen, "%s: NUL byte at offset %zu (a value the harness should have refused)",
+                 path, nul);
+        free(text);
+        return NULL;
+    }
     lc_history *h = lc_history_parse(text, path, err, errlen);
     free(text);
     return h;

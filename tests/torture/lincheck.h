@@ -34,7 +34,7 @@
  *                      configuration is explored once. Unknown-outcome writes and cas never return
  *                      (their completion is +infinity) and need not be linearized at all; unknown
  *                      and failed reads are dropped (reads change nothing).
- *   lc_check_set       every acknowledged add is in every final read that completed after it;
+ *   lc_check_set       every acknowledged add is in every final read that began after it;
  *                      no read holds an element that was never added.
  *   lc_check_multi     every mget of a group returns one value for all keys of the group (never a
  *                      mix of two msets), and only values that some mset wrote.
