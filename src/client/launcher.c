@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -91,7 +93,28 @@ static int make_dirs(const char *path)
 
 /* Resolves DIR (creating it when create) and loads peers.json when present. Returns an exit code;
  * CLI_EXIT_OK with nodes.count == 0 when there is no peers.json yet. */
-static int open_cluster(const cli_opts *opts, bool create, cluster *cl)
+/* One start or stop at a time per directory: two starts at once would each spawn the nodes that
+ * are down (two raftkvd on one data directory) and race on the pid files. The lock goes with the
+ * process (close-on-exec: the nodes do not inherit it). Returns CLI_EXIT_OK or an exit code. */
+static int lock_cluster(const char *dir, const char *verb)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "raftkv: cluster %s: %s: %s\n", verb, path, strerror(errno));
+        return CLI_EXIT_UNAVAILABLE;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "raftkv: cluster %s: another raftkv cluster start or stop is running on %s "
+                "(it holds %s): try again when it is done\n", verb, dir, path);
+        close(fd);
+        return CLI_EXIT_UNAVAILABLE;
+    }
+    return CLI_EXIT_OK; /* fd stays open, and locked, until this process exits */
+}
+
+static int open_cluster(const cli_opts *opts, bool create, bool lock, cluster *cl)
 {
     memset(cl, 0, sizeof *cl);
     if (create && make_dirs(opts->dir) != 0) {
@@ -102,6 +125,10 @@ static int open_cluster(const cli_opts *opts, bool create, cluster *cl)
         if (!create && errno == ENOENT) return CLI_EXIT_OK;
         fprintf(stderr, "raftkv: cluster: %s: %s\n", opts->dir, strerror(errno));
         return CLI_EXIT_UNAVAILABLE;
+    }
+    if (lock) {
+        int code = lock_cluster(cl->dir, create ? "start" : "stop");
+        if (code != CLI_EXIT_OK) return code;
     }
     snprintf(cl->peers_path, sizeof cl->peers_path, "%s/peers.json", cl->dir);
     snprintf(cl->raft_path, sizeof cl->raft_path, "%s/raft.json", cl->dir);
@@ -231,9 +258,15 @@ static int spawn_node(const cluster *cl, const char *daemon, const ep_node *node
     }
     char *argv[] = {(char *)daemon, "--id", id, "--peers", (char *)cl->peers_path,
                     "--config", (char *)cl->raft_path, "--data-dir", data_dir, NULL};
-    if (proc_spawn(argv, log_path, pid, err, sizeof err) != 0 ||
-        proc_write_pid(pid_path, *pid, err, sizeof err) != 0) {
+    if (proc_spawn(argv, log_path, pid, err, sizeof err) != 0) {
         fprintf(stderr, "raftkv: cluster: node %s: %s\n", id, err);
+        return -1;
+    }
+    if (proc_write_pid(pid_path, *pid, err, sizeof err) != 0) {
+        /* Without its pid file nothing could stop it, and it would hold the node's ports. */
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+        fprintf(stderr, "raftkv: cluster: node %s: %s; the node was stopped again\n", id, err);
         return -1;
     }
     return 0;
@@ -242,7 +275,7 @@ static int spawn_node(const cluster *cl, const char *daemon, const ep_node *node
 static int cluster_start(const cli_opts *opts)
 {
     cluster cl;
-    int code = open_cluster(opts, true, &cl);
+    int code = open_cluster(opts, true, true, &cl);
     if (code != CLI_EXIT_OK) return code;
     char err[PATH_MAX + 128];
     if (cl.nodes.count == 0) {
@@ -252,7 +285,7 @@ static int cluster_start(const cli_opts *opts)
             fprintf(stderr, "raftkv: cluster: %s\n", err);
             return CLI_EXIT_UNAVAILABLE;
         }
-        if ((code = open_cluster(opts, false, &cl)) != CLI_EXIT_OK) return code;
+        if ((code = open_cluster(opts, false, false, &cl)) != CLI_EXIT_OK) return code;
         printf("raftkv: wrote %s (%d nodes, ports %d+); %s %s\n", cl.peers_path, opts->nodes,
                opts->base_port, keep_raft ? "kept the existing" : "wrote", cl.raft_path);
     } else {
@@ -388,7 +421,7 @@ out:
 static int cluster_stop(const cli_opts *opts)
 {
     cluster cl;
-    int code = open_cluster(opts, false, &cl);
+    int code = open_cluster(opts, false, true, &cl);
     if (code != CLI_EXIT_OK) return code;
     if (cl.nodes.count == 0) {
         printf("raftkv: no cluster in %s (no peers.json): nothing to stop\n", opts->dir);
@@ -478,7 +511,7 @@ static int cluster_stop(const cli_opts *opts)
 static int cluster_status(const cli_opts *opts)
 {
     cluster cl;
-    int code = open_cluster(opts, false, &cl);
+    int code = open_cluster(opts, false, false, &cl);
     if (code != CLI_EXIT_OK) return code;
     if (cl.nodes.count == 0) {
         fprintf(stderr, "raftkv: no cluster in %s (no peers.json); start one with `raftkv cluster "

@@ -3,6 +3,7 @@
 pid files, idempotent start, restart of a crashed node, stop by pid only, SIGKILL after the
 timeout, a daemon that dies at once, a port in use.  usage: test_launcher.py PATH/TO/raftkv"""
 
+import fcntl
 import json
 import os
 import random
@@ -219,6 +220,31 @@ class Launcher(unittest.TestCase):
         self.assertIn("exited with status 2", err)
         self.assertIn("fake failure", err)  # the tail of its log
         self.cluster("stop")
+
+    def test_one_start_or_stop_at_a_time(self):
+        os.makedirs(self.dir)
+        with open(os.path.join(self.dir, ".lock"), "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # another launcher is at work on this directory
+            rc, out, err = self.start()
+            self.assertEqual(rc, 3)
+            self.assertIn("another raftkv cluster start or stop is running", err)
+            self.assertEqual(self.pids(missing_ok=True), {})
+        rc, out, err = self.start()  # the lock went with its holder
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.cluster("stop")[0], 0)
+
+    def test_node_whose_pid_file_cannot_be_written_is_stopped(self):
+        os.makedirs(os.path.join(self.dir, "node-1.pid.tmp"))  # the pid file's write must fail
+        rc, out, err = self.start()
+        self.assertEqual(rc, 3)
+        self.assertIn("the node was stopped again", err)
+        for pid in self.pids(missing_ok=True).values():
+            os.kill(pid, signal.SIGKILL)
+        # nothing holds node 1's ports: a later start (the directory fixed) gets them
+        os.rmdir(os.path.join(self.dir, "node-1.pid.tmp"))
+        rc, out, err = self.start()
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.cluster("stop")[0], 0)
 
     def test_port_in_use(self):
         s = socket.socket()
