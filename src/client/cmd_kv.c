@@ -206,8 +206,9 @@ static int report(const txt_req *req, const txt_reply *reply)
         return CLI_EXIT_MISS;
     case TXT_R_CMD_ERR:
         fprintf(stderr,
-                "raftkv: %s: the server rejected the command (ERR_CMD_ERR: malformed, or a value "
-                "over the server's limit)\n",
+                "raftkv: %s: the server rejected the command (ERR_CMD_ERR: malformed, a value "
+                "over the server's limit (default 1 MiB), or a command line over its limit "
+                "(default 8192 bytes: fewer or shorter keys per mget/mset))\n",
                 name);
         return CLI_EXIT_USAGE;
     case TXT_R_INTERNAL:

@@ -170,9 +170,15 @@ int conn_write_all(conn *c, const void *buf, size_t len)
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int ready = wait_fd(c->fd, POLLOUT, deadline);
+            /* A server that answers a request before it has all of it refused it (a value over
+             * its limit): stop sending and let the caller read why, before the server's close
+             * turns into a reset that would lose the answer. */
+            int ready = wait_fd(c->fd, POLLOUT | POLLIN, deadline);
             if (ready == 0) return fail(c, CONN_ETIMEOUT, "send timed out after %d ms", c->timeout_ms);
             if (ready < 0) return fail(c, CONN_EIO, "poll: %s", strerror(errno));
+            struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+            if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN))
+                return fail(c, CONN_EANSWERED, "the server answered before the request was sent");
             continue;
         }
         if (errno == EPIPE || errno == ECONNRESET)

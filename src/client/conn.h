@@ -32,6 +32,8 @@ enum {
     CONN_EIO = -4,      /* any other socket error */
     CONN_ELINE = -5,    /* a reply line longer than CONN_MAX_LINE */
     CONN_ENOMEM = -6,
+    CONN_EANSWERED = -7, /* conn_write_all: the server answered before taking it all (a refusal:
+                            read its reply) */
 };
 
 typedef struct conn conn;

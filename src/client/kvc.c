@@ -67,7 +67,15 @@ static int ask(const target *t, const kvc_opts *opts, const txt_req *req, const 
         return KVC_EUNAVAILABLE;
     }
     conn_set_timeout(c, opts->timeout_ms);
-    if (conn_write_all(c, wire, wire_len) != CONN_OK) {
+    int wrc = conn_write_all(c, wire, wire_len);
+    if (wrc == CONN_EANSWERED) { /* refused before it was all sent: its reply says why */
+        int rc = txt_read_reply(c, req, out, err, errcap);
+        conn_close(c);
+        if (rc == TXT_OK) return KVC_OK;
+        txt_reply_free(out);
+        return rc == TXT_ENOMEM ? KVC_ENOMEM : KVC_EUNAVAILABLE;
+    }
+    if (wrc != CONN_OK) {
         snprintf(err, errcap, "%s", conn_errmsg(c));
         conn_close(c);
         return KVC_EUNAVAILABLE;

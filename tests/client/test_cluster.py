@@ -122,6 +122,12 @@ class RealCluster(unittest.TestCase):
         self.assertEqual(self.kv("mget", "a", "b", "nope")[:2], (1, b"a 1\n1\nb 1\n2\nnope -\n"))
         self.assertEqual(self.kv("delete", "a")[0], 0)
         self.assertEqual(self.kv("get", "a")[0], 1)
+        # A value over the server's limit (1 MiB) is refused while it is being sent: a usage
+        # error (2), not an outage (3), however far past the limit it is.
+        for size in (2 << 20, 16 << 20):
+            rc, _, err = self.kv("set", "big", "-", stdin=b"x" * size)
+            self.assertEqual(rc, 2, err)
+            self.assertIn("ERR_CMD_ERR", err)
 
         # Every node converges: lag 0 everywhere (bounded wait, no timed assertion).
         deadline = time.time() + 30
