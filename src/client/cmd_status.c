@@ -1,8 +1,10 @@
 /*
  * cmd_status.c -- `raftkv status`: the table of every node (status.h), exit 3 without a leader.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "status.h"
@@ -19,9 +21,12 @@ int cli_status(const cli_opts *opts)
         return CLI_EXIT_UNAVAILABLE;
     }
     status_print(stdout, rows, nodes.count);
-    fflush(stdout);
-    status_print_errors(stderr, rows, nodes.count);
     code = CLI_EXIT_OK;
+    if (fflush(stdout) != 0 || ferror(stdout)) { /* a full disk or a closed pipe: say so */
+        fprintf(stderr, "raftkv: stdout: %s\n", strerror(errno ? errno : EIO));
+        code = CLI_EXIT_UNAVAILABLE;
+    }
+    status_print_errors(stderr, rows, nodes.count);
     if (status_leader(rows, nodes.count) < 0) {
         fprintf(stderr, "raftkv: status: no node reports itself leader\n");
         code = CLI_EXIT_UNAVAILABLE;

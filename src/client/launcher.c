@@ -289,7 +289,10 @@ static int cluster_start(const cli_opts *opts)
         printf("raftkv: wrote %s (%d nodes, ports %d+); %s %s\n", cl.peers_path, opts->nodes,
                opts->base_port, keep_raft ? "kept the existing" : "wrote", cl.raft_path);
     } else {
-        if ((opts->has_nodes && (size_t)opts->nodes != cl.nodes.count) || opts->has_base_port)
+        const ep_node *first = &cl.nodes.nodes[0];
+        bool other_ports = opts->has_base_port &&
+                           (uint64_t)opts->base_port + first->id != first->client_port;
+        if ((opts->has_nodes && (size_t)opts->nodes != cl.nodes.count) || other_ports)
             fprintf(stderr, "raftkv: cluster: %s exists: keeping its %zu nodes and ports "
                             "(--nodes/--base-port apply to a new directory)\n",
                     cl.peers_path, cl.nodes.count);
@@ -524,7 +527,8 @@ static int cluster_status(const cli_opts *opts)
         return CLI_EXIT_UNAVAILABLE;
     }
     status_print(stdout, rows, cl.nodes.count);
-    fflush(stdout);
+    bool out_failed = fflush(stdout) != 0 || ferror(stdout);
+    if (out_failed) fprintf(stderr, "raftkv: stdout: %s\n", strerror(errno ? errno : EIO));
     for (size_t i = 0; i < cl.nodes.count; i++) {
         char pid_path[PATH_MAX + 32];
         pid_t pid;
@@ -533,8 +537,9 @@ static int cluster_status(const cli_opts *opts)
             fprintf(stderr, "raftkv: node %" PRIu64 ": no raftkvd process (%s)\n",
                     cl.nodes.nodes[i].id, pid_path);
     }
-    code = status_leader(rows, cl.nodes.count) >= 0 ? CLI_EXIT_OK : CLI_EXIT_UNAVAILABLE;
-    if (code != CLI_EXIT_OK) fprintf(stderr, "raftkv: cluster: no node reports itself leader\n");
+    code = status_leader(rows, cl.nodes.count) >= 0 && !out_failed ? CLI_EXIT_OK : CLI_EXIT_UNAVAILABLE;
+    if (status_leader(rows, cl.nodes.count) < 0)
+        fprintf(stderr, "raftkv: cluster: no node reports itself leader\n");
     free(rows);
     ep_list_free(&cl.nodes);
     return code;

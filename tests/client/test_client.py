@@ -362,6 +362,14 @@ class Status(Base):
         self.assertEqual(lines[3].split()[2:], ["down", "-", "-", "-", "-", "-"])
         self.assertIn("node 3 down", err)
 
+    def test_output_that_cannot_be_written_is_an_error(self):
+        leader = self.node(node_id=1)
+        with open("/dev/full", "wb") as full:
+            p = subprocess.run([RAFTKV, "--cluster", self.spec(leader), "status"], stdout=full,
+                               stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn(b"stdout", p.stderr)
+
     def test_missing_fields_and_prefixed_names(self):
         a, b = self.node(node_id=1), self.node(node_id=2)
         a.info = {"raft_role": "leader", "raft_current_term": 9, "raft_commit_index": 50}
