@@ -85,9 +85,20 @@ static void make_done(fe_req *req)
     if (s->blocked > 0 && !conn_is_closing(s->c)) start_blocked(s);
 }
 
-void fe_req_hold(fe_req *req, size_t bytes)
+static void fe_req_hold(fe_req *req, size_t bytes)
 {
     conn_req_hold(req->s->c, &req->base, bytes);
+}
+
+bool fe_req_keep(fe_req *req, void *copy, size_t size)
+{
+    if (copy == NULL) {
+        fe_req_fail(req, FE_ERR_INTERNAL);
+        return false;
+    }
+    req->cmd = copy;
+    fe_req_hold(req, size);
+    return true;
 }
 
 void fe_req_fail(fe_req *req, fe_err err)

@@ -158,8 +158,9 @@ void fe_req_forward(fe_req *req, fwd_pool *pool, const node_peer *leader, const 
                     size_t len);
 void fe_req_wait_leader(fe_req *req);
 void fe_req_fail(fe_req *req, fe_err err);
-/* Counts bytes req keeps (its command's copy) against its connection's limit (conn_req_hold). */
-void fe_req_hold(fe_req *req, size_t bytes);
+/* Keeps copy (size bytes, the request's command: NULL when the copy failed) in req->cmd, counted
+ * against the connection's limit (conn_req_hold); false, with req failed, when copy is NULL. */
+bool fe_req_keep(fe_req *req, void *copy, size_t size);
 void fe_req_done_bytes(fe_req *req, const void *bytes, size_t len);
 void fe_req_done_none(fe_req *req);
 

@@ -49,14 +49,13 @@ static resp_copy *copy_cmd(const proto_resp_cmd *cmd, size_t *size)
 }
 
 /* Keeps a copy of cmd in req until req leaves the queue, counted against the connection
- * (fe_req_hold); false, with req failed, when out of memory. */
+ * (fe_req_keep); false, with req failed, when out of memory. */
 static bool keep_copy(fe_req *req, const proto_resp_cmd *cmd)
 {
-    size_t size;
-    if (req->cmd == NULL && (req->cmd = copy_cmd(cmd, &size)) != NULL) fe_req_hold(req, size);
     if (req->cmd != NULL) return true;
-    fe_req_fail(req, FE_ERR_INTERNAL);
-    return false;
+    size_t size = 0;
+    void *copy = copy_cmd(cmd, &size); /* sets size: not in fe_req_keep's argument list */
+    return fe_req_keep(req, copy, size);
 }
 
 static bool equals_nocase(kv_slice s, const char *word)

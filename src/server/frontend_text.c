@@ -103,11 +103,10 @@ static void encode_for_leader(const proto_text_cmd *cmd, growbuf *b)
 
 static bool keep_copy(fe_req *req, const proto_text_cmd *cmd)
 {
-    size_t size;
-    if (req->cmd == NULL && (req->cmd = copy_cmd(cmd, &size)) != NULL) fe_req_hold(req, size);
     if (req->cmd != NULL) return true;
-    fe_req_fail(req, FE_ERR_INTERNAL);
-    return false;
+    size_t size = 0;
+    void *copy = copy_cmd(cmd, &size); /* sets size: not in fe_req_keep's argument list */
+    return fe_req_keep(req, copy, size);
 }
 
 static void text_write(fe_req *req, const proto_text_cmd *cmd)

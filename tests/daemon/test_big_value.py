@@ -10,14 +10,12 @@ usage: test_big_value.py PATH/TO/raftkvd
 """
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resp import Resp, RespError, info  # noqa: E402
-from peers import write_peers  # noqa: E402
+from resp import Resp, RespError  # noqa: E402
+import single_node  # noqa: E402
 
 LIMIT = 32 << 20
 
@@ -25,20 +23,10 @@ LIMIT = 32 << 20
 def main():
     raftkvd = os.path.abspath(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="raftkv-daemon-bigvalue-")
-    peers_path = os.path.join(tmp, "peers.json")
-    resp_port = write_peers(peers_path, 1)[0]["resp_port"]
-    log_path = os.path.join(tmp, "node1.log")
-    log = open(log_path, "w")
-    proc = subprocess.Popen([raftkvd, "--id", "1", "--peers", peers_path, "--data-dir",
-                             os.path.join(tmp, "data"), "--max-value-bytes", str(LIMIT)],
-                            stdout=log, stderr=log)
+    proc, resp_port, log_path, frontend = single_node.start(
+        raftkvd, tmp, ["--max-value-bytes", str(LIMIT)])
     try:
-        deadline = time.time() + 20
-        while info(resp_port).get("role") != "leader":
-            if time.time() > deadline or proc.poll() is not None:
-                sys.exit("FAIL: the single node did not become leader:\n" + open(log_path).read())
-            time.sleep(0.05)
-        if "client front-ends not built in" in open(log_path).read():
+        if not frontend:
             print("SKIP: raftkvd built without the client front-end")
             return
         c = Resp(resp_port, timeout=60)
@@ -64,9 +52,7 @@ def main():
         if Resp(resp_port).call("SET", "after", "v") != "OK" or proc.poll() is not None:
             sys.exit("FAIL: the node stopped serving after the refused value")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        single_node.stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
     print("PASS")
 

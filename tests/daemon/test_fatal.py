@@ -16,11 +16,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resp import Resp, RespError, info  # noqa: E402
-from peers import write_peers  # noqa: E402
+from resp import Resp, RespError  # noqa: E402
+import single_node  # noqa: E402
 
 
 def limit_file_size():
@@ -31,21 +30,11 @@ def limit_file_size():
 def main():
     raftkvd = os.path.abspath(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="raftkv-daemon-fatal-")
-    peers_path = os.path.join(tmp, "peers.json")
-    resp_port = write_peers(peers_path, 1)[0]["resp_port"]
-    log_path = os.path.join(tmp, "node1.log")
-    log = open(log_path, "w")
-    proc = subprocess.Popen([raftkvd, "--id", "1", "--peers", peers_path, "--data-dir",
-                             os.path.join(tmp, "data"), "--segment-bytes", "65536",
-                             "--max-value-bytes", "4194304"],
-                            stdout=log, stderr=log, preexec_fn=limit_file_size)
+    proc, resp_port, log_path, frontend = single_node.start(
+        raftkvd, tmp, ["--segment-bytes", "65536", "--max-value-bytes", "4194304"],
+        preexec_fn=limit_file_size)
     try:
-        deadline = time.time() + 20
-        while info(resp_port).get("role") != "leader":
-            if time.time() > deadline or proc.poll() is not None:
-                sys.exit("FAIL: the single node did not become leader:\n" + open(log_path).read())
-            time.sleep(0.05)
-        if "client front-ends not built in" in open(log_path).read():
+        if not frontend:
             print("SKIP: raftkvd built without the client front-end")
             return
         c = Resp(resp_port)
@@ -67,9 +56,7 @@ def main():
             sys.exit("FAIL: exit %s, FATAL lines %r" % (rc, fatal))
         print("ok: failed WAL write -> exit 1 with: %s" % fatal[0].split(" ", 2)[2])
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        single_node.stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
     print("PASS")
 

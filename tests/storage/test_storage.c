@@ -736,16 +736,8 @@ static void unfinishedSegmentIsRemoved(void **state)
 /* Saves entry i (term 5) alone; with hs, also term 7 / vote 2 as the hard state. */
 static int save_one(storage *st, raft_index i, bool hs)
 {
-    raft_entry e;
-    uint8_t d[WL_MAX_DATA];
-    wl_entry(&e, d, i, 5);
-    raft_ready rd;
-    memset(&rd, 0, sizeof rd);
-    rd.entries = &e;
-    rd.n_entries = 1;
-    rd.hard_state_changed = hs;
-    rd.hard_state = (raft_hard_state){.term = 7, .vote = 2, .commit = 0};
-    return storage_save(st, &rd);
+    raft_hard_state state = {.term = 7, .vote = 2, .commit = 0};
+    return wl_save_one(st, i, 5, hs ? &state : NULL);
 }
 
 /* One power loss at crash point k of the save that rolls the log into its second segment, then

@@ -29,6 +29,22 @@ void wl_entry(raft_entry *e, uint8_t *buf, raft_index index, raft_term term)
     e->data = buf;
 }
 
+int wl_save_one(storage *st, raft_index index, raft_term term, const raft_hard_state *hs)
+{
+    raft_entry e;
+    uint8_t data[WL_MAX_DATA];
+    wl_entry(&e, data, index, term);
+    raft_ready rd;
+    memset(&rd, 0, sizeof rd);
+    rd.entries = &e;
+    rd.n_entries = 1;
+    if (hs != NULL) {
+        rd.hard_state_changed = true;
+        rd.hard_state = *hs;
+    }
+    return storage_save(st, &rd);
+}
+
 bool wl_entry_ok(const raft_entry *e)
 {
     if (e->type != RAFT_ENTRY_NORMAL || e->len != data_len(e->index, e->term))
@@ -425,14 +441,7 @@ static bool append_after_recovery(vfs *v, sweep_ctx *ctx, const storage_loaded *
     raft_index next = l2.n_entries ? l2.entries[l2.n_entries - 1].index + 1 : l2.snapshot.index + 1;
     size_t n_before = l2.n_entries;
     storage_loaded_free(&l2);
-    raft_entry e;
-    uint8_t data[WL_MAX_DATA];
-    wl_entry(&e, data, next, 9);
-    raft_ready rd;
-    memset(&rd, 0, sizeof rd);
-    rd.entries = &e;
-    rd.n_entries = 1;
-    int rc = storage_save(st, &rd);
+    int rc = wl_save_one(st, next, 9, NULL);
     storage_close(st);
     if (rc != STORAGE_OK) {
         snprintf(why, why_len, "append after recovery: %s", storage_strerror(rc));

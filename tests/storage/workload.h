@@ -23,6 +23,8 @@
 
 /* Fills e (data in buf, WL_MAX_DATA bytes) with the canonical contents of (index, term). */
 void wl_entry(raft_entry *e, uint8_t *buf, raft_index index, raft_term term);
+/* Saves the canonical entry (index, term) alone, with hs as the hard state when hs != NULL. */
+int wl_save_one(storage *st, raft_index index, raft_term term, const raft_hard_state *hs);
 /* True when e holds the canonical contents of its (index, term). */
 bool wl_entry_ok(const raft_entry *e);
 /* Writes a canonical snapshot (3 voters, contents derived from index) through st. */
