@@ -300,13 +300,27 @@ int lc_check_ttl(const lc_history *h, int64_t tolerance_us, FILE *out, lc_stats 
         const lc_op *set = &h->ops[s];
         if (set->kind != LC_SETTTL) continue;
         st->ops_checked++;
+        size_t from, to;
+        index_range(&reads, h, set->key, UINT32_MAX, &from, &to);
+        /* Each key is set once (its name is its value): a read may see that value or nothing,
+         * and sees the value of a set that definitely failed never. */
+        for (size_t i = from; i < to; i++) {
+            const lc_op *rd = &h->ops[reads.idx[i]];
+            if (rd->outcome != LC_OK || rd->result == LC_NIL) continue;
+            if (rd->result != set->arg1 || set->outcome == LC_FAIL) {
+                fprintf(out, "ttl %s: the read at line %" PRIu32 " sees %s, but the only set of the "
+                             "key (line %" PRIu32 ", %s) wrote %s (%s)\n",
+                        lc_str(h, set->key), rd->line, lc_str(h, rd->result), set->line,
+                        set->outcome == LC_FAIL ? "failed" : "not failed", lc_str(h, set->arg1),
+                        rd->result != set->arg1 ? "VALUE NEVER WRITTEN" : "FAILED SET TOOK EFFECT");
+                st->violations++;
+            }
+        }
         if (set->outcome != LC_OK) continue;
         st->keys++;
         int64_t ttl_us = strtoll(lc_str(h, set->arg2), NULL, 10) * 1000;
         int64_t gone_after = set->complete + ttl_us + tolerance_us;
         int64_t alive_before = set->invoke + ttl_us - tolerance_us;
-        size_t from, to;
-        index_range(&reads, h, set->key, UINT32_MAX, &from, &to);
         for (size_t i = from; i < to; i++) {
             const lc_op *rd = &h->ops[reads.idx[i]];
             if (rd->outcome != LC_OK) continue;

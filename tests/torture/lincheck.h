@@ -40,7 +40,8 @@
  *                      mix of two msets), and only values that some mset wrote.
  *   lc_check_ttl       a key set with a TTL is gone in every read invoked later than its deadline
  *                      (set completion + ttl + tolerance) and present in every read that completed
- *                      before (set invocation + ttl - tolerance) and started after the set completed.
+ *                      before (set invocation + ttl - tolerance) and started after the set completed;
+ *                      a read sees the key's one set value or nothing, never a failed set's.
  *
  * Each checker writes a human explanation of every violation to `out` (naming the history line
  * numbers of the offending operations) and a one-line summary. Return: LC_VALID, LC_VIOLATION,

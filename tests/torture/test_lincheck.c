@@ -492,6 +492,25 @@ static void ttlResetByFailoverFails(void **state)
            LC_VIOLATION, "EXPIRED EARLY OR LOST");
 }
 
+static void ttlReadOfAValueNeverWrittenFails(void **state)
+{
+    (void)state;
+    /* Between the set and its expiry no time bound applies, but the value still must be the
+     * set's; and a set that definitely failed must never be seen. */
+    expect(TTL,
+           H(1, setttl, t1, v, 4000, 0, 1000, ok, -)
+           H(2, read, t1, -, -, 3000000, 3000100, ok, zzz),
+           LC_VIOLATION, "VALUE NEVER WRITTEN");
+    expect(TTL,
+           H(1, setttl, t1, v, 4000, 0, 1000, fail, -)
+           H(2, read, t1, -, -, 2000, 3000, ok, v),
+           LC_VIOLATION, "FAILED SET TOOK EFFECT");
+    expect(TTL,
+           H(1, setttl, t1, v, 4000, 0, 1000, unknown, -)
+           H(2, read, t1, -, -, 2000, 3000, ok, v),
+           LC_VALID, NULL);
+}
+
 /* ---- parsing ---- */
 
 static void malformedLinesNameLineAndField(void **state)
@@ -536,6 +555,7 @@ int main(void)
         cmocka_unit_test(multiMixedMgetFails),
         cmocka_unit_test(ttlHonouredPasses),
         cmocka_unit_test(ttlResetByFailoverFails),
+        cmocka_unit_test(ttlReadOfAValueNeverWrittenFails),
         cmocka_unit_test(malformedLinesNameLineAndField),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
