@@ -51,7 +51,8 @@ static int fail(conn *c, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* Waits until fd is ready for events or the deadline passes. 1 ready, 0 timeout, -1 error. */
+/* Waits until fd is ready for events or the deadline passes: the ready events (> 0), 0 on
+ * timeout, -1 on error. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
@@ -59,7 +60,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
         if (left <= 0) return 0;
         struct pollfd pfd = {.fd = fd, .events = events};
         int rc = poll(&pfd, 1, (int)left);
-        if (rc > 0) return 1;
+        if (rc > 0) return pfd.revents ? pfd.revents : events;
         if (rc == 0) return 0;
         if (errno != EINTR) return -1;
     }
@@ -176,8 +177,7 @@ int conn_write_all(conn *c, const void *buf, size_t len)
             int ready = wait_fd(c->fd, POLLOUT | POLLIN, deadline);
             if (ready == 0) return fail(c, CONN_ETIMEOUT, "send timed out after %d ms", c->timeout_ms);
             if (ready < 0) return fail(c, CONN_EIO, "poll: %s", strerror(errno));
-            struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-            if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN))
+            if (ready & POLLIN)
                 return fail(c, CONN_EANSWERED, "the server answered before the request was sent");
             continue;
         }

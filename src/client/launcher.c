@@ -537,9 +537,9 @@ static int cluster_status(const cli_opts *opts)
             fprintf(stderr, "raftkv: node %" PRIu64 ": no raftkvd process (%s)\n",
                     cl.nodes.nodes[i].id, pid_path);
     }
-    code = status_leader(rows, cl.nodes.count) >= 0 && !out_failed ? CLI_EXIT_OK : CLI_EXIT_UNAVAILABLE;
-    if (status_leader(rows, cl.nodes.count) < 0)
-        fprintf(stderr, "raftkv: cluster: no node reports itself leader\n");
+    bool leader = status_leader(rows, cl.nodes.count) >= 0;
+    if (!leader) fprintf(stderr, "raftkv: cluster: no node reports itself leader\n");
+    code = leader && !out_failed ? CLI_EXIT_OK : CLI_EXIT_UNAVAILABLE;
     free(rows);
     ep_list_free(&cl.nodes);
     return code;
