@@ -1,6 +1,7 @@
 /*
  * raft.c -- the Raft protocol: elections (with pre-vote and check-quorum), log replication (with
- * fast back-off, probing, pipelining and batching), commitment, snapshots and ReadIndex.
+ * fast back-off, probing, pipelining and batching), commitment, snapshots, ReadIndex and
+ * single-server membership change.
  *
  * Section numbers refer to the Raft paper ("In Search of an Understandable Consensus Algorithm",
  * extended version) and to Ongaro's thesis ("Consensus: Bridging Theory and Practice").
@@ -15,11 +16,15 @@
  *    found), REPLICATE (stream up to max_inflight_msgs appends), SNAPSHOT (waiting for an install).
  *  - read queue: ReadIndex requests waiting for a heartbeat round; each carries a sequence number
  *    and a follower's heartbeat response acknowledges every read up to the number it echoes.
+ *  - conf_index: where the configuration in force came from (the newest configuration entry in
+ *    the log, or the snapshot's index, or 0 for raft_config.conf); a change is pending while it is
+ *    above the commit index. prs and votes are aligned with conf.voters and remapped on a change.
  *
  * Invariants (asserted where cheap): commit_index never decreases; applied <= commit; a leader
  * never truncates its own log; entries committed are never truncated.
  */
 #include "raft.h"
+#include "raft_codec.h"
 #include "raft_log.h"
 
 #include <assert.h>
@@ -87,7 +92,8 @@ static int vec_grow(void **items, size_t *cap, size_t len, size_t item_size)
 struct raft {
     raft_config cfg;
     raft_conf conf;
-    progress prs[RAFT_MAX_NODES]; /* aligned with conf.voters */
+    raft_index conf_index;        /* see the header comment */
+    progress prs[RAFT_MAX_NODES]; /* aligned with conf.voters; slots past n_voters are spare */
 
     /* Persistent state (Figure 2) and what was last handed out of it. */
     raft_term term;
@@ -151,6 +157,7 @@ const char *raft_strerror(int rc)
     case RAFT_ETOOBIG: return "entry larger than max_entry_bytes";
     case RAFT_EBUSY: return "too many uncommitted bytes";
     case RAFT_ECORRUPT: return "inconsistent state";
+    case RAFT_ECONFBUSY: return "a configuration change is in progress";
     default: return "unknown error";
     }
 }
@@ -192,6 +199,20 @@ static void reset_randomized_timeout(raft *r)
 static size_t quorum(const raft *r)
 {
     return r->conf.n_voters / 2 + 1;
+}
+
+/* The only voter is this node: nothing needs anybody else's confirmation. */
+static bool alone(const raft *r)
+{
+    return r->conf.n_voters == 1 && r->conf.voters[0] == r->cfg.id;
+}
+
+static int voter_slot(const raft *r, raft_id id);
+
+/* Only a voter may campaign (a removed node, or one not added yet, just follows). */
+static bool promotable(const raft *r)
+{
+    return voter_slot(r, r->cfg.id) >= 0;
 }
 
 static progress *progress_of(raft *r, raft_id id)
@@ -323,6 +344,126 @@ static bool progress_paused(const raft *r, const progress *pr)
     case PR_REPLICATE: return inflight_full(r, pr);
     default: return true;
     }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Configuration */
+
+/* A configuration the core can run: 0..RAFT_MAX_NODES distinct nonzero ids (at least one unless
+ * allow_empty). */
+static int validate_conf(const raft_conf *conf, bool allow_empty)
+{
+    if ((conf->n_voters == 0 && !allow_empty) || conf->n_voters > RAFT_MAX_NODES)
+        return RAFT_EINVAL;
+    for (uint32_t i = 0; i < conf->n_voters; i++) {
+        if (conf->voters[i] == 0)
+            return RAFT_EINVAL;
+        for (uint32_t j = 0; j < i; j++)
+            if (conf->voters[j] == conf->voters[i])
+                return RAFT_EINVAL;
+    }
+    return RAFT_OK;
+}
+
+/* The voters a configuration entry names; false if e is not a valid configuration entry. */
+static bool entry_conf(const raft_entry *e, raft_conf *out)
+{
+    const uint8_t *ctx;
+    uint32_t ctx_len;
+    return e != NULL && e->type == RAFT_ENTRY_CONFIG && e->len > 0 &&
+           raft_codec_conf_decode(e->data, e->len, out, &ctx, &ctx_len, NULL, 0) == RAFT_OK;
+}
+
+static bool has_voter(const raft_conf *conf, raft_id id)
+{
+    for (uint32_t i = 0; i < conf->n_voters; i++)
+        if (conf->voters[i] == id)
+            return true;
+    return false;
+}
+
+/* Exactly one voter added or removed (thesis §4.1: any two majorities then overlap). */
+static bool one_change(const raft_conf *from, const raft_conf *to)
+{
+    uint32_t changes = 0;
+    for (uint32_t i = 0; i < to->n_voters; i++)
+        changes += !has_voter(from, to->voters[i]);
+    for (uint32_t i = 0; i < from->n_voters; i++)
+        changes += !has_voter(to, from->voters[i]);
+    return changes == 1;
+}
+
+/* Makes conf the one in force (it came from the entry or snapshot at `index`). Per-voter state
+ * follows its voter: one that stays keeps its progress and vote, a new one starts probing from
+ * the end of the log. Every progress slot keeps its own inflight ring (spares go to the end). */
+static void set_conf(raft *r, const raft_conf *conf, raft_index index)
+{
+    progress old[RAFT_MAX_NODES];
+    uint8_t old_votes[RAFT_MAX_NODES];
+    memcpy(old, r->prs, sizeof(old));
+    memcpy(old_votes, r->votes, sizeof(old_votes));
+    bool used[RAFT_MAX_NODES] = {false};
+    int from[RAFT_MAX_NODES];
+    for (uint32_t i = 0; i < conf->n_voters; i++) {
+        from[i] = -1;
+        for (uint32_t j = 0; j < r->conf.n_voters; j++)
+            if (!used[j] && old[j].id == conf->voters[i]) {
+                from[i] = (int)j;
+                used[j] = true;
+                break;
+            }
+    }
+    memset(r->votes, 0, sizeof(r->votes));
+    raft_index last = raft_log_last(&r->log);
+    for (uint32_t i = 0; i < conf->n_voters; i++) {
+        if (from[i] >= 0) {
+            r->prs[i] = old[from[i]];
+            r->votes[i] = old_votes[from[i]];
+            continue;
+        }
+        uint32_t j = 0;
+        while (used[j])
+            j++;
+        used[j] = true;
+        progress *pr = &r->prs[i];
+        *pr = old[j];
+        pr->id = conf->voters[i];
+        pr->match = 0;
+        pr->next = last + 1;
+        pr->state = PR_PROBE;
+        pr->probe_sent = false;
+        pr->pending_snapshot = 0;
+        pr->snapshot_ticks = 0;
+        pr->recent_active = true; /* a new voter gets a check-quorum round to answer */
+        pr->read_ack = 0;
+        inflight_reset(pr);
+    }
+    uint32_t k = conf->n_voters;
+    for (uint32_t j = 0; j < RAFT_MAX_NODES; j++)
+        if (!used[j])
+            r->prs[k++] = old[j];
+    r->conf = *conf;
+    r->conf_index = index;
+}
+
+/* The configuration in force at index (>= the snapshot's index, <= the last entry); *at says
+ * where it came from. */
+static raft_conf conf_at(const raft *r, raft_index index, raft_index *at)
+{
+    if (r->conf_index <= index) {
+        *at = r->conf_index;
+        return r->conf;
+    }
+    raft_index floor = r->snapshot.index > r->log.offset ? r->snapshot.index : r->log.offset;
+    raft_conf c;
+    for (raft_index i = index; i > floor; i--) {
+        if (entry_conf(raft_log_get(&r->log, i), &c)) {
+            *at = i;
+            return c;
+        }
+    }
+    *at = r->snapshot.index;
+    return r->snapshot.index != 0 ? r->snapshot.conf : r->cfg.conf;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -517,7 +658,7 @@ static void send_snapshot(raft *r, progress *pr)
  * nothing new and send_if_empty (to probe or to carry the commit index). */
 static void send_append(raft *r, progress *pr, bool send_if_empty)
 {
-    if (pr->id == r->cfg.id || progress_paused(r, pr))
+    if (r->role != RAFT_LEADER || pr->id == r->cfg.id || progress_paused(r, pr))
         return;
     raft_index prev = pr->next - 1;
     if (prev < r->log.offset) {
@@ -642,7 +783,7 @@ static void leader_read(raft *r, uint64_t request_id, raft_id from)
         (void)VEC_PUSH(r->reads_waiting, rq);
         return;
     }
-    if (quorum(r) == 1 || BUG(r, RAFT_BUG_READ_NO_CONFIRM)) {
+    if (alone(r) || BUG(r, RAFT_BUG_READ_NO_CONFIRM)) {
         release_read(r, &rq);
         return;
     }
@@ -683,6 +824,15 @@ static bool maybe_commit(raft *r)
         r->reads_waiting.len = 0;
     }
     return true;
+}
+
+/* The leader's commit index moved: tell everyone. If it committed the configuration that removed
+ * this node, step down: it was leading a cluster it is no longer part of (thesis §4.2.2). */
+static void leader_commit_moved(raft *r)
+{
+    bcast_append(r);
+    if (!promotable(r) && r->commit >= r->conf_index)
+        become_follower(r, r->term, 0);
 }
 
 /* The follower's hint says where its log can match ours; returns the next index to try. */
@@ -747,15 +897,24 @@ static void handle_append_resp(raft *r, progress *pr, const raft_msg *m)
     case PR_REPLICATE: inflight_free_to(r, pr, m->index); break;
     }
     if (maybe_commit(r))
-        bcast_append(r); /* tell everyone the new commit index */
+        leader_commit_moved(r);
     else if (was_paused)
         send_append(r, pr, false);
-    stream(r, pr); /* keep the window full */
+    if (r->role == RAFT_LEADER)
+        stream(r, pr); /* keep the window full */
 }
 
 static void step_leader(raft *r, const raft_msg *m)
 {
     progress *pr = progress_of(r, m->from);
+    if (pr == NULL) {
+        /* Not a voter (removed, or not added yet): only its reads are served. */
+        if (m->type == RAFT_MSG_READ_INDEX)
+            leader_read(r, m->context, m->from);
+        else
+            r->stats.msgs_dropped++;
+        return;
+    }
     pr->recent_active = true;
     switch (m->type) {
     case RAFT_MSG_APPEND_RESP: handle_append_resp(r, pr, m); break;
@@ -797,11 +956,23 @@ static void truncate_from(raft *r, raft_index from)
         if (r->persisted_index >= from)
             r->persisted_index = from - 1;
     }
+    if (r->conf_index >= from) {
+        raft_index at;
+        raft_conf c = conf_at(r, from - 1, &at);
+        set_conf(r, &c, at); /* the change was never committed: its configuration goes with it */
+    }
 }
 
 static void handle_append(raft *r, const raft_msg *m)
 {
     raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        raft_conf c;
+        if (m->entries[i].type == RAFT_ENTRY_CONFIG && !entry_conf(&m->entries[i], &c)) {
+            r->stats.msgs_dropped++; /* a configuration we could not follow: refuse it all */
+            return;
+        }
+    }
     if (m->index < r->commit) {
         /* Everything up to our commit index matches any leader's log (Leader Completeness). */
         resp.index = r->commit;
@@ -838,6 +1009,9 @@ static void handle_append(raft *r, const raft_msg *m)
         }
         if (raft_log_append(&r->log, e->term, e->type, e->data, e->len) != RAFT_OK)
             return; /* out of memory: answer nothing, the leader retries */
+        raft_conf c;
+        if (entry_conf(e, &c))
+            set_conf(r, &c, index);
     }
     raft_index last_new = m->index + m->n_entries;
     commit_to(r, m->commit < last_new ? m->commit : last_new);
@@ -853,28 +1027,12 @@ static void handle_heartbeat(raft *r, const raft_msg *m)
     send(r, resp, NULL, 0);
 }
 
-static bool same_voters(const raft_conf *a, const raft_conf *b)
-{
-    if (a->n_voters != b->n_voters)
-        return false;
-    for (uint32_t i = 0; i < a->n_voters; i++) {
-        uint32_t j = 0;
-        while (j < b->n_voters && b->voters[j] != a->voters[i])
-            j++;
-        if (j == b->n_voters)
-            return false;
-    }
-    return true;
-}
-
 static void handle_snapshot(raft *r, const raft_msg *m)
 {
     const raft_snapshot_meta *s = &m->snapshot;
     raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
-    if (s->index > r->commit && !same_voters(&s->conf, &r->conf)) {
-        /* The voters never change (no configuration entries): a snapshot naming others comes
-         * from a peer configured with another cluster. Installing it would leave the progress
-         * table on the old voters (and an empty list would make a quorum of one). */
+    if (s->index > r->commit && validate_conf(&s->conf, false) != RAFT_OK) {
+        /* No configuration we could run (an empty one would make a quorum of one). */
         r->stats.msgs_dropped++;
         return;
     }
@@ -889,7 +1047,7 @@ static void handle_snapshot(raft *r, const raft_msg *m)
         r->commit = s->index;
         r->snapshot = *s;
         r->pending_snapshot = *s;
-        r->conf = s->conf;
+        set_conf(r, &s->conf, s->index);
         if (r->handed_index > s->index) {
             if (r->pending_truncate == 0 || s->index + 1 < r->pending_truncate)
                 r->pending_truncate = s->index + 1;
@@ -905,9 +1063,11 @@ static void handle_snapshot(raft *r, const raft_msg *m)
 /* ---------------------------------------------------------------------------------------------- */
 /* Step */
 
+/* Any other node: a leader or candidate may be a voter this node has not heard of yet (its log
+ * lags the change that added it). Answers from non-voters are dropped where they arrive. */
 static bool known_sender(const raft *r, raft_id id)
 {
-    return id != r->cfg.id && voter_slot(r, id) >= 0;
+    return id != 0 && id != r->cfg.id;
 }
 
 int raft_step(raft *r, const raft_msg *m)
@@ -1001,11 +1161,6 @@ int raft_step(raft *r, const raft_msg *m)
 /* ---------------------------------------------------------------------------------------------- */
 /* Tick, propose, read, compact */
 
-static bool promotable(const raft *r)
-{
-    return voter_slot(r, r->cfg.id) >= 0;
-}
-
 void raft_tick(raft *r)
 {
     if (r->role != RAFT_LEADER) {
@@ -1075,6 +1230,41 @@ int raft_propose(raft *r, uint8_t type, const void *data, uint32_t len, raft_ind
     return RAFT_OK;
 }
 
+int raft_propose_conf(raft *r, const raft_conf *next, const void *ctx, uint32_t ctx_len,
+                      raft_index *index, raft_term *term)
+{
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    if (validate_conf(next, false) != RAFT_OK || !one_change(&r->conf, next) ||
+        (ctx_len > 0 && ctx == NULL))
+        return RAFT_EINVAL;
+    /* Until an entry of this term commits, an earlier leader's uncommitted change may still win
+     * over ours: two changes in flight could make disjoint majorities. */
+    if (!r->committed_in_term || r->conf_index > r->commit)
+        return RAFT_ECONFBUSY;
+    size_t size = raft_codec_conf_size(next, ctx_len);
+    if (size > UINT32_MAX || (r->cfg.max_entry_bytes && size > r->cfg.max_entry_bytes))
+        return RAFT_ETOOBIG;
+    uint8_t *data = malloc(size);
+    if (!data)
+        return RAFT_ENOMEM;
+    int rc = raft_codec_conf_encode(next, ctx, ctx_len, data, size, NULL);
+    if (rc == RAFT_OK)
+        rc = raft_log_append(&r->log, r->term, RAFT_ENTRY_CONFIG, data, (uint32_t)size);
+    free(data);
+    if (rc != RAFT_OK)
+        return rc;
+    raft_index at = raft_log_last(&r->log);
+    set_conf(r, next, at);
+    r->uncommitted_bytes += size;
+    r->bcast_pending = true;
+    if (index)
+        *index = at;
+    if (term)
+        *term = r->term;
+    return RAFT_OK;
+}
+
 int raft_read_index(raft *r, uint64_t request_id)
 {
     if (r->role == RAFT_LEADER) {
@@ -1095,9 +1285,11 @@ int raft_compact(raft *r, raft_index index, raft_index trailing)
         return RAFT_EINVAL;
     if (index <= r->snapshot.index)
         return RAFT_OK;
+    raft_index at;
+    raft_conf conf = conf_at(r, index, &at); /* before the snapshot moves: it bounds the search */
     r->snapshot.index = index;
     r->snapshot.term = raft_log_term(&r->log, index);
-    r->snapshot.conf = r->conf;
+    r->snapshot.conf = conf;
     assert(r->snapshot.term != 0);
     if (index > trailing)
         raft_log_compact(&r->log, index - trailing);
@@ -1332,10 +1524,10 @@ void raft_advance(raft *r, raft_ready *rd)
     }
     if (r->role == RAFT_LEADER) {
         progress *self = progress_of(r, r->cfg.id);
-        if (r->persisted_index > self->match)
+        if (self != NULL && r->persisted_index > self->match)
             self->match = r->persisted_index;
         if (maybe_commit(r))
-            bcast_append(r);
+            leader_commit_moved(r);
     }
     free_msgs(&own->msgs);
     free(own->entries);
@@ -1362,31 +1554,16 @@ void raft_config_default(raft_config *cfg)
     cfg->max_uncommitted_bytes = 256ull << 20;
 }
 
-static int validate_conf(const raft_conf *conf, raft_id self)
-{
-    if (conf->n_voters == 0 || conf->n_voters > RAFT_MAX_NODES)
-        return RAFT_EINVAL;
-    bool has_self = false;
-    for (uint32_t i = 0; i < conf->n_voters; i++) {
-        if (conf->voters[i] == 0)
-            return RAFT_EINVAL;
-        for (uint32_t j = 0; j < i; j++)
-            if (conf->voters[j] == conf->voters[i])
-                return RAFT_EINVAL;
-        has_self |= conf->voters[i] == self;
-    }
-    return has_self ? RAFT_OK : RAFT_EINVAL;
-}
-
 static int restore(raft *r, const raft_restore *rs)
 {
     const raft_snapshot_meta *s = &rs->snapshot;
     raft_log_init(&r->log, s->index, s->term);
     if (s->index != 0) {
-        if (validate_conf(&s->conf, r->cfg.id) != RAFT_OK)
+        if (validate_conf(&s->conf, false) != RAFT_OK)
             return RAFT_ECORRUPT;
         r->snapshot = *s;
         r->conf = s->conf;
+        r->conf_index = s->index;
     }
     for (size_t i = 0; i < rs->n_entries; i++) {
         const raft_entry *e = &rs->entries[i];
@@ -1396,6 +1573,11 @@ static int restore(raft *r, const raft_restore *rs)
         int rc = raft_log_append(&r->log, e->term, e->type, e->data, e->len);
         if (rc != RAFT_OK)
             return rc;
+        if (e->type == RAFT_ENTRY_CONFIG) {
+            if (!entry_conf(e, &r->conf))
+                return RAFT_ECORRUPT;
+            r->conf_index = e->index;
+        }
     }
     const raft_hard_state *hs = &rs->hard_state;
     r->term = hs->term;
@@ -1432,7 +1614,7 @@ int raft_new(const raft_config *cfg, const raft_restore *rs, raft **out)
         (cfg->check_quorum_tick != 0 && cfg->check_quorum_tick < cfg->election_tick) ||
         cfg->max_inflight_msgs == 0 ||
         cfg->max_entries_per_msg == 0 || cfg->max_bytes_per_msg == 0 ||
-        validate_conf(&cfg->conf, cfg->id) != RAFT_OK)
+        validate_conf(&cfg->conf, true) != RAFT_OK)
         return RAFT_EINVAL;
     raft *r = calloc(1, sizeof(*r));
     if (!r)
@@ -1500,6 +1682,15 @@ raft_term raft_term_at(const raft *r, raft_index index) { return raft_log_term(&
 const raft_entry *raft_entry_at(const raft *r, raft_index index) { return raft_log_get(&r->log, index); }
 raft_snapshot_meta raft_get_snapshot(const raft *r) { return r->snapshot; }
 const raft_conf *raft_get_conf(const raft *r) { return &r->conf; }
+
+int raft_conf_at(const raft *r, raft_index index, raft_conf *out)
+{
+    if (index < r->snapshot.index || index > raft_log_last(&r->log))
+        return RAFT_EINVAL;
+    raft_index at;
+    *out = conf_at(r, index, &at);
+    return RAFT_OK;
+}
 raft_stats raft_get_stats(const raft *r) { return r->stats; }
 
 bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out)

@@ -59,6 +59,19 @@
  *
  * THREADS. A raft object is not thread-safe; call it from one thread (the server's loop thread).
  *
+ * MEMBERSHIP CHANGE (thesis §4.1, one server at a time). raft_propose_conf() appends a
+ * RAFT_ENTRY_CONFIG entry naming the new voters, which differ from the current ones by exactly one
+ * added or removed node. Every node uses a configuration as soon as the entry is in its log, not
+ * when it commits (so a truncated entry takes its configuration away again, and raft_get_conf()
+ * may name an uncommitted configuration). The leader takes one change at a time, and only once
+ * an entry of its own term is committed (the fix to the single-server algorithm Ongaro posted in
+ * 2015). A leader that removes itself keeps leading, without counting itself, until the change
+ * commits, then steps down. A node outside its configuration (removed, or started with an empty
+ * or foreign conf to be added later) never campaigns but follows any leader. Configuration
+ * entries reach the caller like any other, in rd.entries and rd.committed: raftkv reads the
+ * members' addresses from their context (raft_codec_conf_decode). A snapshot's meta must carry
+ * the configuration at its index: raft_conf_at().
+ *
  * ERRORS. Functions return 0 or a negative RAFT_E* code; raft_strerror() names it. Bad input from
  * the network (a message for another node, a stale term) is not an error: it is ignored or answered
  * as Raft says, and counted.
@@ -83,6 +96,8 @@ enum {
     RAFT_ETOOBIG = -5,    /* proposal larger than raft_config.max_entry_bytes */
     RAFT_EBUSY = -6,      /* too many uncommitted bytes (max_uncommitted_bytes); retry later */
     RAFT_ECORRUPT = -7,   /* restore state is inconsistent (gap in entries, decreasing terms, ...) */
+    RAFT_ECONFBUSY = -8,  /* a configuration change is uncommitted, or the new leader has not
+                             committed an entry of its term yet; retry later */
 };
 const char *raft_strerror(int rc);
 
@@ -100,7 +115,7 @@ const char *raft_role_name(raft_role role);
 typedef enum raft_entry_type {
     RAFT_ENTRY_NOOP = 0,   /* appended by every new leader (Raft §8); applies as nothing */
     RAFT_ENTRY_NORMAL = 1, /* opaque state-machine command */
-    RAFT_ENTRY_CONFIG = 2, /* reserved for membership change (carries a raft_conf) */
+    RAFT_ENTRY_CONFIG = 2, /* membership change: raft_codec_conf_encode(new voters, context) */
 } raft_entry_type;
 
 typedef struct raft_entry {
@@ -111,7 +126,7 @@ typedef struct raft_entry {
     const uint8_t *data; /* len bytes; NULL when len == 0 */
 } raft_entry;
 
-/* A cluster configuration: the voting members. Carried in snapshots; room for joint consensus. */
+/* A cluster configuration: the voting members. Carried in snapshots and configuration entries. */
 typedef struct raft_conf {
     uint32_t n_voters;
     raft_id voters[RAFT_MAX_NODES];
@@ -236,8 +251,9 @@ enum {
 };
 
 typedef struct raft_config {
-    raft_id id;          /* this node; nonzero, listed in conf */
-    raft_conf conf;      /* initial voters, used when no snapshot carries a newer one */
+    raft_id id;          /* this node; nonzero */
+    raft_conf conf;      /* initial voters, used when neither the log nor a snapshot names newer
+                            ones. May be empty or omit id: a node waiting to be added */
     uint32_t election_tick;  /* election timeout is random in [election_tick, election_tick_max) */
     uint32_t election_tick_max; /* > election_tick; 0 = 2 * election_tick */
     uint32_t heartbeat_tick; /* leader sends heartbeats every heartbeat_tick ticks; < election_tick */
@@ -294,6 +310,15 @@ void raft_tick(raft *r);
  * the command is committed once an applied entry has that index AND that term. */
 int raft_propose(raft *r, uint8_t type, const void *data, uint32_t len, raft_index *index,
                  raft_term *term);
+
+/* Appends a configuration change (see MEMBERSHIP CHANGE): `next` is the whole new set of voters,
+ * one node added to or removed from raft_get_conf(); ctx (ctx_len bytes, copied) travels with it
+ * in the entry. RAFT_ENOTLEADER; RAFT_EINVAL: next is not a valid one-node change;
+ * RAFT_ECONFBUSY: a change is still uncommitted, or this leader has not committed an entry of
+ * its term yet; RAFT_ETOOBIG: the encoded entry is above max_entry_bytes. index and term as for
+ * raft_propose. */
+int raft_propose_conf(raft *r, const raft_conf *next, const void *ctx, uint32_t ctx_len,
+                      raft_index *index, raft_term *term);
 
 /* Asks for a linearizable read. On a leader the confirming heartbeat round leaves with the next
  * messages taken (raft_take_messages or a Ready), so the reads asked in between share one round.
@@ -352,7 +377,11 @@ raft_index raft_last_index(const raft *r);
 raft_term raft_term_at(const raft *r, raft_index index); /* 0 if unknown (compacted or beyond) */
 const raft_entry *raft_entry_at(const raft *r, raft_index index); /* NULL if not in memory */
 raft_snapshot_meta raft_get_snapshot(const raft *r);
-const raft_conf *raft_get_conf(const raft *r);
+const raft_conf *raft_get_conf(const raft *r); /* in force now: the newest in the log */
+/* The configuration in force at index (the newest configuration entry at or before it, else the
+ * snapshot's, else raft_config.conf), for the meta of a snapshot taken at index. RAFT_EINVAL when
+ * index is before the latest snapshot or after the last entry. */
+int raft_conf_at(const raft *r, raft_index index, raft_conf *out);
 
 /* Leader's view of a follower (for INFO/status). Returns false for unknown peers or on followers. */
 typedef struct raft_progress_info {
@@ -364,7 +393,8 @@ typedef struct raft_progress_info {
 bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out);
 
 typedef struct raft_stats {
-    uint64_t msgs_dropped; /* unknown sender, wrong addressee, bad type, snapshot of other voters */
+    uint64_t msgs_dropped; /* wrong addressee or sender id, bad type, invalid snapshot conf,
+                              a non-member's answer to the leader */
     uint64_t elections;    /* campaigns started (pre-vote included) */
     uint64_t leader_changes;
 } raft_stats;

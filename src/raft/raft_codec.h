@@ -76,4 +76,14 @@ int raft_codec_snapshot_meta_encode(const raft_snapshot_meta *sm, uint8_t *buf, 
 int raft_codec_snapshot_meta_decode(const uint8_t *buf, size_t len, raft_snapshot_meta *out,
                                     char *err, size_t errlen);
 
+/* Data of a RAFT_ENTRY_CONFIG entry (raft_propose_conf): the new voters, then an opaque context
+ * the caller attached (raftkv: the members' addresses), 6 + 8 * n_voters + ctx_len bytes. decode
+ * allocates nothing: *ctx points into buf (NULL when ctx_len is 0). It refuses n_voters of 0 or
+ * above RAFT_MAX_NODES, a voter id 0 and a voter listed twice. */
+size_t raft_codec_conf_size(const raft_conf *conf, uint32_t ctx_len);
+int raft_codec_conf_encode(const raft_conf *conf, const void *ctx, uint32_t ctx_len, uint8_t *buf,
+                           size_t cap, size_t *written);
+int raft_codec_conf_decode(const uint8_t *buf, size_t len, raft_conf *out, const uint8_t **ctx,
+                           uint32_t *ctx_len, char *err, size_t errlen);
+
 #endif /* RAFTKV_RAFT_CODEC_H */

@@ -230,6 +230,63 @@ static void snapshot_meta_round_trip(void **state) {
     }
 }
 
+/* Configuration entry data: round trip with and without context, every truncation refused, and
+ * each invalid field named. */
+static void conf_round_trip_and_rejects(void **state) {
+    (void)state;
+    raft_conf c = {.n_voters = 3, .voters = {7, 0x0102030405060708ull, 9}};
+    uint8_t buf[256];
+    size_t n = 0;
+    assert_int_equal(raft_codec_conf_size(&c, 5), 6 + 24 + 5);
+    assert_int_equal(raft_codec_conf_encode(&c, "hello", 5, buf, 10, &n), RAFT_ETOOBIG);
+    assert_int_equal(n, 35);
+    assert_int_equal(raft_codec_conf_encode(&c, "hello", 5, buf, sizeof buf, &n), RAFT_OK);
+    raft_conf out;
+    const uint8_t *ctx;
+    uint32_t ctx_len;
+    char err[160];
+    assert_int_equal(raft_codec_conf_decode(buf, n, &out, &ctx, &ctx_len, err, sizeof err), RAFT_OK);
+    assert_int_equal(out.n_voters, 3);
+    assert_memory_equal(out.voters, c.voters, 3 * sizeof(raft_id));
+    assert_int_equal(ctx_len, 5);
+    assert_memory_equal(ctx, "hello", 5);
+    for (size_t cut = 0; cut < n; cut++)
+        assert_int_equal(raft_codec_conf_decode(buf, cut, &out, &ctx, &ctx_len, NULL, 0),
+                         RAFT_ECORRUPT);
+    assert_int_equal(raft_codec_conf_encode(&c, NULL, 0, buf, sizeof buf, &n), RAFT_OK);
+    assert_int_equal(raft_codec_conf_decode(buf, n, &out, &ctx, &ctx_len, NULL, 0), RAFT_OK);
+    assert_null(ctx);
+    assert_int_equal(ctx_len, 0);
+
+    uint8_t bad[64];
+    memcpy(bad, buf, n);
+    bad[1] = 0;
+    assert_int_equal(raft_codec_conf_decode(bad, n, &out, &ctx, &ctx_len, err, sizeof err),
+                     RAFT_ECORRUPT);
+    assert_non_null(strstr(err, "conf.n_voters=0"));
+    memcpy(bad, buf, n);
+    memset(bad + 2 + 8, 0, 8); /* voters[1] = 0 */
+    assert_int_equal(raft_codec_conf_decode(bad, n, &out, &ctx, &ctx_len, err, sizeof err),
+                     RAFT_ECORRUPT);
+    assert_non_null(strstr(err, "conf.voters[1]=0"));
+    memcpy(bad, buf, n);
+    memcpy(bad + 2 + 16, bad + 2, 8); /* voters[2] = voters[0] */
+    assert_int_equal(raft_codec_conf_decode(bad, n, &out, &ctx, &ctx_len, err, sizeof err),
+                     RAFT_ECORRUPT);
+    assert_non_null(strstr(err, "listed twice"));
+    memcpy(bad, buf, n);
+    bad[n] = 'x'; /* a trailing byte the context length does not cover */
+    assert_int_equal(raft_codec_conf_decode(bad, n + 1, &out, &ctx, &ctx_len, err, sizeof err),
+                     RAFT_ECORRUPT);
+    assert_non_null(strstr(err, "conf.ctx_len=0"));
+    raft_conf dup = {.n_voters = 2, .voters = {4, 4}}, none = {.n_voters = 0};
+    raft_conf many = {.n_voters = RAFT_MAX_NODES + 1};
+    assert_int_equal(raft_codec_conf_encode(&dup, NULL, 0, buf, sizeof buf, &n), RAFT_EINVAL);
+    assert_int_equal(raft_codec_conf_encode(&none, NULL, 0, buf, sizeof buf, &n), RAFT_EINVAL);
+    assert_int_equal(raft_codec_conf_encode(&many, NULL, 0, buf, sizeof buf, &n), RAFT_EINVAL);
+    assert_int_equal(raft_codec_conf_encode(&c, NULL, 3, buf, sizeof buf, &n), RAFT_EINVAL);
+}
+
 /* ---- golden bytes: any change here is a format change and needs RAFT_CODEC_VERSION + 1 ---- */
 
 static void msg_golden_bytes(void **state) {
@@ -611,6 +668,7 @@ int main(void) {
         cmocka_unit_test(entry_round_trip),
         cmocka_unit_test(hard_state_round_trip),
         cmocka_unit_test(snapshot_meta_round_trip),
+        cmocka_unit_test(conf_round_trip_and_rejects),
         cmocka_unit_test(msg_golden_bytes),
         cmocka_unit_test(decode_rejects_bad_fields_with_named_errors),
         cmocka_unit_test(decode_error_text_is_truncated_safely),

@@ -33,11 +33,16 @@ static void node_start(fx *f, int id, bool restore)
 
 void fx_init(fx *f, int n, const raft_config *tmpl)
 {
+    fx_init_voters(f, n, n, tmpl);
+}
+
+void fx_init_voters(fx *f, int n, int voters, const raft_config *tmpl)
+{
     memset(f, 0, sizeof(*f));
     f->n = n;
     f->cfg = *tmpl;
-    f->cfg.conf.n_voters = (uint32_t)n;
-    for (int i = 0; i < n; i++)
+    f->cfg.conf.n_voters = (uint32_t)voters;
+    for (int i = 0; i < voters; i++)
         f->cfg.conf.voters[i] = (raft_id)(i + 1);
     for (int i = 1; i <= n; i++)
         node_start(f, i, false);

@@ -37,6 +37,8 @@ typedef struct fx {
 
 /* Creates n nodes (ids 1..n) with cfg as the template (id, conf, seed filled in). */
 void fx_init(fx *f, int n, const raft_config *tmpl);
+/* Idem, but only 1..voters are in the initial configuration; the others wait to be added. */
+void fx_init_voters(fx *f, int n, int voters, const raft_config *tmpl);
 void fx_free(fx *f);
 /* Runs every node's Ready loop and delivers messages until quiet (or max rounds). */
 void fx_pump(fx *f);

@@ -266,9 +266,10 @@ static void staleSnapshotIgnored(void **state)
     raft_free(r);
 }
 
-/* The voters never change: a snapshot that names other voters (a peer configured with another
- * cluster) is dropped, never installed, and the node goes on with its own. */
-static void snapshotOfOtherVotersIsDropped(void **state)
+/* A snapshot whose configuration no node could run (no voters, a zero id, a voter twice) is
+ * dropped, never installed; one naming other voters (the membership changed) is installed and its
+ * voters are in force from then on. */
+static void snapshotConfIsValidatedAndTakesEffect(void **state)
 {
     (void)state;
     raft_config cfg = cx_config(1, 3);
@@ -277,22 +278,29 @@ static void snapshotOfOtherVotersIsDropped(void **state)
     raft_msg m = cx_msg(RAFT_MSG_SNAPSHOT, 2, 1, 2);
     m.snapshot.index = 10;
     m.snapshot.term = 2;
-    m.snapshot.conf = (raft_conf){.n_voters = 3, .voters = {1, 2, 4}};
-    uint64_t dropped = raft_get_stats(r).msgs_dropped;
-    raft_step(r, &m);
-    cx_drain(r, &rd);
-    assert_int_equal(rd.snapshot.index, 0);
-    assert_int_equal(raft_commit_index(r), 2);
-    assert_int_equal(raft_last_index(r), 3);
-    assert_int_equal(raft_get_stats(r).msgs_dropped, dropped + 1);
-    m.snapshot.conf = (raft_conf){.n_voters = 0};
-    raft_step(r, &m);
-    cx_drain(r, &rd);
-    assert_int_equal(rd.snapshot.index, 0);
-    m.snapshot.conf = (raft_conf){.n_voters = 3, .voters = {3, 1, 2}}; /* same voters, any order */
+    raft_conf bad[] = {{.n_voters = 0}, {.n_voters = 2, .voters = {1, 0}},
+                       {.n_voters = 3, .voters = {1, 2, 2}}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t dropped = raft_get_stats(r).msgs_dropped;
+        m.snapshot.conf = bad[i];
+        raft_step(r, &m);
+        cx_drain(r, &rd);
+        assert_int_equal(rd.snapshot.index, 0);
+        assert_int_equal(raft_commit_index(r), 2);
+        assert_int_equal(raft_last_index(r), 3);
+        assert_int_equal(raft_get_stats(r).msgs_dropped, dropped + 1);
+        assert_int_equal(raft_get_conf(r)->n_voters, 3);
+    }
+    m.snapshot.conf = (raft_conf){.n_voters = 4, .voters = {1, 2, 4, 5}};
     raft_step(r, &m);
     cx_drain(r, &rd);
     assert_int_equal(rd.snapshot.index, 10);
+    assert_int_equal(rd.snapshot.conf.n_voters, 4);
+    assert_int_equal(raft_get_conf(r)->n_voters, 4);
+    assert_int_equal(raft_get_conf(r)->voters[3], 5);
+    raft_conf at;
+    assert_int_equal(raft_conf_at(r, 10, &at), RAFT_OK);
+    assert_int_equal(at.n_voters, 4);
     raft_free(r);
 }
 
@@ -353,7 +361,7 @@ int main(void)
         cmocka_unit_test(compactKeepsTrailingEntriesForAppends),
         cmocka_unit_test(compactBeyondAppliedIsRefused),
         cmocka_unit_test(staleSnapshotIgnored),
-        cmocka_unit_test(snapshotOfOtherVotersIsDropped),
+        cmocka_unit_test(snapshotConfIsValidatedAndTakesEffect),
         cmocka_unit_test(snapshotReplacesConflictingLog),
         cmocka_unit_test(clusterRejoinsThroughSnapshot),
     };
