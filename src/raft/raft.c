@@ -209,8 +209,7 @@ static bool alone(const raft *r)
 
 static int voter_slot(const raft *r, raft_id id);
 
-/* Only a voter may campaign (a removed node, or one not added yet, just follows). */
-static bool promotable(const raft *r)
+static bool is_voter(const raft *r)
 {
     return voter_slot(r, r->cfg.id) >= 0;
 }
@@ -466,6 +465,21 @@ static raft_conf conf_at(const raft *r, raft_index index, raft_index *at)
     return r->snapshot.index != 0 ? r->snapshot.conf : r->cfg.conf;
 }
 
+/* Who may campaign: a voter, and a node whose own removal is not committed yet. A removed node
+ * or one not added yet just follows. The exception: a leader that removed itself and lost its
+ * quorum before the change committed may hold the only log the remaining voters accept; if it
+ * did not campaign (counting their votes, not its own), nobody could win. */
+static bool promotable(const raft *r)
+{
+    if (is_voter(r))
+        return true;
+    if (r->conf_index <= r->commit)
+        return false;
+    raft_index at;
+    raft_conf before = conf_at(r, r->conf_index - 1, &at);
+    return has_voter(&before, r->cfg.id);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Role changes */
 
@@ -565,10 +579,9 @@ static void campaign(raft *r, bool pre)
         type = RAFT_MSG_VOTE;
     }
     int self = voter_slot(r, r->cfg.id);
-    if (self < 0)
-        return; /* not a voter (callers check promotable first) */
-    r->votes[self] = 1;
-    if (quorum(r) == 1) { /* a single-node cluster wins at once */
+    if (self >= 0)
+        r->votes[self] = 1; /* (a node campaigning for its own removal counts only the others) */
+    if (alone(r)) { /* a single-node cluster wins at once */
         if (pre)
             campaign(r, false);
         else
@@ -831,7 +844,7 @@ static bool maybe_commit(raft *r)
 static void leader_commit_moved(raft *r)
 {
     bcast_append(r);
-    if (!promotable(r) && r->commit >= r->conf_index)
+    if (!is_voter(r) && r->commit >= r->conf_index)
         become_follower(r, r->term, 0);
 }
 

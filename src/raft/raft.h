@@ -67,7 +67,12 @@
  * an entry of its own term is committed (the fix to the single-server algorithm Ongaro posted in
  * 2015). A leader that removes itself keeps leading, without counting itself, until the change
  * commits, then steps down. A node outside its configuration (removed, or started with an empty
- * or foreign conf to be added later) never campaigns but follows any leader. Configuration
+ * or foreign conf to be added later) follows any leader and never campaigns, except while its
+ * own removal is uncommitted: then it may still hold the only log the others would elect.
+ * The leader stops replicating to a node it removes, so that node may never learn of it: with
+ * neither pre_vote nor check_quorum its ever higher terms then depose leaders (thesis §4.2.3).
+ * Run membership changes with either on (raftkvd runs both).
+ * Configuration
  * entries reach the caller like any other, in rd.entries and rd.committed: raftkv reads the
  * members' addresses from their context (raft_codec_conf_decode). A snapshot's meta must carry
  * the configuration at its index: raft_conf_at().

@@ -257,7 +257,8 @@ void node_snap_maybe_take(node *n)
     raft_term term = raft_term_at(n->r, index);
     if (term == 0 && index == current.index)
         term = current.term;
-    if (index <= current.index || term == 0) {
+    raft_conf conf;
+    if (index <= current.index || term == 0 || raft_conf_at(n->r, index, &conf) != RAFT_OK) {
         kv_snapshot_end(it); /* nothing new to capture */
         n->applied_since_snapshot = 0;
         return;
@@ -269,7 +270,7 @@ void node_snap_maybe_take(node *n)
     s->bytes = 0;
     s->meta.index = index;
     s->meta.term = term;
-    s->meta.conf = *raft_get_conf(n->r);
+    s->meta.conf = conf; /* the voters at the snapshot's index, not the newest */
     snap_job *j = job_new(n, LOCAL_BEGIN);
     j->gen = s->gen;
     j->meta = s->meta;

@@ -58,6 +58,7 @@ typedef enum sim_event_type {
     SIM_EV_NEMESIS,
     SIM_EV_HEAL,
     SIM_EV_SCRIPT, /* demo scenario actions */
+    SIM_EV_MEMBER, /* a membership change at the leader */
 } sim_event_type;
 
 typedef struct sim_event {
@@ -288,6 +289,14 @@ enum {
     SIM_BUG_LYING_FSYNC = 1u << 0, /* the disk's fdatasync returns 0 and makes nothing durable */
 };
 
+/* Membership changes over a run (printed by sim_main). */
+typedef struct sim_member_stats {
+    uint64_t seeds;    /* runs with membership changes */
+    uint64_t proposed; /* changes the leader accepted */
+    uint64_t refused;  /* raft_propose_conf said busy (a change pending, no commit in term) */
+    uint64_t leader_removed; /* accepted changes that removed their own leader */
+} sim_member_stats;
+
 /* What the disks went through, summed over a run (printed by sim_main). */
 typedef struct sim_disk_stats {
     uint64_t saves;          /* storage_save calls that succeeded */
@@ -330,6 +339,13 @@ typedef struct sim {
     int profile;
     sim_node nodes[SIM_MAX_NODES];
     raft_config base_cfg;
+    /* Membership (on some seeds): slots past the initial voters start outside the configuration
+     * and the nemesis adds and removes voters at the leader. Every configuration ever proposed is
+     * kept: an entry applied early must be durable on a majority of one of them. */
+    bool membership;
+    raft_conf confs[64];
+    uint32_t n_confs;
+    sim_member_stats member_stats;
     bool early_send; /* leaders send APPEND/SNAPSHOT before their own write completes */
     bool early_apply; /* nodes apply with raft_take_committed/raft_take_reads between Readies */
     uint32_t disk_min_us, disk_max_us, disk_tail_permille;
@@ -377,6 +393,7 @@ typedef struct sim_result {
     uint64_t terms_with_leader;
     uint64_t max_term;
     sim_disk_stats disk;
+    sim_member_stats member;
 } sim_result;
 int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res);
 void sim_schedule(sim *s, uint64_t at, sim_event_type type, int node, uint64_t arg, void *payload);
@@ -453,6 +470,8 @@ void sim_nemesis_setup(sim *s); /* picks the profile's parameters */
 void sim_nemesis_fire(sim *s);
 void sim_nemesis_after_step(sim *s); /* event-triggered faults (churn profile) */
 void sim_nemesis_heal(sim *s);
+void sim_nemesis_member(sim *s); /* one membership change at the leader, then the next one */
+bool sim_is_voter(const raft_conf *conf, int slot);
 void sim_script_fire(sim *s, uint64_t action); /* demo scenario */
 
 #endif /* RAFTKV_SIM_H */

@@ -144,7 +144,10 @@ static bool probe_needed(sim *s)
     if (p->index < c->n_applied && c->applied[p->index].term != 0)
         return c->applied[p->index].term != p->term;
     const sim_node *n = &s->nodes[p->node];
-    return !n->up || raft_get_role(n->r) != RAFT_LEADER || raft_get_term(n->r) != p->term;
+    /* A leader that is not the newest can be one nobody follows any more (a leader that removed
+     * itself, without check-quorum or pre-vote to tell it): its client would time out. */
+    return !n->up || raft_get_role(n->r) != RAFT_LEADER || raft_get_term(n->r) != p->term ||
+           sim_leader_slot(s) != p->node;
 }
 
 void sim_client_fire(sim *s)
@@ -209,15 +212,21 @@ bool sim_client_converged(sim *s)
     const sim_checker *c = &s->chk;
     if (p->index >= c->n_applied || c->applied[p->index].term != p->term)
         return false;
+    /* Every voter of the leader's configuration; a node outside it gets nothing new. */
+    const raft_conf *conf = raft_get_conf(s->nodes[sim_leader_slot(s)].r);
     raft_index commit = 0;
+    bool first = true;
     for (int i = 0; i < s->n_nodes; i++) {
         const sim_node *n = &s->nodes[i];
+        if (!sim_is_voter(conf, i))
+            continue;
         if (!n->up || n->sm.applied < p->index)
             return false;
         raft_index node_commit = raft_commit_index(n->r);
-        if (i > 0 && node_commit != commit)
+        if (!first && node_commit != commit)
             return false;
         commit = node_commit;
+        first = false;
     }
     return true;
 }

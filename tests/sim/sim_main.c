@@ -49,6 +49,7 @@ static const struct {
 typedef struct worker_result {
     uint64_t seeds, violations, steps;
     sim_disk_stats disk;
+    sim_member_stats member;
     uint64_t found_seed;   /* bug mode: a seed that violated an expected check */
     uint64_t current_seed; /* the seed being run, to name it if the worker dies */
     int found;
@@ -252,6 +253,10 @@ static void run_worker(const cli *c, int worker, worker_result *out, volatile in
         out->disk.wal_resets += res.disk.wal_resets;
         out->disk.workarounds += res.disk.workarounds;
         out->disk.other_notes += res.disk.other_notes;
+        out->member.seeds += res.member.seeds;
+        out->member.proposed += res.member.proposed;
+        out->member.refused += res.member.refused;
+        out->member.leader_removed += res.member.leader_removed;
         if (res.violated_mask)
             out->violations++;
         if (!c->quiet && c->seeds <= 50)
@@ -357,6 +362,10 @@ int main(int argc, char **argv)
         total.disk.wal_resets += results[j].disk.wal_resets;
         total.disk.workarounds += results[j].disk.workarounds;
         total.disk.other_notes += results[j].disk.other_notes;
+        total.member.seeds += results[j].member.seeds;
+        total.member.proposed += results[j].member.proposed;
+        total.member.refused += results[j].member.refused;
+        total.member.leader_removed += results[j].member.leader_removed;
         if (results[j].found && (!total.found || results[j].found_seed < total.found_seed)) {
             total.found = 1;
             total.found_seed = results[j].found_seed;
@@ -389,6 +398,11 @@ int main(int argc, char **argv)
            (unsigned long long)total.disk.disk_errors, (unsigned long long)total.disk.recoveries,
            (unsigned long long)total.disk.tails_cut, (unsigned long long)total.disk.wal_resets,
            (unsigned long long)total.disk.other_notes, (unsigned long long)total.disk.workarounds);
+    printf("membership: %llu seeds with changes, %llu changes (%llu removed their leader), %llu "
+           "refused as busy\n",
+           (unsigned long long)total.member.seeds, (unsigned long long)total.member.proposed,
+           (unsigned long long)total.member.leader_removed,
+           (unsigned long long)total.member.refused);
     printf("sim: %llu seeds, %llu violations, %llu steps, %.1f s\n",
            (unsigned long long)total.seeds, (unsigned long long)total.violations,
            (unsigned long long)total.steps, secs);

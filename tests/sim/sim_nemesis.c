@@ -251,6 +251,64 @@ void sim_nemesis_after_step(sim *s)
     }
 }
 
+bool sim_is_voter(const raft_conf *conf, int slot)
+{
+    for (uint32_t i = 0; i < conf->n_voters; i++)
+        if (conf->voters[i] == (raft_id)slot + 1)
+            return true;
+    return false;
+}
+
+/* Adds a node outside the leader's configuration (restarting it if it is down) or removes a
+ * voter, the leader itself included, through raft_propose_conf. The context names the change, so
+ * configuration entries carry bytes of their own. */
+void sim_nemesis_member(sim *s)
+{
+    if (s->phase != SIM_PHASE_FAULTS)
+        return;
+    int leader = sim_leader_slot(s);
+    if (leader >= 0) {
+        raft *r = s->nodes[leader].r;
+        raft_conf next = *raft_get_conf(r);
+        int outside[SIM_MAX_NODES], n_outside = 0;
+        for (int i = 0; i < s->n_nodes; i++)
+            if (!sim_is_voter(&next, i))
+                outside[n_outside++] = i;
+        bool add = n_outside > 0 && (next.n_voters == 1 || sim_rng_permille(&s->rng, 500));
+        int slot;
+        if (add) {
+            slot = outside[sim_rng_below(&s->rng, (uint64_t)n_outside)];
+            next.voters[next.n_voters++] = (raft_id)slot + 1;
+            if (!s->nodes[slot].up)
+                sim_node_start(s, slot, true);
+        } else {
+            uint32_t k = (uint32_t)sim_rng_below(&s->rng, next.n_voters);
+            slot = (int)next.voters[k] - 1;
+            next.voters[k] = next.voters[--next.n_voters];
+        }
+        char ctx[32];
+        int len = snprintf(ctx, sizeof(ctx), "%s node %d", add ? "add" : "remove", slot + 1);
+        raft_index index = 0;
+        int rc = raft_propose_conf(r, &next, ctx, (uint32_t)len, &index, NULL);
+        sim_trace(s, "nemesis: leader %d proposes to %s: %s (index %llu)", leader + 1, ctx,
+                  raft_strerror(rc), (unsigned long long)index);
+        if (rc == RAFT_OK) {
+            s->member_stats.proposed++;
+            s->member_stats.leader_removed += !add && slot == leader;
+            if (s->n_confs < sizeof(s->confs) / sizeof(s->confs[0]))
+                s->confs[s->n_confs++] = next;
+            sim_node_pump(s, leader);
+        } else if (rc == RAFT_ECONFBUSY) {
+            s->member_stats.refused++;
+        } else {
+            sim_violation(s, SIM_CHECK_CONTRACT, "raft_propose_conf(%s) on leader %d: %s", ctx,
+                          leader + 1, raft_strerror(rc));
+        }
+    }
+    sim_schedule(s, s->now + SIM_TICK_US * sim_rng_range(&s->rng, 20, 80), SIM_EV_MEMBER, 0, 0,
+                 NULL);
+}
+
 void sim_nemesis_heal(sim *s)
 {
     sim_net_heal(s);

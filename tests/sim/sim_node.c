@@ -247,16 +247,25 @@ static void answer_reads(sim *s, int slot)
     n->n_reads = kept;
 }
 
+/* Durable on a majority of some configuration of the run: which one committed the entry depends
+ * on the leader's log at that moment, which the harness does not track. */
 static bool durable_on_majority(const sim *s, const raft_entry *e)
 {
-    int count = 0;
+    uint32_t durable_mask = 0;
     for (int j = 0; j < s->n_nodes; j++) {
         const sim_durable *d = &s->nodes[j].durable;
         const sim_durable_entry *st = sim_durable_at(d, e->index);
         if (d->snap.index >= e->index || (st && st->term == e->term))
-            count++;
+            durable_mask |= 1u << j;
     }
-    return count > s->n_nodes / 2;
+    for (uint32_t c = 0; c < s->n_confs; c++) {
+        uint32_t count = 0;
+        for (uint32_t v = 0; v < s->confs[c].n_voters; v++)
+            count += (durable_mask >> (s->confs[c].voters[v] - 1)) & 1u;
+        if (count > s->confs[c].n_voters / 2)
+            return true;
+    }
+    return false;
 }
 
 static void apply_entry(sim *s, int slot, const raft_entry *e)
@@ -306,7 +315,13 @@ static void take_local_snapshot(sim *s, int slot)
     memset(&meta, 0, sizeof(meta));
     meta.index = n->sm.applied;
     meta.term = n->sm.applied_term;
-    meta.conf = *raft_get_conf(n->r);
+    if (meta.index <= raft_get_snapshot(n->r).index)
+        return; /* a snapshot received is newer: nothing to compact (raft_compact: no-op) */
+    if (raft_conf_at(n->r, meta.index, &meta.conf) != RAFT_OK) {
+        sim_violation(s, SIM_CHECK_CONTRACT, "raft_conf_at(node %d, %llu) failed", slot + 1,
+                      (unsigned long long)meta.index);
+        return;
+    }
     uint8_t data[SIM_SNAP_BYTES];
     sim_sm_encode(&n->sm, data);
     /* Written synchronously: the snapshot must be durable before the core forgets the log. The
