@@ -1114,6 +1114,12 @@ int raft_step(raft *r, const raft_msg *m)
         } else if (m->type == RAFT_MSG_PREVOTE) {
             raft_msg resp = {.type = RAFT_MSG_PREVOTE_RESP, .to = m->from, .reject = true};
             send(r, resp, NULL, 0);
+        } else if (m->type == RAFT_MSG_VOTE) {
+            /* Tell a candidate behind us our term (Figure 2). Needed once configurations differ:
+             * a node campaigning in a configuration without the candidate never sends it its
+             * own higher term, and the two would raise their terms side by side for ever. */
+            raft_msg resp = {.type = RAFT_MSG_VOTE_RESP, .to = m->from, .reject = true};
+            send(r, resp, NULL, 0);
         }
         return RAFT_OK;
     }

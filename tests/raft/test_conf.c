@@ -302,6 +302,34 @@ static void leaderIgnoresNonVoterAnswers(void **state)
     raft_free(r);
 }
 
+/* A leader removes itself, then loses its quorum before the change commits: the remaining voter
+ * lacks the change, so only the removed node holds a log it would vote for. That node campaigns
+ * (counting the other's vote, not its own), commits its removal, steps down, and the remaining
+ * voter then leads alone. */
+static void uncommittedSelfRemovalStillCampaigns(void **state)
+{
+    (void)state;
+    raft_config cfg = cluster_cfg();
+    fx f;
+    fx_init_voters(&f, 2, 2, &cfg);
+    assert_int_equal(fx_elect(&f, 1), 1);
+    assert_int_not_equal(fx_propose(&f, "a"), 0);
+    raft_id only2[] = {2};
+    raft_conf next = voters(1, only2);
+    f.cut[1][2] = true;
+    assert_int_equal(raft_propose_conf(fx_r(&f, 1), &next, NULL, 0, NULL, NULL), RAFT_OK);
+    fx_tick_all(&f, 40); /* check-quorum: node 1 hears nobody and steps down */
+    assert_int_not_equal(raft_get_role(fx_r(&f, 1)), RAFT_LEADER);
+    assert_int_not_equal(raft_get_role(fx_r(&f, 2)), RAFT_LEADER); /* node 1 refuses it */
+    f.cut[1][2] = false;
+    fx_tick_all(&f, 100);
+    assert_int_equal(fx_leader(&f), 2);
+    assert_true(conf_is(raft_get_conf(fx_r(&f, 2)), 1, only2));
+    raft_index i = fx_propose(&f, "b");
+    assert_true(raft_commit_index(fx_r(&f, 2)) >= i);
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +340,7 @@ int main(void)
         cmocka_unit_test(truncatedChangeRevertsConf),
         cmocka_unit_test(restartAndCompactUseTheConfAtTheIndex),
         cmocka_unit_test(leaderIgnoresNonVoterAnswers),
+        cmocka_unit_test(uncommittedSelfRemovalStillCampaigns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
