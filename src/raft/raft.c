@@ -1083,6 +1083,20 @@ static bool known_sender(const raft *r, raft_id id)
     return id != 0 && id != r->cfg.id;
 }
 
+/* A vote request from outside the leader's configuration: most likely a node it removed that does
+ * not know its removal committed, and so campaigns for it (see promotable) and never stops, as no
+ * leader talks to it. If its log matches ours where it ends (its request says where) and that is
+ * committed, an empty append with that commit index tells it so; it then stops. */
+static void tell_removed(raft *r, const raft_msg *m)
+{
+    if (r->role != RAFT_LEADER || voter_slot(r, m->from) >= 0 || m->index == 0 ||
+        m->index > r->commit || raft_log_term(&r->log, m->index) != m->log_term)
+        return;
+    raft_msg a = {.type = RAFT_MSG_APPEND, .to = m->from, .index = m->index,
+                  .log_term = m->log_term, .commit = m->index};
+    send(r, a, NULL, 0);
+}
+
 int raft_step(raft *r, const raft_msg *m)
 {
     if (m->to != r->cfg.id || !known_sender(r, m->from) || m->type < 1 ||
@@ -1091,6 +1105,8 @@ int raft_step(raft *r, const raft_msg *m)
         return RAFT_OK;
     }
     bool vote_req = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE;
+    if (vote_req)
+        tell_removed(r, m);
     if (m->term > r->term) {
         if (vote_req && r->cfg.check_quorum && r->leader != 0 &&
             r->election_elapsed < r->cfg.election_tick) {

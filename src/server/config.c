@@ -205,7 +205,9 @@ int config_parse_peers(config *cfg, const char *path, const char *text, char *er
         snprintf(err, errlen, "%s: expected a JSON array of 1..%d nodes", path, RAFT_MAX_NODES);
         goto out;
     }
-    static const char *const keys[] = {"id", "host", "peer_port", "client_port", "resp_port"};
+    int voters = 0;
+    static const char *const keys[] = {"id",        "host",      "peer_port",
+                                       "client_port", "resp_port", "voter"};
     for (int i = 0; i < n; i++) {
         const cJSON *obj = cJSON_GetArrayItem(root, i);
         node_peer *p = &cfg->peers[i];
@@ -253,6 +255,20 @@ int config_parse_peers(config *cfg, const char *path, const char *text, char *er
             peer_port(obj, path, i, "client_port", &p->client_port, err, errlen) != 0 ||
             peer_port(obj, path, i, "resp_port", &p->resp_port, err, errlen) != 0)
             goto out;
+        const cJSON *voter = cJSON_GetObjectItemCaseSensitive(obj, "voter");
+        if (voter != NULL && !cJSON_IsBool(voter)) {
+            char got[64];
+            show_json(voter, got, sizeof got);
+            snprintf(err, errlen, "%s: [%d].voter: expected true or false, got %s", path, i, got);
+            goto out;
+        }
+        p->spare = voter != NULL && cJSON_IsFalse(voter);
+        voters += !p->spare;
+    }
+    if (voters == 0) {
+        snprintf(err, errlen, "%s: every node has \"voter\": false; the initial configuration "
+                 "needs at least one voter", path);
+        goto out;
     }
     cfg->n_peers = (uint32_t)n;
     qsort(cfg->peers, cfg->n_peers, sizeof cfg->peers[0], peer_cmp);

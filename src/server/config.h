@@ -8,7 +8,10 @@
  *
  * FILES.
  *   peers file (--peers, required): a JSON array of {"id", "host", "peer_port", "client_port",
- *     "resp_port"}; ids 1..2^53 and unique, 1..RAFT_MAX_NODES nodes; --id must be one of them.
+ *     "resp_port"} and an optional "voter" (default true; false = a spare, outside the initial
+ *     configuration until added); ids 1..2^53 and unique, 1..RAFT_MAX_NODES nodes, at least one
+ *     voter; --id must be one of them. Every node that may ever vote must be listed: membership
+ *     changes choose among them (the addresses are not replicated).
  *   raft config file (--config, optional): a JSON object whose keys are the settings below;
  *     unknown keys are errors (a typo must not silently keep a default).
  *

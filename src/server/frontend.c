@@ -167,6 +167,20 @@ int fe_req_propose(fe_req *req, const kv_cmd *cmd)
     return 0;
 }
 
+int fe_req_change_voters(fe_req *req, raft_id id, bool add)
+{
+    int rc = node_change_voters(req->s->fe->node, id, add, write_cb, req);
+    if (rc == 0) {
+        req->state = FE_WRITING;
+        return 0;
+    }
+    if (rc == NODE_ENOLEADER || rc == NODE_ENOTLEADER || rc == NODE_EMEMBER ||
+        rc == NODE_ECONFBUSY)
+        return rc;
+    fe_req_fail(req, err_of_node(rc));
+    return 0;
+}
+
 static void start_barrier(fe_req *req);
 
 void fe_out_put(fe_out *out, const void *data, size_t len)

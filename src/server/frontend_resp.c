@@ -8,6 +8,10 @@
  * and QUIT are answered at once, and so are SELECT 0 and CLIENT SETNAME/SETINFO, which client
  * libraries send when they connect.
  *
+ * RAFTKV.MEMBER ADD <id> / REMOVE <id> changes the voters (one node at a time, a node of the peers
+ * file), forwarded to the leader like a write and answered +OK once the change commits;
+ * RAFTKV.MEMBER LIST answers at once with one line per node of the peers file and whether it votes.
+ *
  * The command FWD_RESP_COMMAND ("RAFTKV.FORWARDED") marks the connection as another node's
  * forwarder: its writes are never forwarded again; on a node that is not the leader they get
  * "-ERR not the leader" instead.
@@ -141,6 +145,10 @@ static void reply_info(fe_session *s, const kv_slice *section)
                   (unsigned long long)info.writes_ok, (unsigned long long)info.reads_ok,
                   (unsigned long long)info.fsyncs, info.n_peers);
         growbuf_printf(&b, "loop_polls:%llu\r\n", (unsigned long long)info.loop_polls);
+        growbuf_printf(&b, "voters:");
+        for (uint32_t i = 0; i < info.voters.n_voters; i++)
+            growbuf_printf(&b, "%s%llu", i ? "," : "", (unsigned long long)info.voters.voters[i]);
+        growbuf_printf(&b, "\r\nconf_pending:%d\r\n", info.conf_pending ? 1 : 0);
         growbuf_printf(&b, "peer_msgs_sent:%llu\r\npeer_msgs_received:%llu\r\npeer_msgs_dropped:%llu\r\n",
                   (unsigned long long)info.peer_msgs_sent, (unsigned long long)info.peer_msgs_received,
                   (unsigned long long)info.peer_msgs_dropped);
@@ -167,6 +175,147 @@ static void reply_info(fe_session *s, const kv_slice *section)
         free(whole.base);
     }
     free(b.base);
+}
+
+/* ---- membership ------------------------------------------------------------------------------ */
+
+#define MEMBER_USAGE "-ERR usage: RAFTKV.MEMBER ADD <id> | REMOVE <id> | LIST\r\n"
+
+static bool conf_has(const raft_conf *c, raft_id id)
+{
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        if (c->voters[i] == id) return true;
+    return false;
+}
+
+static void reply_member_list(fe_session *s)
+{
+    node *n = s->fe->node;
+    node_info info;
+    node_get_info(n, &info);
+    uint32_t count;
+    const node_peer *peers = node_peers(n, &count);
+    growbuf b = {0};
+    for (uint32_t i = 0; i < count; i++)
+        growbuf_printf(&b, "%llu %s:%u client=%u resp=%u %s\n", (unsigned long long)peers[i].id,
+                       peers[i].host, peers[i].peer_port, peers[i].client_port, peers[i].resp_port,
+                       conf_has(&info.voters, peers[i].id) ? "voter" : "not-voter");
+    if (info.conf_pending) growbuf_printf(&b, "(a change is not committed yet)\n");
+    char header[32];
+    size_t h = proto_resp_bulk_header(header, sizeof header, b.len);
+    growbuf whole = {0};
+    growbuf_put(&whole, header, h);
+    growbuf_put(&whole, b.base, b.len);
+    growbuf_put(&whole, "\r\n", 2);
+    if (b.failed || whole.failed) conn_reply(s->c, "-ERR out of memory\r\n", 20);
+    else conn_reply(s->c, whole.base, whole.len);
+    free(b.base);
+    free(whole.base);
+}
+
+/* ADD or REMOVE with an id: the id, else 0. */
+static raft_id member_target(const proto_resp_cmd *cmd, bool *add)
+{
+    if (cmd->argc != 3) return 0;
+    *add = equals_nocase(cmd->argv[1], "add");
+    if (!*add && !equals_nocase(cmd->argv[1], "remove")) return 0;
+    raft_id id = 0;
+    const kv_slice *a = &cmd->argv[2];
+    if (a->len == 0 || a->len > 16) return 0;
+    for (size_t i = 0; i < a->len; i++) {
+        if (a->base[i] < '0' || a->base[i] > '9') return 0;
+        id = id * 10 + (raft_id)(a->base[i] - '0');
+    }
+    return id;
+}
+
+/* Why the leader refuses the change, or NULL: named here so the client learns which rule. */
+static const char *member_refusal(node *n, raft_id id, bool add, char *buf, size_t cap)
+{
+    uint32_t count;
+    const node_peer *peers = node_peers(n, &count);
+    bool known = false;
+    for (uint32_t i = 0; i < count; i++) known |= peers[i].id == id;
+    node_info info;
+    node_get_info(n, &info);
+    if (!known)
+        snprintf(buf, cap, "-ERR node %llu is not in the peers file (RAFTKV.MEMBER LIST)\r\n",
+                 (unsigned long long)id);
+    else if (add && conf_has(&info.voters, id))
+        snprintf(buf, cap, "-ERR node %llu is already a voter\r\n", (unsigned long long)id);
+    else if (!add && !conf_has(&info.voters, id))
+        snprintf(buf, cap, "-ERR node %llu is not a voter\r\n", (unsigned long long)id);
+    else if (!add && info.voters.n_voters == 1)
+        snprintf(buf, cap, "-ERR node %llu is the last voter\r\n", (unsigned long long)id);
+    else
+        return NULL;
+    return buf;
+}
+
+static void member_go(fe_req *req, const proto_resp_cmd *cmd)
+{
+    fe_session *s = req->s;
+    frontend *fe = s->fe;
+    node *n = fe->node;
+    bool add = false;
+    raft_id id = member_target(cmd, &add);
+    assert(id != 0);
+    if (node_is_leader(n)) {
+        char why[160];
+        const char *refusal = member_refusal(n, id, add, why, sizeof why);
+        if (refusal != NULL) {
+            fe_req_done_bytes(req, refusal, strlen(refusal));
+            return;
+        }
+        int rc = fe_req_change_voters(req, id, add);
+        if (rc == 0) return;
+        if (rc == NODE_ECONFBUSY) {
+            const char *busy = "-ERR a membership change is in progress (or the new leader has "
+                               "not committed an entry yet), retry later\r\n";
+            fe_req_done_bytes(req, busy, strlen(busy));
+            return;
+        }
+        if (rc == NODE_EMEMBER) {
+            const char *bad = "-ERR not a valid membership change\r\n";
+            fe_req_done_bytes(req, bad, strlen(bad));
+            return;
+        }
+    }
+    node_peer leader;
+    if (node_leader(n, &leader) && leader.id != node_self(n)->id) {
+        if (s->forwarded) {
+            fe_req_fail(req, FE_ERR_NOT_LEADER);
+            return;
+        }
+        growbuf b = {0};
+        encode_multibulk(cmd, &b);
+        if (b.failed) fe_req_fail(req, FE_ERR_INTERNAL);
+        else fe_req_forward(req, fe->fwd_resp, &leader, (const uint8_t *)b.base, b.len);
+        free(b.base);
+        return;
+    }
+    if (!keep_copy(req, cmd)) return;
+    fe_req_wait_leader(req);
+}
+
+static void dispatch_member(fe_session *s, const proto_resp_cmd *cmd)
+{
+    if (cmd->argc == 2 && equals_nocase(cmd->argv[1], "list")) {
+        reply_member_list(s);
+        return;
+    }
+    bool add;
+    if (member_target(cmd, &add) == 0) {
+        conn_reply(s->c, MEMBER_USAGE, strlen(MEMBER_USAGE));
+        return;
+    }
+    fe_req *req = fe_req_new(s, PROTO_RESP_CMD_MEMBER, true, false);
+    if (req == NULL) {
+        conn_close(s->c, "closed: out of memory for a request");
+        return;
+    }
+    if (!fe_req_write_must_wait(req)) member_go(req, cmd);
+    else keep_copy(req, cmd); /* retried when its turn comes */
 }
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
@@ -213,6 +362,10 @@ static void dispatch(fe_session *s, const proto_resp_cmd *cmd)
     if (equals_nocase(cmd->argv[0], "client") && cmd->argc >= 2 &&
         (equals_nocase(cmd->argv[1], "setname") || equals_nocase(cmd->argv[1], "setinfo"))) {
         conn_reply(c, "+OK\r\n", 5);
+        return;
+    }
+    if (equals_nocase(cmd->argv[0], "raftkv.member")) {
+        dispatch_member(s, cmd);
         return;
     }
     proto_resp_request rq;
@@ -275,6 +428,10 @@ static void resp_retry(fe_req *req)
 {
     resp_copy *copy = req->cmd;
     assert(copy != NULL && req->is_write);
+    if (req->op == PROTO_RESP_CMD_MEMBER) {
+        member_go(req, &copy->cmd);
+        return;
+    }
     /* Map again: the deadline must come from the clock of the node that proposes, now. */
     frontend *fe = req->s->fe;
     proto_resp_request rq;
@@ -388,6 +545,10 @@ static void resp_emit(fe_req *req, fe_out *out)
     switch (req->reply) {
     case FE_REPLY_BYTES: fe_out_put(out, req->bytes, req->bytes_len); break;
     case FE_REPLY_RESULT:
+        if (req->op == PROTO_RESP_CMD_MEMBER) {
+            fe_out_put(out, "+OK\r\n", 5);
+            break;
+        }
         n = proto_resp_reply_write(buf, sizeof buf, (proto_resp_name)req->op, &req->result);
         assert(n <= sizeof buf);
         fe_out_put(out, buf, n);

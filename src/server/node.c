@@ -43,6 +43,8 @@ const char *node_strerror(int rc)
     case NODE_EBUSY: return "too much uncommitted data";
     case NODE_ESTOPPING: return "node stopping";
     case NODE_ENOMEM: return "out of memory";
+    case NODE_EMEMBER: return "not a valid membership change";
+    case NODE_ECONFBUSY: return "a membership change is in progress";
     default: return "unknown error";
     }
 }
@@ -157,6 +159,33 @@ const config *node_config(const node *n)
     return &n->cfg;
 }
 
+/* Same voters, in any order. */
+static bool conf_equal(const raft_conf *a, const raft_conf *b)
+{
+    if (a->n_voters != b->n_voters)
+        return false;
+    for (uint32_t i = 0; i < a->n_voters; i++) {
+        bool found = false;
+        for (uint32_t j = 0; j < b->n_voters; j++)
+            found |= a->voters[i] == b->voters[j];
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* "1,2,3" or "(none)". */
+static void conf_text(const raft_conf *c, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < c->n_voters && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%" PRIu64, i ? "," : "",
+                                 c->voters[i]);
+    if (c->n_voters == 0)
+        snprintf(buf, cap, "(none)");
+}
+
 void node_get_info(const node *n, node_info *out)
 {
     memset(out, 0, sizeof *out);
@@ -168,6 +197,10 @@ void node_get_info(const node *n, node_info *out)
     out->applied = kv_applied_index(n->kv);
     out->last_index = raft_last_index(n->r);
     out->snapshot_index = raft_get_snapshot(n->r).index;
+    out->voters = *raft_get_conf(n->r);
+    raft_conf committed;
+    out->conf_pending = raft_conf_at(n->r, out->commit, &committed) == RAFT_OK &&
+                        !conf_equal(&committed, &out->voters);
     for (uint32_t i = 0; i < n->cfg.n_peers; i++) {
         raft_id id = n->cfg.peers[i].id;
         if (id == n->cfg.id)
@@ -203,8 +236,46 @@ static int from_raft(int rc)
     case RAFT_ENOLEADER: return NODE_ENOLEADER;
     case RAFT_ETOOBIG: return NODE_ETOOBIG;
     case RAFT_EBUSY: return NODE_EBUSY;
+    case RAFT_ECONFBUSY: return NODE_ECONFBUSY;
+    case RAFT_EINVAL: return NODE_EMEMBER;
     default: return NODE_ENOMEM;
     }
+}
+
+int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ctx)
+{
+    if (n->stopping)
+        return NODE_ESTOPPING;
+    if (raft_get_role(n->r) != RAFT_LEADER)
+        return NODE_ENOTLEADER;
+    raft_conf next = *raft_get_conf(n->r);
+    uint32_t at = next.n_voters;
+    for (uint32_t i = 0; i < next.n_voters; i++)
+        if (next.voters[i] == id)
+            at = i;
+    bool is_voter = at < next.n_voters;
+    if (config_peer(&n->cfg, id) == NULL || add == is_voter || (!add && next.n_voters == 1))
+        return NODE_EMEMBER;
+    if (add)
+        next.voters[next.n_voters++] = id;
+    else
+        next.voters[at] = next.voters[--next.n_voters];
+    pending *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NODE_ENOMEM;
+    int rc = raft_propose_conf(n->r, &next, NULL, 0, &p->index, &p->term);
+    if (rc != RAFT_OK) {
+        free(p);
+        return from_raft(rc);
+    }
+    log_printf("proposed to %s node %" PRIu64 " (configuration entry %" PRIu64 ")",
+               add ? "add" : "remove", id, p->index);
+    p->write_cb = cb;
+    p->ctx = ctx;
+    n->last_proposal_ms = uv_now(n->loop);
+    p->deadline = n->last_proposal_ms + n->cfg.write_timeout_ms;
+    list_push(&n->writes, p);
+    return NODE_OK;
 }
 
 int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx)
@@ -407,8 +478,33 @@ static void observe(node *n)
                    raft_role_name(role), term);
     if (leader != n->last_leader && leader != 0)
         log_printf("leader is node %" PRIu64 " (term %" PRIu64 ")", leader, term);
+    const raft_conf *conf = raft_get_conf(n->r);
+    if (!conf_equal(conf, &n->last_conf)) {
+        char before[RAFT_MAX_NODES * 21], now[RAFT_MAX_NODES * 21];
+        conf_text(&n->last_conf, before, sizeof before);
+        conf_text(conf, now, sizeof now);
+        bool self = false;
+        for (uint32_t i = 0; i < conf->n_voters; i++)
+            self |= conf->voters[i] == n->cfg.id;
+        log_printf("voters %s -> %s%s", before, now,
+                   self ? "" : " (this node is not a voter: it follows, and never campaigns)");
+        n->last_conf = *conf;
+    }
     if (n->last_role == RAFT_LEADER && role != RAFT_LEADER) {
-        fail_list(n, &n->writes, NODE_ELOST);
+        /* Writes already committed stay: applying answers them (a leader that removed itself
+         * steps down the moment its removal commits, before applying it). */
+        pending_list later = {0};
+        raft_index commit = raft_commit_index(n->r);
+        pending *p = n->writes.head;
+        while (p != NULL && p->index <= commit)
+            p = p->next;
+        while (p != NULL) {
+            pending *next = p->next;
+            list_unlink(&n->writes, p);
+            list_push(&later, p);
+            p = next;
+        }
+        fail_list(n, &later, NODE_ELOST);
         fire_all(n);
     }
     n->last_role = role;
@@ -803,9 +899,9 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     raft_config rc_cfg;
     raft_config_default(&rc_cfg);
     rc_cfg.id = cfg->id;
-    rc_cfg.conf.n_voters = cfg->n_peers;
     for (uint32_t i = 0; i < cfg->n_peers; i++)
-        rc_cfg.conf.voters[i] = cfg->peers[i].id;
+        if (!cfg->peers[i].spare)
+            rc_cfg.conf.voters[rc_cfg.conf.n_voters++] = cfg->peers[i].id;
     rc_cfg.election_tick = (uint32_t)(cfg->election_timeout_min_ms / cfg->tick_ms);
     rc_cfg.heartbeat_tick = (uint32_t)(cfg->heartbeat_ms / cfg->tick_ms);
     if (rc_cfg.heartbeat_tick == 0)

@@ -43,6 +43,9 @@ enum {
     NODE_EBUSY = -6,      /* too much uncommitted data; retry later */
     NODE_ESTOPPING = -7,  /* shutting down */
     NODE_ENOMEM = -8,
+    NODE_EMEMBER = -9,   /* not a valid membership change (unknown node, already / not a voter,
+                            the last voter) */
+    NODE_ECONFBUSY = -10, /* a membership change is still in progress; retry later */
 };
 const char *node_strerror(int rc);
 
@@ -53,6 +56,8 @@ typedef struct node_peer {
     uint16_t peer_port;
     uint16_t client_port; /* text protocol */
     uint16_t resp_port;   /* RESP2 */
+    bool spare;           /* "voter": false -- outside the initial configuration, added later
+                             with RAFTKV.MEMBER ADD (the log and snapshots then say who votes) */
 } node_peer;
 
 typedef void (*node_write_cb)(void *ctx, int status, const kv_result *result);
@@ -63,6 +68,11 @@ typedef void (*node_read_cb)(void *ctx, int status);
 int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx);
 /* Linearizable read barrier; same return convention. */
 int node_read(node *n, node_read_cb cb, void *ctx);
+/* Membership change on the leader: adds node `id` of the peers file to the voters, or removes
+ * it (the leader itself included: it hands over once the change commits). Same return and
+ * callback convention as node_write (the kv_result is empty): NODE_OK once the change is
+ * committed and applied here. NODE_EMEMBER, NODE_ECONFBUSY, NODE_ENOTLEADER at once. */
+int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ctx);
 /* Forget every pending callback with this ctx (a closing connection); they never fire. */
 void node_cancel(node *n, void *ctx);
 
@@ -92,6 +102,8 @@ typedef struct node_info {
     raft_index snapshot_index;
     uint32_t n_peers;
     node_peer_status peers[RAFT_MAX_NODES];
+    raft_conf voters;    /* the configuration in force here (it may not be committed yet) */
+    bool conf_pending;   /* ... and it is not committed yet */
     uint64_t writes_ok;
     uint64_t reads_ok;
     uint64_t fsyncs;

@@ -112,6 +112,7 @@ struct node {
     raft_role last_role;
     raft_term last_term;
     raft_id last_leader;
+    raft_conf last_conf; /* the voters last logged (empty at start: the first observe logs them) */
 
     pending_list writes, reads, firing;
     uint64_t next_read_id;

@@ -90,6 +90,7 @@ typedef enum proto_resp_name {
     PROTO_RESP_CMD_DBSIZE,
     PROTO_RESP_CMD_COMMAND,
     PROTO_RESP_CMD_QUIT,
+    PROTO_RESP_CMD_MEMBER, /* RAFTKV.MEMBER: handled by the front-end, never mapped here */
 } proto_resp_name;
 
 typedef enum proto_resp_kind {

@@ -193,6 +193,32 @@ static void bad_peers_structure(void **state)
                  "peers.json: line 2: invalid JSON near \"h}]\"");
     expect_error("[{\"id\":2,\"host\":\"h\",\"peer_port\":1,\"client_port\":2,\"resp_port\":3}]",
                  NULL, NULL, NULL, "--id: 1 is not in peers.json (ids 2)");
+    expect_error("[{\"id\":1,\"host\":\"h\",\"peer_port\":1,\"client_port\":2,\"resp_port\":3,"
+                 "\"voter\":1}]", NULL, NULL, NULL,
+                 "peers.json: [0].voter: expected true or false, got 1");
+    expect_error("[{\"id\":1,\"host\":\"h\",\"peer_port\":1,\"client_port\":2,\"resp_port\":3,"
+                 "\"voter\":false}]", NULL, NULL, NULL,
+                 "peers.json: every node has \"voter\": false; the initial configuration needs "
+                 "at least one voter");
+}
+
+/* "voter": false marks a spare, outside the initial configuration; absent means a voter. */
+static void spare_peers_parsed(void **state)
+{
+    (void)state;
+    config cfg;
+    char err[CONFIG_ERR_SIZE];
+    const char *peers = write_file(
+        "peers.json",
+        "[{\"id\":1,\"host\":\"h\",\"peer_port\":1,\"client_port\":2,\"resp_port\":3},"
+        " {\"id\":2,\"host\":\"h\",\"peer_port\":4,\"client_port\":5,\"resp_port\":6,"
+        "\"voter\":false},"
+        " {\"id\":3,\"host\":\"h\",\"peer_port\":7,\"client_port\":8,\"resp_port\":9,"
+        "\"voter\":true}]");
+    assert_int_equal(run(&cfg, err, "--id", "2", "--peers", peers, NULL), CONFIG_OK);
+    assert_false(cfg.peers[0].spare);
+    assert_true(cfg.peers[1].spare);
+    assert_false(cfg.peers[2].spare);
 }
 
 static void bad_settings_name_the_field(void **state)
@@ -230,6 +256,7 @@ int main(void)
         cmocka_unit_test(help_flag),
         cmocka_unit_test(bad_peer_port_names_index_and_field),
         cmocka_unit_test(bad_peers_structure),
+        cmocka_unit_test(spare_peers_parsed),
         cmocka_unit_test(bad_settings_name_the_field),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -300,6 +300,14 @@ uint64_t node_now_ms(const node *n)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + n->cluster->clock_offset_ms;
 }
 
+/* The fake cluster has no membership: the real node and tests/daemon cover RAFTKV.MEMBER. */
+int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ctx)
+{
+    (void)id, (void)add, (void)cb, (void)ctx;
+    if (n->leader_view != n->id) return n->leader_view ? NODE_ENOTLEADER : NODE_ENOLEADER;
+    return NODE_EMEMBER;
+}
+
 bool node_is_leader(const node *n) { return n->leader_view == n->id; }
 
 bool node_leader(const node *n, node_peer *out)

@@ -330,6 +330,37 @@ static void uncommittedSelfRemovalStillCampaigns(void **state)
     fx_free(&f);
 }
 
+/* A removed leader restarts having lost the commit of its removal (commit is a hint): it sees its
+ * removal as uncommitted and campaigns. The new leader answers its vote request with an empty
+ * append at the end of its log and the commit index; it then knows, and stops for good. */
+static void removedNodeLearnsItsRemovalCommitted(void **state)
+{
+    (void)state;
+    fx f;
+    start3(&f, 3);
+    raft_id rest[] = {2, 3};
+    raft_conf next = voters(2, rest);
+    raft_index at = 0;
+    assert_int_equal(raft_propose_conf(fx_r(&f, 1), &next, NULL, 0, &at, NULL), RAFT_OK);
+    fx_pump(&f);
+    fx_tick_all(&f, 60);
+    int leader = fx_leader(&f);
+    assert_true(leader == 2 || leader == 3);
+    fx_crash(&f, 1);
+    f.nodes[0].hs.commit = 1; /* the hint lost */
+    fx_restart(&f, 1);
+    assert_true(raft_commit_index(fx_r(&f, 1)) < at);
+    fx_tick_all(&f, 60);
+    assert_true(raft_commit_index(fx_r(&f, 1)) >= at);
+    uint64_t elections = raft_get_stats(fx_r(&f, 1)).elections;
+    assert_true(elections >= 1); /* it did campaign before it knew */
+    fx_tick_all(&f, 100);
+    assert_int_equal(raft_get_stats(fx_r(&f, 1)).elections, elections);
+    assert_int_equal(raft_get_role(fx_r(&f, 1)), RAFT_FOLLOWER);
+    assert_int_equal(fx_leader(&f), leader);
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +372,7 @@ int main(void)
         cmocka_unit_test(restartAndCompactUseTheConfAtTheIndex),
         cmocka_unit_test(leaderIgnoresNonVoterAnswers),
         cmocka_unit_test(uncommittedSelfRemovalStillCampaigns),
+        cmocka_unit_test(removedNodeLearnsItsRemovalCommitted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

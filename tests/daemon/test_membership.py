@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Membership change on real raftkvd processes: a spare node is added, the leader removes itself,
+and the new voter is what keeps the cluster writable (label integration).
+
+4 raftkvd on loopback; node 4 is listed with "voter": false and snapshots are frequent (every 100
+entries), so it catches up through a snapshot install once added.
+  1. RAFTKV.MEMBER refuses what it must, naming why (unknown node, already a voter, not a voter,
+     bad syntax), and LIST names each node's part.
+  2. 500 writes, then RAFTKV.MEMBER ADD 4 sent to a follower (forwarded to the leader): +OK; every
+     node reports voters 1,2,3,4 and node 4 serves every acknowledged value.
+  3. The leader removes itself (RAFTKV.MEMBER REMOVE <leader>): +OK; a new leader is elected among
+     the other three; the old leader is not a voter, never leads again, and stays so after a
+     restart (the configuration comes from its log, not from the peers file).
+  4. One of the remaining original voters that does not lead is killed: the leader and node 4
+     (or node 4 leading, and the other) are a majority of the three voters, so writes still
+     succeed -- node 4 counts.
+
+usage: test_membership.py PATH/TO/raftkvd
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp import Resp, RespError, info  # noqa: E402
+from peers import write_peers  # noqa: E402
+
+RAFTKVD = os.path.abspath(sys.argv[1])
+WAIT_S = 30
+procs = {}
+TMP = tempfile.mkdtemp(prefix="raftkv-membership-")
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    for i in sorted(procs):
+        try:
+            with open(os.path.join(TMP, "node%d.log" % i)) as f:
+                print("---- log of node %d (tail) ----\n%s" % (i, f.read()[-2500:]))
+        except OSError:
+            pass
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def read_many(c, n):
+    out = []
+    for _ in range(n):
+        try:
+            out.append(c.reply())
+        except RespError as e:
+            out.append("ERR:" + str(e))
+    return out
+
+
+def main():
+    peers_path = os.path.join(TMP, "peers.json")
+    peers = write_peers(peers_path, 4)
+    peers[3]["voter"] = False
+    with open(peers_path, "w") as f:
+        json.dump(peers, f)
+
+    def start(i):
+        log = open(os.path.join(TMP, "node%d.log" % i), "a")
+        procs[i] = subprocess.Popen(
+            [RAFTKVD, "--id", str(i), "--peers", peers_path, "--data-dir",
+             os.path.join(TMP, "data%d" % i), "--snapshot-threshold", "100",
+             "--snapshot-trailing", "10"],
+            stdout=log, stderr=log)
+
+    def port(i):
+        return peers[i - 1]["resp_port"]
+
+    def voters(i):
+        v = info(port(i))
+        return v.get("voters") if v else None
+
+    def wait(what, pred):
+        deadline = time.time() + WAIT_S
+        while time.time() < deadline:
+            got = pred()
+            if got:
+                return got
+            time.sleep(0.1)
+        fail("timed out waiting for " + what)
+
+    def leader_among(nodes):
+        def agreed():
+            views = [info(port(i)) for i in nodes]
+            if not all(views):
+                return None
+            leads = {v.get("leader") for v in views}
+            if len(leads) != 1:
+                return None
+            lead = leads.pop()
+            return int(lead) if lead and lead.isdigit() and int(lead) in nodes else None
+        return wait("a leader agreed by %s" % nodes, agreed)
+
+    def call(i, *args):
+        c = Resp(port(i), timeout=15)
+        try:
+            return c.call(*args)
+        except RespError as e:
+            return "ERR:" + str(e)
+        finally:
+            c.close()
+
+    try:
+        for i in (1, 2, 3, 4):
+            start(i)
+        leader = leader_among([1, 2, 3])  # node 4 hears from nobody: no leader sends to it
+        check(voters(4) == "1,2,3" or sorted(voters(4).split(",")) == ["1", "2", "3"],
+              "node 4 reports voters %r" % voters(4))
+
+        # 1. refusals and LIST
+        for args, want in [(("RAFTKV.MEMBER", "ADD", "9"), "not in the peers file"),
+                           (("RAFTKV.MEMBER", "ADD", str(leader)), "already a voter"),
+                           (("RAFTKV.MEMBER", "REMOVE", "4"), "not a voter"),
+                           (("RAFTKV.MEMBER", "ADD"), "usage"),
+                           (("RAFTKV.MEMBER", "ADD", "x"), "usage")]:
+            got = call(leader, *args)
+            check(isinstance(got, str) and got.startswith("ERR:") and want in got,
+                  "%s answered %r, expected an error naming %r" % (" ".join(args), got, want))
+        listing = call(4, "RAFTKV.MEMBER", "LIST").decode()
+        check(" voter" in listing.splitlines()[0] and "4 127.0.0.1" in listing and
+              listing.splitlines()[3].endswith("not-voter"), "LIST said %r" % listing)
+
+        # 2. add node 4 through a follower
+        c = Resp(port(leader), timeout=30)
+        c.send_many([("SET", "m%d" % n, "v%d" % n) for n in range(500)])
+        check(all(r == "OK" for r in read_many(c, 500)), "a write failed before the change")
+        c.close()
+        wait("the leader to compact its log (snapshot past index 200)",
+             lambda: int(info(port(leader)).get("snapshot_index", "0")) >= 200)
+        follower = [i for i in (1, 2, 3) if i != leader][0]
+        got = call(follower, "RAFTKV.MEMBER", "ADD", "4")
+        check(got == "OK", "ADD 4 through follower %d answered %r" % (follower, got))
+        for i in (1, 2, 3, 4):
+            wait("node %d to report voters 1,2,3,4" % i,
+                 lambda i=i: sorted((voters(i) or "").split(",")) == ["1", "2", "3", "4"])
+        wait("node 4 to apply the leader's commit", lambda: int(info(port(4))["applied"]) >=
+             int(info(port(leader))["commit"]) - 1)
+        for n in (0, 123, 499):
+            check(call(4, "GET", "m%d" % n) == b"v%d" % n, "node 4 lost m%d" % n)
+        log4 = open(os.path.join(TMP, "node4.log")).read()
+        check("snapshot from node %d written" % leader in log4,
+              "node 4 did not catch up through a snapshot (its log: no 'snapshot from node')")
+
+        # 3. the leader removes itself
+        old = leader
+        got = call(old, "RAFTKV.MEMBER", "REMOVE", str(old))
+        check(got == "OK", "REMOVE %d on itself answered %r" % (old, got))
+        rest = [i for i in (1, 2, 3, 4) if i != old]
+        leader = leader_among(rest)
+        check(leader != old, "the removed node still leads")
+        wait("node %d to know it is not a voter" % old,
+             lambda: str(old) not in (voters(old) or str(old)).split(","))
+        procs[old].send_signal(signal.SIGKILL)
+        procs[old].wait()
+        start(old)
+        wait("node %d back" % old, lambda: bool(info(port(old))))
+        # Its hard state may not say its removal committed: it pre-votes once, and the leader's
+        # answer tells it; from then on it stays a follower.
+        wait("node %d to settle as a follower" % old,
+             lambda: info(port(old)).get("role") == "follower" and
+             info(port(old)).get("leader") == str(leader))
+        for _ in range(10):  # several election timeouts: a voter would have campaigned by now
+            v = info(port(old))
+            check(str(old) not in v["voters"].split(",") and v["role"] == "follower",
+                  "after its restart node %d says voters=%s role=%s" % (old, v["voters"],
+                                                                         v["role"]))
+            time.sleep(0.1)
+        check("not a voter" in open(os.path.join(TMP, "node%d.log" % old)).read(),
+              "node %d's log does not say it is not a voter" % old)
+
+        # 4. one of the remaining original voters dies: the new leader and node 4 carry on
+        victims = [i for i in rest if i not in (leader, 4)]  # 4 may be the new leader itself
+        procs[victims[0]].send_signal(signal.SIGKILL)
+        procs[victims[0]].wait()
+        c = Resp(port(leader), timeout=30)
+        c.send_many([("SET", "after%d" % n, "w%d" % n) for n in range(100)])
+        replies = read_many(c, 100)
+        c.close()
+        check(all(r == "OK" for r in replies),
+              "writes failed with voters %d and 4 up: %r" % (leader, replies[:3]))
+        check(call(4, "GET", "after99") == b"w99", "node 4 does not serve after99")
+        print("ok: spare added through a follower (snapshot catch-up), leader removed itself and "
+              "stayed out after a restart, new voter kept the cluster writable")
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
