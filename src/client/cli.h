@@ -51,6 +51,7 @@ int cli_nodes(const cli_opts *opts, ep_list *out);
 
 int cli_kv(const cli_opts *opts, const char *command); /* get getm set cas delete mget mset */
 int cli_status(const cli_opts *opts);
+int cli_member(const cli_opts *opts); /* member list|add ID|remove ID */
 int cli_cluster(const cli_opts *opts); /* cluster start|stop|status */
 
 #endif /* RAFTKV_CLI_H */

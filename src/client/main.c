@@ -30,6 +30,10 @@ static const char usage_text[] =
     "                               store all pairs atomically; prints the version\n"
     "  status                       table of every node (id, address, role, term, leader,\n"
     "                               commit, applied, lag) from each node's RESP INFO\n"
+    "  member list                  every node of the peers file and whether it votes\n"
+    "  member add ID | remove ID    make node ID (listed in every node's peers file) a voter, or\n"
+    "                               no longer one; answered once the change is committed.\n"
+    "                               One change at a time; a leader may remove itself.\n"
     "  A VALUE of \"-\" is read from stdin (binary-safe). A value is printed raw; a newline is\n"
     "  added only when stdout is a terminal.\n"
     "\n"
@@ -268,6 +272,7 @@ int main(int argc, char **argv)
         return usage_error("--ttl applies to set, cas and mset, not %s", command);
 
     if (is_cluster) return cli_cluster(&opts);
+    if (strcmp(command, "member") == 0) return cli_member(&opts);
     if (strcmp(command, "status") == 0) {
         if (opts.nargs) return usage_error("%s", "status takes no arguments");
         return cli_status(&opts);

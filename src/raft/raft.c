@@ -1084,23 +1084,46 @@ static bool known_sender(const raft *r, raft_id id)
 }
 
 /* A vote request from outside the leader's configuration: most likely a node it removed that does
- * not know its removal committed, and so campaigns for it (see promotable) and never stops, as no
- * leader talks to it. If its log matches ours where it ends (its request says where) and that is
- * committed, an empty append with that commit index tells it so; it then stops. */
+ * not know it (it lacks the entry, or its commit), and so campaigns (see promotable) and never
+ * stops, as no leader talks to it. If its log matches ours where it ends (its request says where)
+ * and that is committed, the leader sends it the committed entries that follow (one batch) with
+ * the commit index: once it holds and commits its removal, it stops. Its answers are dropped. */
 static void tell_removed(raft *r, const raft_msg *m)
 {
-    if (r->role != RAFT_LEADER || voter_slot(r, m->from) >= 0 || m->index == 0 ||
-        m->index > r->commit || raft_log_term(&r->log, m->index) != m->log_term)
+    if (r->role != RAFT_LEADER || voter_slot(r, m->from) >= 0 || m->index > r->commit ||
+        (m->index > 0 && raft_log_term(&r->log, m->index) != m->log_term) ||
+        (m->index == 0 && r->log.offset > 0))
         return;
+    uint32_t n = 0;
+    uint64_t bytes = 0;
+    while (m->index + n < r->commit && n < r->cfg.max_entries_per_msg) {
+        const raft_entry *e = raft_log_get(&r->log, m->index + n + 1);
+        if (n > 0 && bytes + e->len > r->cfg.max_bytes_per_msg)
+            break;
+        bytes += e->len;
+        n++;
+    }
     raft_msg a = {.type = RAFT_MSG_APPEND, .to = m->from, .index = m->index,
-                  .log_term = m->log_term, .commit = m->index};
-    send(r, a, NULL, 0);
+                  .log_term = m->log_term, .commit = m->index + n};
+    send(r, a, n ? raft_log_get(&r->log, m->index + 1) : NULL, n);
+}
+
+/* What a non-voter answers the leader (to tell_removed) is dropped before its term is looked
+ * at: a removed node campaigning in a higher term would otherwise depose the leader. */
+static bool non_voter_answer(const raft *r, const raft_msg *m)
+{
+    return r->role == RAFT_LEADER && voter_slot(r, m->from) < 0 &&
+           (m->type == RAFT_MSG_APPEND_RESP || m->type == RAFT_MSG_HEARTBEAT_RESP);
 }
 
 int raft_step(raft *r, const raft_msg *m)
 {
     if (m->to != r->cfg.id || !known_sender(r, m->from) || m->type < 1 ||
         m->type > RAFT_MSG_TYPE_MAX) {
+        r->stats.msgs_dropped++;
+        return RAFT_OK;
+    }
+    if (non_voter_answer(r, m)) {
         r->stats.msgs_dropped++;
         return RAFT_OK;
     }

@@ -8,7 +8,8 @@ entries), so it catches up through a snapshot install once added.
      bad syntax), and LIST names each node's part.
   2. 500 writes, then RAFTKV.MEMBER ADD 4 sent to a follower (forwarded to the leader): +OK; every
      node reports voters 1,2,3,4 and node 4 serves every acknowledged value.
-  3. The leader removes itself (RAFTKV.MEMBER REMOVE <leader>): +OK; a new leader is elected among
+  3. The leader is removed with `raftkv member remove <leader>` (the CLI asks node 1, which
+     forwards to the leader when it is not the leader itself): exit 0; a new leader is elected among
      the other three; the old leader is not a voter, never leads again, and stays so after a
      restart (the configuration comes from its log, not from the peers file).
   4. One of the remaining original voters that does not lead is killed: the leader and node 4
@@ -31,6 +32,7 @@ from resp import Resp, RespError, info  # noqa: E402
 from peers import write_peers  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
+RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")  # the CLI, built next to raftkvd
 WAIT_S = 30
 procs = {}
 TMP = tempfile.mkdtemp(prefix="raftkv-membership-")
@@ -130,6 +132,16 @@ def main():
             got = call(leader, *args)
             check(isinstance(got, str) and got.startswith("ERR:") and want in got,
                   "%s answered %r, expected an error naming %r" % (" ".join(args), got, want))
+        def cli(*args):
+            r = subprocess.run([RAFTKV, "--peers", peers_path] + list(args),
+                               capture_output=True, text=True, timeout=60)
+            return r.returncode, r.stdout, r.stderr
+        code, out, err = cli("member", "add", "9")
+        check(code == 2 and "not in the peers file" in err,
+              "raftkv member add 9: exit %d, stderr %r" % (code, err))
+        code, out, err = cli("member", "list")
+        check(code == 0 and len(out.splitlines()) == 4 and out.splitlines()[3].endswith(
+            "not-voter"), "raftkv member list: exit %d, stdout %r" % (code, out))
         listing = call(4, "RAFTKV.MEMBER", "LIST").decode()
         check(" voter" in listing.splitlines()[0] and "4 127.0.0.1" in listing and
               listing.splitlines()[3].endswith("not-voter"), "LIST said %r" % listing)
@@ -157,8 +169,9 @@ def main():
 
         # 3. the leader removes itself
         old = leader
-        got = call(old, "RAFTKV.MEMBER", "REMOVE", str(old))
-        check(got == "OK", "REMOVE %d on itself answered %r" % (old, got))
+        code, out, err = cli("member", "remove", str(old))
+        check(code == 0 and out.strip() == "node %d removed" % old,
+              "raftkv member remove %d (the leader): exit %d, %r %r" % (old, code, out, err))
         rest = [i for i in (1, 2, 3, 4) if i != old]
         leader = leader_among(rest)
         check(leader != old, "the removed node still leads")

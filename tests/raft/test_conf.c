@@ -285,7 +285,7 @@ static void restartAndCompactUseTheConfAtTheIndex(void **state)
     assert_int_equal(raft_new(&cfg, &rs, &r), RAFT_ECORRUPT);
 }
 
-/* A leader drops what a non-voter answers it, but serves its reads. */
+/* A leader drops what a non-voter answers it, higher term included. */
 static void leaderIgnoresNonVoterAnswers(void **state)
 {
     (void)state;
@@ -299,6 +299,16 @@ static void leaderIgnoresNonVoterAnswers(void **state)
     cx_drain(r, &rd);
     assert_int_equal(raft_get_stats(r).msgs_dropped, dropped + 1);
     assert_int_equal(raft_commit_index(r), 0);
+    /* not even its term: a removed node campaigning in a higher term must not depose us */
+    raft_term term = raft_get_term(r);
+    ack.term = term + 5;
+    raft_step(r, &ack);
+    raft_msg beat = cx_msg(RAFT_MSG_HEARTBEAT_RESP, 9, 1, term + 5);
+    raft_step(r, &beat);
+    cx_drain(r, &rd);
+    assert_int_equal(raft_get_role(r), RAFT_LEADER);
+    assert_int_equal(raft_get_term(r), term);
+    assert_int_equal(raft_get_stats(r).msgs_dropped, dropped + 3);
     raft_free(r);
 }
 

@@ -1,0 +1,156 @@
+/*
+ * cmd_member.c -- `raftkv member list | add ID | remove ID`: RAFTKV.MEMBER over RESP.
+ *
+ * Any node will do: a follower forwards ADD/REMOVE to the leader, and the reply (+OK once the
+ * change is committed) comes back the same way. The nodes are tried in order until one answers.
+ * Exit codes: 0 done; 2 refused (the node is not in the peers file, is already / is not a voter,
+ * is the last voter); 3 no node answered, no leader, or another change in progress (nothing
+ * changed); 4 the outcome is unknown (leadership changed or the wait timed out: run
+ * `raftkv member list` to see).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "conn.h"
+
+#define MEMBER_MAX_REPLY (64 * 1024)
+
+/* Sends one RESP command (argc words) and reads the reply: a status or error line into line
+ * (without its '+' or '-', *is_error set), or a bulk into a malloc'd *bulk. CONN_* code. */
+static int resp_call(conn *c, int argc, const char *const *argv, char *line, size_t cap,
+                     bool *is_error, char **bulk)
+{
+    char req[512];
+    int used = snprintf(req, sizeof req, "*%d\r\n", argc);
+    for (int i = 0; i < argc && used > 0 && (size_t)used < sizeof req; i++)
+        used += snprintf(req + used, sizeof req - (size_t)used, "$%zu\r\n%s\r\n", strlen(argv[i]),
+                         argv[i]);
+    if (used <= 0 || (size_t)used >= sizeof req) return CONN_ENOMEM;
+    int rc = conn_write_all(c, req, (size_t)used);
+    const char *got;
+    size_t len;
+    if (rc == CONN_OK) rc = conn_read_line(c, &got, &len);
+    if (rc != CONN_OK) return rc;
+    *is_error = len > 0 && got[0] == '-';
+    *bulk = NULL;
+    if (len > 0 && got[0] == '$') {
+        long size = strtol(got + 1, NULL, 10);
+        if (size < 0 || size > MEMBER_MAX_REPLY) {
+            snprintf(line, cap, "bad bulk length '%.*s'", (int)(len > 30 ? 30 : len), got);
+            *is_error = true;
+            return CONN_OK;
+        }
+        *bulk = malloc((size_t)size + 2);
+        if (*bulk == NULL) return CONN_ENOMEM;
+        rc = conn_read_exact(c, (uint8_t *)*bulk, (size_t)size + 2);
+        if (rc != CONN_OK) {
+            free(*bulk);
+            *bulk = NULL;
+            return rc;
+        }
+        (*bulk)[size] = '\0';
+        line[0] = '\0';
+        return CONN_OK;
+    }
+    snprintf(line, cap, "%.*s", (int)(len > 0 ? len - 1 : 0), len > 0 ? got + 1 : "");
+    return CONN_OK;
+}
+
+/* Which exit code a refusal from the server means. */
+static int refusal_code(const char *text)
+{
+    static const char *const usage[] = {"not in the peers file", "already a voter",
+                                        "is not a voter", "the last voter", "usage:",
+                                        "not a valid membership change"};
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++)
+        if (strstr(text, usage[i])) return CLI_EXIT_USAGE;
+    if (strstr(text, "outcome unknown")) return CLI_EXIT_UNKNOWN;
+    return CLI_EXIT_UNAVAILABLE;
+}
+
+int cli_member(const cli_opts *opts)
+{
+    bool list = opts->nargs == 1 && strcmp(opts->args[0], "list") == 0;
+    bool change = opts->nargs == 2 &&
+                  (strcmp(opts->args[0], "add") == 0 || strcmp(opts->args[0], "remove") == 0);
+    if (!list && !change) {
+        fprintf(stderr, "raftkv: member: expected 'list', 'add ID' or 'remove ID'\n"
+                        "(raftkv --help for usage)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (change) {
+        const char *id = opts->args[1];
+        size_t n = strlen(id);
+        if (n == 0 || n > 16 || strspn(id, "0123456789") != n || strspn(id, "0") == n) {
+            fprintf(stderr, "raftkv: member %s: '%s' is not a node id (1..2^53)\n",
+                    opts->args[0], id);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    ep_list nodes;
+    int code = cli_nodes(opts, &nodes);
+    if (code != CLI_EXIT_OK) return code;
+    const char *argv[3] = {"RAFTKV.MEMBER", list ? "LIST" : change && opts->args[0][0] == 'a'
+                                                                ? "ADD" : "REMOVE",
+                           change ? opts->args[1] : NULL};
+    int argc = list ? 2 : 3;
+    code = CLI_EXIT_UNAVAILABLE;
+    bool asked = false;
+    for (size_t i = 0; i < nodes.count; i++) {
+        const ep_node *nd = &nodes.nodes[i];
+        if (nd->resp_port == 0) {
+            if (opts->kvc.verbose)
+                fprintf(stderr, "raftkv: %s:%u: no RESP port known (give HOST:PORT:RESP)\n",
+                        nd->host, nd->client_port);
+            continue;
+        }
+        char err[256];
+        conn *c = NULL;
+        /* A change waits for its commit: give it the node's whole write timeout and more. */
+        int timeout = change ? opts->kvc.timeout_ms + 10000 : opts->kvc.timeout_ms;
+        if (conn_open(nd->host, nd->resp_port, timeout, &c, err, sizeof err) != CONN_OK) {
+            if (opts->kvc.verbose) fprintf(stderr, "raftkv: %s\n", err);
+            continue;
+        }
+        char line[512];
+        bool is_error = false;
+        char *bulk = NULL;
+        int rc = resp_call(c, argc, argv, line, sizeof line, &is_error, &bulk);
+        if (rc != CONN_OK) {
+            fprintf(stderr, "raftkv: %s\n", conn_errmsg(c));
+            conn_close(c);
+            if (change) { /* it may have been taken: do not send it twice */
+                asked = true;
+                code = CLI_EXIT_UNKNOWN;
+                break;
+            }
+            continue;
+        }
+        conn_close(c);
+        asked = true;
+        if (is_error) {
+            fprintf(stderr, "raftkv: member %s: %s (asked %s:%u)\n", argv[1], line, nd->host,
+                    nd->resp_port);
+            code = refusal_code(line);
+        } else if (bulk != NULL) {
+            fputs(bulk, stdout);
+            code = CLI_EXIT_OK;
+        } else {
+            printf("node %s %s\n", argv[2], opts->args[0][0] == 'a' ? "added" : "removed");
+            code = CLI_EXIT_OK;
+        }
+        free(bulk);
+        break;
+    }
+    if (!asked)
+        fprintf(stderr, "raftkv: member: no node answered on its RESP port (%zu tried)\n",
+                nodes.count);
+    if (code == CLI_EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+        fprintf(stderr, "raftkv: stdout: write failed\n");
+        code = CLI_EXIT_UNAVAILABLE;
+    }
+    ep_list_free(&nodes);
+    return code;
+}
