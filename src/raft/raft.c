@@ -1293,7 +1293,8 @@ int raft_propose_conf(raft *r, const raft_conf *next, const void *ctx, uint32_t 
 {
     if (r->role != RAFT_LEADER)
         return RAFT_ENOTLEADER;
-    if (validate_conf(next, false) != RAFT_OK || !one_change(&r->conf, next) ||
+    if (validate_conf(next, false) != RAFT_OK ||
+        (!one_change(&r->conf, next) && !BUG(r, RAFT_BUG_CONF_ANY)) ||
         (ctx_len > 0 && ctx == NULL))
         return RAFT_EINVAL;
     /* Until an entry of this term commits, an earlier leader's uncommitted change may still win

@@ -253,6 +253,7 @@ enum {
     RAFT_BUG_SKIP_PREV_CHECK = 1u << 4,   /* accept appends without the log-matching check */
     RAFT_BUG_COMMIT_REGRESS = 1u << 5,    /* follower takes the leader's commit even if lower */
     RAFT_BUG_NO_HEARTBEAT = 1u << 6,      /* leader never retries a lost append (liveness) */
+    RAFT_BUG_CONF_ANY = 1u << 7,          /* take any new voters, not one change at a time */
 };
 
 typedef struct raft_config {

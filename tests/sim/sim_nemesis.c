@@ -276,7 +276,19 @@ void sim_nemesis_member(sim *s)
                 outside[n_outside++] = i;
         bool add = n_outside > 0 && (next.n_voters == 1 || sim_rng_permille(&s->rng, 500));
         int slot;
-        if (add) {
+        if ((s->opt->test_bugs & RAFT_BUG_CONF_ANY) && n_outside > 0) {
+            /* The bug hunt: every node outside plus one voter, a set whose majorities need not
+             * meet the old ones' (a two-node change where one is allowed). */
+            raft_id keep = next.voters[sim_rng_below(&s->rng, next.n_voters)];
+            next.n_voters = 0;
+            for (int i = 0; i < n_outside; i++)
+                next.voters[next.n_voters++] = (raft_id)outside[i] + 1;
+            next.voters[next.n_voters++] = keep;
+            for (int i = 0; i < n_outside; i++)
+                if (!s->nodes[outside[i]].up)
+                    sim_node_start(s, outside[i], true);
+            slot = outside[0];
+        } else if (add) {
             slot = outside[sim_rng_below(&s->rng, (uint64_t)n_outside)];
             next.voters[next.n_voters++] = (raft_id)slot + 1;
             if (!s->nodes[slot].up)
