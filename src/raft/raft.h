@@ -69,9 +69,10 @@
  * commits, then steps down. A node outside its configuration (removed, or started with an empty
  * or foreign conf to be added later) follows any leader and never campaigns, except while its
  * own removal is uncommitted: then it may still hold the only log the others would elect.
- * The leader stops replicating to a node it removes, so that node may never learn of it: with
- * neither pre_vote nor check_quorum its ever higher terms then depose leaders (thesis §4.2.3).
- * Run membership changes with either on (raftkvd runs both).
+ * Run membership changes with pre_vote on (raftkvd runs it and check_quorum): a node whose log
+ * lags a change, or a removed node that never learnt of it, campaigns in a configuration that
+ * is not the cluster's. Without pre-vote its terms rise for nothing: it can duel for seconds with
+ * the candidate that could win, and, without check_quorum either, depose leaders (thesis §4.2.3).
  * Configuration
  * entries reach the caller like any other, in rd.entries and rd.committed: raftkv reads the
  * members' addresses from their context (raft_codec_conf_decode). A snapshot's meta must carry

@@ -70,11 +70,11 @@ static void configure(sim *s)
     cfg->max_bytes_per_msg = sim_rng_range(rng, 1024, 65536);
     cfg->test_bugs = opt->test_bugs;
     /* Membership on a quarter of the seeds (from the seed, not the stream: every other draw of a
-     * seed stays as it was): 1 or 2 slots start outside the configuration. Not without both pre-vote
-     * and check-quorum: a removed node that never learnt of its removal then deposes leaders with
-     * its ever higher terms (thesis §4.2.3; raft.h says so). */
-    s->membership = !opt->demo && sim_mix(s->seed, 0x3e) % 4 == 0 &&
-                    (cfg->pre_vote || cfg->check_quorum);
+     * seed stays as it was): 1 or 2 slots start outside the configuration. Only with pre-vote, as
+     * raft.h asks: without it a node whose log lags a change campaigns in a configuration that
+     * lacks the node that could win, and their terms rise in step (seed 3026551 converged only
+     * after 4.8 s), and with neither pre-vote nor check-quorum a removed node deposes leaders. */
+    s->membership = !opt->demo && sim_mix(s->seed, 0x3e) % 4 == 0 && cfg->pre_vote;
     int voters = s->n_nodes;
     if (s->membership)
         voters -= 1 + (int)(sim_mix(s->seed, 0x3f) % 2);
