@@ -35,6 +35,7 @@ typedef struct cli_opts {
     /* cluster launcher */
     bool has_nodes, has_base_port;
     int nodes;
+    int spares; /* cluster start --spares K: nodes n+1..n+K start outside the configuration */
     int base_port;
     const char *dir;
     const char *raftkvd;

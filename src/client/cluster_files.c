@@ -31,18 +31,19 @@ static int write_atomic(const char *path, const char *text, char *err, size_t er
     return 0;
 }
 
-int cluster_files_write_peers(const char *path, int nodes, int base_port, char *err,
+int cluster_files_write_peers(const char *path, int nodes, int spares, int base_port, char *err,
                               size_t errcap)
 {
     char text[8192];
     size_t used = 0;
     used += (size_t)snprintf(text + used, sizeof text - used, "[\n");
-    for (int id = 1; id <= nodes; id++) {
+    int total = nodes + spares;
+    for (int id = 1; id <= total; id++) {
         used += (size_t)snprintf(text + used, sizeof text - used,
                                  "  {\"id\": %d, \"host\": \"127.0.0.1\", \"peer_port\": %d, "
-                                 "\"client_port\": %d, \"resp_port\": %d}%s\n",
+                                 "\"client_port\": %d, \"resp_port\": %d%s}%s\n",
                                  id, base_port + 200 + id, base_port + id, base_port + 100 + id,
-                                 id < nodes ? "," : "");
+                                 id > nodes ? ", \"voter\": false" : "", id < total ? "," : "");
         if (used >= sizeof text) {
             snprintf(err, errcap, "%s: too many nodes (%d)", path, nodes);
             return -1;

@@ -4,6 +4,7 @@
  *   DIR/peers.json   the daemon's peers file (src/server/config.h): a JSON array of
  *                    {"id", "host", "peer_port", "client_port", "resp_port"}. Node N (1..n) gets
  *                    client_port base+N, resp_port base+100+N, peer_port base+200+N on 127.0.0.1.
+ *                    Nodes n+1..n+spares follow with "voter": false (added with `raftkv member`).
  *   DIR/raft.json    the daemon's raft config file: timeouts, heartbeat, snapshot threshold,
  *                    value limit, cluster id. data_dir is left out on purpose: each node gets its
  *                    own with --data-dir DIR/node-N on its command line.
@@ -19,7 +20,7 @@
 
 #define CLUSTER_FILES_PORT_SPAN 300 /* ports used above base: 3 blocks of 100 */
 
-int cluster_files_write_peers(const char *path, int nodes, int base_port, char *err,
+int cluster_files_write_peers(const char *path, int nodes, int spares, int base_port, char *err,
                               size_t errcap);
 int cluster_files_write_raft(const char *path, const char *cluster_id, char *err, size_t errcap);
 

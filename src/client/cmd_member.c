@@ -130,6 +130,13 @@ int cli_member(const cli_opts *opts)
         }
         conn_close(c);
         asked = true;
+        if (is_error && strncmp(line, "CLUSTERDOWN", 11) == 0 && i + 1 < nodes.count) {
+            /* This node knows no leader (a spare, a removed node, an election): ask the next. */
+            if (opts->kvc.verbose)
+                fprintf(stderr, "raftkv: %s:%u: %s\n", nd->host, nd->resp_port, line);
+            asked = false;
+            continue;
+        }
         if (is_error) {
             fprintf(stderr, "raftkv: member %s: %s (asked %s:%u)\n", argv[1], line, nd->host,
                     nd->resp_port);

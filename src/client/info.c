@@ -96,7 +96,7 @@ static bool key_in(const char *key, size_t key_len, const char *names)
     }
 }
 
-typedef enum field { F_ID, F_ROLE, F_TERM, F_LEADER, F_COMMIT, F_APPLIED, F_NONE } field;
+typedef enum field { F_ID, F_ROLE, F_TERM, F_LEADER, F_COMMIT, F_APPLIED, F_VOTERS, F_NONE } field;
 
 static const char *const field_names[] = {
     [F_ID] = "id,node_id",
@@ -105,7 +105,22 @@ static const char *const field_names[] = {
     [F_LEADER] = "leader,leader_id",
     [F_COMMIT] = "commit,commit_index",
     [F_APPLIED] = "applied,applied_index,last_applied",
+    [F_VOTERS] = "voters",
 };
+
+/* Whether id is one of the comma-separated numbers of list. */
+static bool list_has(const char *list, size_t len, uint64_t id)
+{
+    const char *end = list + len;
+    for (const char *p = list; p < end;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        size_t n = comma ? (size_t)(comma - p) : (size_t)(end - p);
+        uint64_t v;
+        if (parse_u64(p, n, &v) && v == id) return true;
+        p = comma ? comma + 1 : end;
+    }
+    return false;
+}
 
 static field classify(const char *key, size_t key_len, bool in_raft_section)
 {
@@ -125,6 +140,8 @@ void info_parse(const char *text, size_t len, info_state *out)
 {
     memset(out, 0, sizeof *out);
     bool in_raft = false;
+    const char *voters = NULL;
+    size_t voters_len = 0;
     const char *end = text + len;
     for (const char *line = text; line < end;) {
         const char *nl = memchr(line, '\n', (size_t)(end - line));
@@ -164,11 +181,19 @@ void info_parse(const char *text, size_t len, info_state *out)
                         out->has_role = true;
                     }
                     break;
+                case F_VOTERS:
+                    voters = value;
+                    voters_len = value_len;
+                    break;
                 case F_NONE: break;
                 }
             }
         }
         line = nl ? nl + 1 : end;
+    }
+    if (voters != NULL && out->has_id) { /* after the loop: the id may come later */
+        out->has_voter = true;
+        out->voter = list_has(voters, voters_len, out->id);
     }
 }
 

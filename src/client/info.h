@@ -7,6 +7,7 @@
  * stays false), and a few spellings are accepted for each field: inside the Raft section the bare
  * name or its long form (term/current_term, commit/commit_index, applied/last_applied/
  * applied_index, leader/leader_id, id/node_id), anywhere the same names prefixed with "raft_".
+ * "voters:" (comma-separated ids) says whether the node counts itself a voter.
  *
  * OWNERSHIP. info_fetch returns a malloc'd NUL-terminated text the caller frees. THREADS: reentrant.
  */
@@ -27,6 +28,8 @@ typedef struct info_state {
     uint64_t leader; /* 0 = none known */
     uint64_t commit;
     uint64_t applied;
+    bool has_voter; /* the node's INFO has "voters:" and its id */
+    bool voter;     /* ... and its id is in that list (a spare or a removed node is not) */
 } info_state;
 
 enum { INFO_OK = 0, INFO_ECONN = -1, INFO_EPROTO = -2, INFO_ENOMEM = -3 };

@@ -280,19 +280,22 @@ static int cluster_start(const cli_opts *opts)
     char err[PATH_MAX + 128];
     if (cl.nodes.count == 0) {
         bool keep_raft = exists(cl.raft_path);
-        if (cluster_files_write_peers(cl.peers_path, opts->nodes, opts->base_port, err, sizeof err) ||
+        if (cluster_files_write_peers(cl.peers_path, opts->nodes, opts->spares, opts->base_port, err,
+                                      sizeof err) ||
             (!keep_raft && cluster_files_write_raft(cl.raft_path, "raftkv", err, sizeof err))) {
             fprintf(stderr, "raftkv: cluster: %s\n", err);
             return CLI_EXIT_UNAVAILABLE;
         }
         if ((code = open_cluster(opts, false, false, &cl)) != CLI_EXIT_OK) return code;
-        printf("raftkv: wrote %s (%d nodes, ports %d+); %s %s\n", cl.peers_path, opts->nodes,
-               opts->base_port, keep_raft ? "kept the existing" : "wrote", cl.raft_path);
+        printf("raftkv: wrote %s (%d nodes%s, ports %d+); %s %s\n", cl.peers_path, opts->nodes,
+               opts->spares ? " and spares" : "", opts->base_port,
+               keep_raft ? "kept the existing" : "wrote", cl.raft_path);
     } else {
         const ep_node *first = &cl.nodes.nodes[0];
         bool other_ports = opts->has_base_port &&
                            (uint64_t)opts->base_port + first->id != first->client_port;
-        if ((opts->has_nodes && (size_t)opts->nodes != cl.nodes.count) || other_ports)
+        if ((opts->has_nodes && (size_t)opts->nodes != cl.nodes.count) || other_ports ||
+            opts->spares)
             fprintf(stderr, "raftkv: cluster: %s exists: keeping its %zu nodes and ports "
                             "(--nodes/--base-port apply to a new directory)\n",
                     cl.peers_path, cl.nodes.count);

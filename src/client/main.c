@@ -38,11 +38,13 @@ static const char usage_text[] =
     "  added only when stdout is a terminal.\n"
     "\n"
     "Local cluster:\n"
-    "  cluster start [--nodes N] [--dir DIR] [--base-port P] [--raftkvd PATH] [--wait S]\n"
+    "  cluster start [--nodes N] [--spares K] [--dir DIR] [--base-port P] [--raftkvd PATH]\n"
+    "                [--wait S]\n"
     "      write DIR/peers.json and DIR/raft.json (kept if present), start every raftkvd in\n"
     "      the background (log DIR/node-N.log, pid DIR/node-N.pid, data DIR/node-N/), wait for\n"
     "      a leader. Node N listens on P+N (text), P+100+N (RESP), P+200+N (peers).\n"
-    "      Starting a running cluster starts only the nodes that are down.\n"
+    "      Starting a running cluster starts only the nodes that are down. --spares K adds\n"
+    "      nodes N+1..N+K outside the configuration, for `raftkv member add`.\n"
     "  cluster stop [--dir DIR] [--stop-timeout S]\n"
     "      SIGTERM each node of DIR (only processes that are raftkvd), SIGKILL after S seconds.\n"
     "  cluster status [--dir DIR]   the status table of the cluster in DIR\n"
@@ -141,6 +143,7 @@ typedef enum opt_id {
     OPT_RAFTKVD,
     OPT_WAIT,
     OPT_STOP_TIMEOUT,
+    OPT_SPARES,
 } opt_id;
 
 static const struct {
@@ -151,6 +154,7 @@ static const struct {
     {"--retries", OPT_RETRIES},     {"--redirects", OPT_REDIRECTS}, {"--ttl", OPT_TTL},
     {"--nodes", OPT_NODES},         {"--dir", OPT_DIR},           {"--base-port", OPT_BASE_PORT},
     {"--raftkvd", OPT_RAFTKVD},     {"--wait", OPT_WAIT},         {"--stop-timeout", OPT_STOP_TIMEOUT},
+    {"--spares", OPT_SPARES},
 };
 
 static int set_option(cli_opts *opts, opt_id id, const char *name, const char *value)
@@ -191,6 +195,10 @@ static int set_option(cli_opts *opts, opt_id id, const char *name, const char *v
     case OPT_WAIT:
         if (parse_int(name, value, 0, 3600, &v)) return -1;
         opts->wait_s = (int)v;
+        return 0;
+    case OPT_SPARES:
+        if (parse_int(name, value, 0, 15, &v)) return -1;
+        opts->spares = (int)v;
         return 0;
     case OPT_STOP_TIMEOUT:
         if (parse_int(name, value, 0, 3600, &v)) return -1;
@@ -264,9 +272,13 @@ int main(int argc, char **argv)
     opts.nargs = npos - 1;
 
     bool is_cluster = strcmp(command, "cluster") == 0;
-    if (!is_cluster && (opts.has_nodes || opts.has_base_port || opts.raftkvd ||
+    if (opts.nodes + opts.spares > 16)
+        return usage_error("--nodes %d plus --spares %d is more than the 16 nodes a cluster can have",
+                           opts.nodes, opts.spares);
+    if (!is_cluster && (opts.has_nodes || opts.has_base_port || opts.raftkvd || opts.spares ||
                         strcmp(opts.dir, CLI_DEFAULT_DIR) != 0))
-        return usage_error("%s", "--nodes, --dir, --base-port and --raftkvd are for `cluster`");
+        return usage_error("%s", "--nodes, --spares, --dir, --base-port and --raftkvd are for "
+                                 "`cluster`");
     if (opts.has_ttl && strcmp(command, "set") != 0 && strcmp(command, "cas") != 0 &&
         strcmp(command, "mset") != 0)
         return usage_error("--ttl applies to set, cas and mset, not %s", command);

@@ -356,6 +356,12 @@ void fe_req_wait_leader(fe_req *req)
         fe_req_fail(req, FE_ERR_STOPPING);
         return;
     }
+    if (!node_is_voter(fe->node)) {
+        /* A spare or a removed node hears from no leader: waiting would only delay the client's
+         * move to another node. */
+        fe_req_fail(req, FE_ERR_NO_LEADER);
+        return;
+    }
     if (req->wait_deadline == 0) req->wait_deadline = uv_now(fe->loop) + fe->config.leader_wait_ms;
     req->state = FE_WAITING;
     req->wait_gen = fe->wait_gen;

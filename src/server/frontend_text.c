@@ -139,6 +139,16 @@ static void text_write(fe_req *req, const proto_text_cmd *cmd)
         fe_req_done_bytes(req, reply, len);
         return;
     }
+    node_peer voter;
+    if (!node_is_voter(n) && node_some_voter(n, &voter)) {
+        /* A spare or a removed node hears from no leader: a voter will know it (or redirect). */
+        char reply[320];
+        size_t len = proto_text_reply_redirect(reply, sizeof reply, voter.host, voter.client_port);
+        assert(len <= sizeof reply);
+        fe->stats.redirected++;
+        fe_req_done_bytes(req, reply, len);
+        return;
+    }
     /* No leader known (or we are it but could not propose yet): wait for one. */
     if (keep_copy(req, cmd)) fe_req_wait_leader(req);
 }

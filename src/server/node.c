@@ -186,6 +186,31 @@ static void conf_text(const raft_conf *c, char *buf, size_t cap)
         snprintf(buf, cap, "(none)");
 }
 
+bool node_is_voter(const node *n)
+{
+    const raft_conf *c = raft_get_conf(n->r);
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        if (c->voters[i] == n->cfg.id)
+            return true;
+    return false;
+}
+
+bool node_some_voter(const node *n, node_peer *out)
+{
+    const raft_conf *c = raft_get_conf(n->r);
+    for (uint32_t i = 0; i < n->cfg.n_peers; i++) {
+        const node_peer *p = &n->cfg.peers[i];
+        if (p->id == n->cfg.id)
+            continue;
+        for (uint32_t j = 0; j < c->n_voters; j++)
+            if (c->voters[j] == p->id) {
+                *out = *p;
+                return true;
+            }
+    }
+    return false;
+}
+
 void node_get_info(const node *n, node_info *out)
 {
     memset(out, 0, sizeof *out);
@@ -341,6 +366,11 @@ int node_read(node *n, node_read_cb cb, void *ctx)
         p->deadline = uv_now(n->loop) + n->cfg.read_timeout_ms;
         list_push(&n->reads, p);
         return NODE_OK;
+    }
+    if (!node_is_voter(n)) {
+        /* A spare or a removed node receives no entries: it would never apply a read index. */
+        free(p);
+        return NODE_ENOLEADER;
     }
     if (raft_get_role(n->r) == RAFT_LEADER)
         p->term = raft_get_term(n->r); /* asked of ourselves in this term (see sweep_cb) */

@@ -79,6 +79,12 @@ void node_cancel(node *n, void *ctx);
 kv_store *node_kv(node *n);
 uint64_t node_now_ms(const node *n); /* wall clock in ms, plus the test-only clock offset */
 bool node_is_leader(const node *n);
+/* This node is a voter of the configuration in force here (a spare or a removed node is not: it
+ * hears from no leader, so it has none to wait for). */
+bool node_is_voter(const node *n);
+/* A voter of the configuration in force here other than this node, from the peers file: where a
+ * spare or a removed node sends clients. False when there is none. */
+bool node_some_voter(const node *n, node_peer *out);
 /* The current leader's addresses; false when no leader is known. */
 bool node_leader(const node *n, node_peer *out);
 const node_peer *node_self(const node *n);

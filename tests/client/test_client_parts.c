@@ -99,6 +99,14 @@ static void infoRaftSectionParsed(void **state)
     assert_int_equal(st.commit, 340);
     assert_int_equal(st.applied, 338);
     assert_false(info_is_leader(&st));
+    assert_false(st.has_voter); /* no voters: line */
+
+    /* voters: may come before the id; 13 is not 3 */
+    info_parse("# Raft\r\nvoters:1,13,2\r\nnode_id:3\r\n", 34, &st);
+    assert_true(st.has_voter);
+    assert_false(st.voter);
+    info_parse("# Raft\r\nnode_id:13\r\nvoters:1,13,2\r\n", 35, &st);
+    assert_true(st.has_voter && st.voter);
 }
 
 static void infoToleratesMissingAndOddFields(void **state)
