@@ -11,7 +11,8 @@ entries), so it catches up through a snapshot install once added.
   3. The leader is removed with `raftkv member remove <leader>` (the CLI asks node 1, which
      forwards to the leader when it is not the leader itself): exit 0; a new leader is elected among
      the other three; the old leader is not a voter, never leads again, and stays so after a
-     restart (the configuration comes from its log, not from the peers file).
+     restart (the configuration comes from its log, not from the peers file); a read sent to it
+     fails at once (it receives no entries).
   4. One of the remaining original voters that does not lead is killed: the leader and node 4
      (or node 4 leading, and the other) are a majority of the three voters, so writes still
      succeed -- node 4 counts.
@@ -194,6 +195,11 @@ def main():
             time.sleep(0.1)
         check("not a voter" in open(os.path.join(TMP, "node%d.log" % old)).read(),
               "node %d's log does not say it is not a voter" % old)
+        # It gets no entries any more: a read there fails at once instead of waiting for ever.
+        t0 = time.time()
+        got = call(old, "GET", "m1")
+        check(isinstance(got, str) and "CLUSTERDOWN" in got and time.time() - t0 < 1.0,
+              "GET on removed node %d answered %r after %.1f s" % (old, got, time.time() - t0))
 
         # 4. one of the remaining original voters dies: the new leader and node 4 carry on
         victims = [i for i in rest if i not in (leader, 4)]  # 4 may be the new leader itself
