@@ -119,6 +119,7 @@ struct raft {
     uint8_t votes[RAFT_MAX_NODES]; /* 0 unknown, 1 granted, 2 refused */
 
     bool committed_in_term; /* leader: an entry of its own term is committed (ReadIndex §6.4) */
+    uint32_t removed_snapshot_ticks; /* leader: ticks until tell_removed may send a snapshot */
     bool bcast_pending;     /* leader: proposals appended since the last broadcast */
     bool read_bcast_pending; /* leader: reads queued since the last heartbeat broadcast */
     uint64_t uncommitted_bytes;
@@ -1087,13 +1088,23 @@ static bool known_sender(const raft *r, raft_id id)
  * not know it (it lacks the entry, or its commit), and so campaigns (see promotable) and never
  * stops, as no leader talks to it. If its log matches ours where it ends (its request says where)
  * and that is committed, the leader sends it the committed entries that follow (one batch) with
- * the commit index: once it holds and commits its removal, it stops. Its answers are dropped. */
+ * the commit index: once it holds and commits its removal, it stops. If its log ends before our
+ * compaction point or differs from ours there, it gets our snapshot instead (at most one every
+ * snapshot_timeout_tick), whose configuration it takes. Its answers are dropped. */
 static void tell_removed(raft *r, const raft_msg *m)
 {
-    if (r->role != RAFT_LEADER || voter_slot(r, m->from) >= 0 || m->index > r->commit ||
-        (m->index > 0 && raft_log_term(&r->log, m->index) != m->log_term) ||
-        (m->index == 0 && r->log.offset > 0))
+    if (r->role != RAFT_LEADER || voter_slot(r, m->from) >= 0 || m->index > r->commit)
         return;
+    bool matches = m->index >= r->log.offset &&
+                   raft_log_term(&r->log, m->index) == m->log_term;
+    if (!matches) {
+        if (r->snapshot.index > m->index && r->removed_snapshot_ticks == 0) {
+            raft_msg snap = {.type = RAFT_MSG_SNAPSHOT, .to = m->from, .snapshot = r->snapshot};
+            send(r, snap, NULL, 0);
+            r->removed_snapshot_ticks = r->cfg.snapshot_timeout_tick;
+        }
+        return;
+    }
     uint32_t n = 0;
     uint64_t bytes = 0;
     while (m->index + n < r->commit && n < r->cfg.max_entries_per_msg) {
@@ -1229,6 +1240,8 @@ void raft_tick(raft *r)
     }
     r->heartbeat_elapsed++;
     r->election_elapsed++;
+    if (r->removed_snapshot_ticks > 0)
+        r->removed_snapshot_ticks--;
     for (uint32_t i = 0; i < r->conf.n_voters; i++) {
         progress *pr = &r->prs[i];
         if (pr->state == PR_SNAPSHOT && ++pr->snapshot_ticks >= r->cfg.snapshot_timeout_tick)

@@ -68,7 +68,9 @@
  * 2015). A leader that removes itself keeps leading, without counting itself, until the change
  * commits, then steps down. A node outside its configuration (removed, or started with an empty
  * or foreign conf to be added later) follows any leader and never campaigns, except while its
- * own removal is uncommitted: then it may still hold the only log the others would elect.
+ * removal is uncommitted as far as it knows: it may then hold the only log the others would
+ * elect. A leader answers a vote request from a node outside its configuration with what that
+ * node lacks to know its removal committed (the entries, or the snapshot), so it stops.
  * Run membership changes with pre_vote on (raftkvd runs it and check_quorum): a node whose log
  * lags a change, or a removed node that never learnt of it, campaigns in a configuration that
  * is not the cluster's. Without pre-vote its terms rise for nothing: it can duel for seconds with
@@ -306,8 +308,11 @@ int raft_new(const raft_config *cfg, const raft_restore *restore, raft **out);
  * crashed node: its effects are moot, but that is what frees the Ready's storage). */
 void raft_free(raft *r);
 
-/* Feeds one message addressed to this node. Messages from unknown nodes or of unknown type are
- * dropped (counted in raft_stats). */
+/* Feeds one message addressed to this node. Any other node may send: a leader or candidate may
+ * be a voter this node has not heard of yet. Dropped (counted in raft_stats): messages for
+ * another node or from id 0 or from itself, of unknown type, a non-voter's answers to the
+ * leader, a snapshot whose configuration no node could run, an append carrying a configuration
+ * entry that does not decode. */
 int raft_step(raft *r, const raft_msg *msg);
 
 /* Advances logical time by one tick. */
@@ -400,8 +405,7 @@ typedef struct raft_progress_info {
 bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out);
 
 typedef struct raft_stats {
-    uint64_t msgs_dropped; /* wrong addressee or sender id, bad type, invalid snapshot conf,
-                              a non-member's answer to the leader */
+    uint64_t msgs_dropped; /* see raft_step */
     uint64_t elections;    /* campaigns started (pre-vote included) */
     uint64_t leader_changes;
 } raft_stats;

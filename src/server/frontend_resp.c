@@ -188,9 +188,11 @@ static bool conf_has(const raft_conf *c, raft_id id)
     return false;
 }
 
-static void reply_member_list(fe_session *s)
+/* Built when the reply is written, after a read barrier: it shows every change acknowledged before
+ * (on this connection or anywhere), and a spare or removed node, which knows no current
+ * configuration, fails the barrier instead of listing a stale one. */
+static void emit_member_list(node *n, fe_out *out)
 {
-    node *n = s->fe->node;
     node_info info;
     node_get_info(n, &info);
     uint32_t count;
@@ -201,16 +203,16 @@ static void reply_member_list(fe_session *s)
                        peers[i].host, peers[i].peer_port, peers[i].client_port, peers[i].resp_port,
                        conf_has(&info.voters, peers[i].id) ? "voter" : "not-voter");
     if (info.conf_pending) growbuf_printf(&b, "(a change is not committed yet)\n");
-    char header[32];
-    size_t h = proto_resp_bulk_header(header, sizeof header, b.len);
-    growbuf whole = {0};
-    growbuf_put(&whole, header, h);
-    growbuf_put(&whole, b.base, b.len);
-    growbuf_put(&whole, "\r\n", 2);
-    if (b.failed || whole.failed) conn_reply(s->c, "-ERR out of memory\r\n", 20);
-    else conn_reply(s->c, whole.base, whole.len);
+    if (b.failed) {
+        fe_out_put(out, "-ERR out of memory\r\n", 20);
+    } else {
+        char header[32];
+        size_t h = proto_resp_bulk_header(header, sizeof header, b.len);
+        fe_out_put(out, header, h);
+        fe_out_put(out, b.base, b.len);
+        fe_out_put(out, "\r\n", 2);
+    }
     free(b.base);
-    free(whole.base);
 }
 
 /* ADD or REMOVE with an id: the id, else 0. */
@@ -301,7 +303,12 @@ static void member_go(fe_req *req, const proto_resp_cmd *cmd)
 static void dispatch_member(fe_session *s, const proto_resp_cmd *cmd)
 {
     if (cmd->argc == 2 && equals_nocase(cmd->argv[1], "list")) {
-        reply_member_list(s);
+        fe_req *req = fe_req_new(s, PROTO_RESP_CMD_MEMBER_LIST, false, false);
+        if (req == NULL) {
+            conn_close(s->c, "closed: out of memory for a request");
+            return;
+        }
+        if (keep_copy(req, cmd)) fe_req_read(req);
         return;
     }
     bool add;
@@ -520,6 +527,7 @@ static void emit_read(fe_req *req, fe_out *out)
         fe_out_put(out, buf, len);
         break;
     }
+    case PROTO_RESP_CMD_MEMBER_LIST: emit_member_list(n, out); break;
     default: assert(!"not a read"); break;
     }
 }

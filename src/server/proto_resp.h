@@ -90,7 +90,8 @@ typedef enum proto_resp_name {
     PROTO_RESP_CMD_DBSIZE,
     PROTO_RESP_CMD_COMMAND,
     PROTO_RESP_CMD_QUIT,
-    PROTO_RESP_CMD_MEMBER, /* RAFTKV.MEMBER: handled by the front-end, never mapped here */
+    PROTO_RESP_CMD_MEMBER, /* RAFTKV.MEMBER ADD/REMOVE: the front-end's, never mapped here */
+    PROTO_RESP_CMD_MEMBER_LIST, /* RAFTKV.MEMBER LIST: idem, a read */
 } proto_resp_name;
 
 typedef enum proto_resp_kind {

@@ -371,6 +371,66 @@ static void removedNodeLearnsItsRemovalCommitted(void **state)
     fx_free(&f);
 }
 
+/* The same, but the new leader compacted its log past node 1's last entry meanwhile: it sends its
+ * snapshot, whose configuration tells node 1 it is out. */
+static void removedNodeBehindSnapshotGetsIt(void **state)
+{
+    (void)state;
+    fx f;
+    start3(&f, 3);
+    raft_id rest[] = {2, 3};
+    raft_conf next = voters(2, rest);
+    raft_index at = 0;
+    assert_int_equal(raft_propose_conf(fx_r(&f, 1), &next, NULL, 0, &at, NULL), RAFT_OK);
+    fx_pump(&f);
+    fx_tick_all(&f, 60);
+    int leader = fx_leader(&f);
+    assert_true(leader == 2 || leader == 3);
+    fx_crash(&f, 1);
+    raft_index i = fx_propose(&f, "b");
+    fx_tick_all(&f, 3);
+    for (int id = 2; id <= 3; id++)
+        assert_int_equal(raft_compact(fx_r(&f, id), i, 0), RAFT_OK);
+    f.nodes[0].hs.commit = 1; /* the hint lost */
+    fx_restart(&f, 1);
+    fx_tick_all(&f, 200);
+    assert_true(raft_commit_index(fx_r(&f, 1)) >= i);
+    assert_true(!conf_is(raft_get_conf(fx_r(&f, 1)), 3, (raft_id[]){1, 2, 3}));
+    uint64_t elections = raft_get_stats(fx_r(&f, 1)).elections;
+    fx_tick_all(&f, 100);
+    assert_int_equal(raft_get_stats(fx_r(&f, 1)).elections, elections);
+    fx_free(&f);
+}
+
+/* A vote request naming an index the leader compacted, with a made-up term 0, is not a match: it
+ * must not read the entries that are gone (it gets the snapshot, if any). */
+static void voteRequestBelowCompactionIsNoMatch(void **state)
+{
+    (void)state;
+    raft_config cfg = cx_config(1, 3);
+    raft_term terms[] = {1, 1, 1, 1, 1, 1};
+    raft *r = cx_new(&cfg, terms, 6, (raft_hard_state){.term = 1, .commit = 6});
+    cx_make_leader(r, &rd);
+    raft_msg ack = cx_msg(RAFT_MSG_APPEND_RESP, 2, 1, raft_get_term(r));
+    ack.index = raft_last_index(r);
+    raft_step(r, &ack);
+    cx_drain(r, &rd);
+    assert_int_equal(raft_compact(r, 5, 0), RAFT_OK);
+    raft_msg v = cx_msg(RAFT_MSG_PREVOTE, 9, 1, raft_get_term(r) + 1);
+    v.index = 2;
+    v.log_term = 0;
+    raft_step(r, &v);
+    cx_drain(r, &rd);
+    const raft_msg *snap = cx_find(&rd, RAFT_MSG_SNAPSHOT, 9);
+    assert_non_null(snap);
+    assert_int_equal(snap->snapshot.index, 5);
+    assert_int_equal(cx_count(&rd, RAFT_MSG_APPEND, 9), 0);
+    raft_step(r, &v); /* again at once: no second snapshot before snapshot_timeout_tick */
+    cx_drain(r, &rd);
+    assert_int_equal(cx_count(&rd, RAFT_MSG_SNAPSHOT, 9), 0);
+    raft_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +443,8 @@ int main(void)
         cmocka_unit_test(leaderIgnoresNonVoterAnswers),
         cmocka_unit_test(uncommittedSelfRemovalStillCampaigns),
         cmocka_unit_test(removedNodeLearnsItsRemovalCommitted),
+        cmocka_unit_test(removedNodeBehindSnapshotGetsIt),
+        cmocka_unit_test(voteRequestBelowCompactionIsNoMatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
