@@ -337,6 +337,20 @@ static void progress_become_replicate(progress *pr)
     inflight_reset(pr);
 }
 
+/* Nothing known of the follower yet: probe from the end of the log. */
+static void progress_reset(progress *pr, raft_index last, bool recent_active)
+{
+    pr->match = 0;
+    pr->next = last + 1;
+    pr->state = PR_PROBE;
+    pr->probe_sent = false;
+    pr->pending_snapshot = 0;
+    pr->snapshot_ticks = 0;
+    pr->recent_active = recent_active;
+    pr->read_ack = 0;
+    inflight_reset(pr);
+}
+
 static bool progress_paused(const raft *r, const progress *pr)
 {
     switch (pr->state) {
@@ -353,16 +367,8 @@ static bool progress_paused(const raft *r, const progress *pr)
  * allow_empty). */
 static int validate_conf(const raft_conf *conf, bool allow_empty)
 {
-    if ((conf->n_voters == 0 && !allow_empty) || conf->n_voters > RAFT_MAX_NODES)
-        return RAFT_EINVAL;
-    for (uint32_t i = 0; i < conf->n_voters; i++) {
-        if (conf->voters[i] == 0)
-            return RAFT_EINVAL;
-        for (uint32_t j = 0; j < i; j++)
-            if (conf->voters[j] == conf->voters[i])
-                return RAFT_EINVAL;
-    }
-    return RAFT_OK;
+    return (allow_empty && conf->n_voters == 0) || raft_codec_conf_valid(conf) ? RAFT_OK
+                                                                               : RAFT_EINVAL;
 }
 
 /* The voters a configuration entry names; false if e is not a valid configuration entry. */
@@ -425,18 +431,9 @@ static void set_conf(raft *r, const raft_conf *conf, raft_index index)
         while (used[j])
             j++;
         used[j] = true;
-        progress *pr = &r->prs[i];
-        *pr = old[j];
-        pr->id = conf->voters[i];
-        pr->match = 0;
-        pr->next = last + 1;
-        pr->state = PR_PROBE;
-        pr->probe_sent = false;
-        pr->pending_snapshot = 0;
-        pr->snapshot_ticks = 0;
-        pr->recent_active = true; /* a new voter gets a check-quorum round to answer */
-        pr->read_ack = 0;
-        inflight_reset(pr);
+        r->prs[i] = old[j];
+        r->prs[i].id = conf->voters[i];
+        progress_reset(&r->prs[i], last, true); /* a check-quorum round to answer */
     }
     uint32_t k = conf->n_voters;
     for (uint32_t j = 0; j < RAFT_MAX_NODES; j++)
@@ -546,15 +543,7 @@ static void become_leader(raft *r)
     raft_index last = raft_log_last(&r->log);
     for (uint32_t i = 0; i < r->conf.n_voters; i++) {
         progress *pr = &r->prs[i];
-        pr->match = 0;
-        pr->next = last + 1;
-        pr->state = PR_PROBE;
-        pr->probe_sent = false;
-        pr->pending_snapshot = 0;
-        pr->snapshot_ticks = 0;
-        pr->recent_active = pr->id == r->cfg.id; /* the others must prove it within a timeout */
-        pr->read_ack = 0;
-        inflight_reset(pr);
+        progress_reset(pr, last, pr->id == r->cfg.id); /* the others must prove it in time */
     }
     r->uncommitted_bytes = raft_log_bytes(&r->log, r->commit, last);
     /* A no-op of the new term lets the leader commit (and learn) everything before it (§5.4.2, §8). */

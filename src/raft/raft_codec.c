@@ -420,7 +420,7 @@ int raft_codec_snapshot_meta_encode(const raft_snapshot_meta *sm, uint8_t *buf, 
     return RAFT_OK;
 }
 
-static bool conf_valid(const raft_conf *conf) {
+bool raft_codec_conf_valid(const raft_conf *conf) {
     if (conf->n_voters == 0 || conf->n_voters > RAFT_MAX_NODES)
         return false;
     for (uint32_t i = 0; i < conf->n_voters; i++) {
@@ -439,7 +439,7 @@ size_t raft_codec_conf_size(const raft_conf *conf, uint32_t ctx_len) {
 
 int raft_codec_conf_encode(const raft_conf *conf, const void *ctx, uint32_t ctx_len, uint8_t *buf,
                            size_t cap, size_t *written) {
-    bool ok = conf_valid(conf) && (ctx_len == 0 || ctx != NULL);
+    bool ok = raft_codec_conf_valid(conf) && (ctx_len == 0 || ctx != NULL);
     int rc = encode_check(ok, ok ? raft_codec_conf_size(conf, ctx_len) : 0, cap, written);
     if (rc != RAFT_OK)
         return rc;

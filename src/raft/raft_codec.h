@@ -34,6 +34,7 @@
 #ifndef RAFTKV_RAFT_CODEC_H
 #define RAFTKV_RAFT_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,6 +82,8 @@ int raft_codec_snapshot_meta_decode(const uint8_t *buf, size_t len, raft_snapsho
  * allocates nothing: *ctx points into buf (NULL when ctx_len is 0). It refuses n_voters of 0 or
  * above RAFT_MAX_NODES, a voter id 0 and a voter listed twice. */
 size_t raft_codec_conf_size(const raft_conf *conf, uint32_t ctx_len);
+/* 1..RAFT_MAX_NODES voters, none 0, none twice: what encode takes and decode gives. */
+bool raft_codec_conf_valid(const raft_conf *conf);
 int raft_codec_conf_encode(const raft_conf *conf, const void *ctx, uint32_t ctx_len, uint8_t *buf,
                            size_t cap, size_t *written);
 int raft_codec_conf_decode(const uint8_t *buf, size_t len, raft_conf *out, const uint8_t **ctx,

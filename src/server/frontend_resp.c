@@ -177,6 +177,29 @@ static void reply_info(fe_session *s, const kv_slice *section)
     free(b.base);
 }
 
+/* A write (or membership change) this node cannot propose: forwarded to the leader when one is
+ * known (not if it came forwarded: never twice), else it waits for one. */
+static void to_leader(fe_req *req, const proto_resp_cmd *cmd)
+{
+    fe_session *s = req->s;
+    node *n = s->fe->node;
+    node_peer leader;
+    if (node_leader(n, &leader) && leader.id != node_self(n)->id) {
+        if (s->forwarded) {
+            fe_req_fail(req, FE_ERR_NOT_LEADER);
+            return;
+        }
+        growbuf b = {0};
+        encode_multibulk(cmd, &b);
+        if (b.failed) fe_req_fail(req, FE_ERR_INTERNAL);
+        else fe_req_forward(req, s->fe->fwd_resp, &leader, (const uint8_t *)b.base, b.len);
+        free(b.base);
+        return;
+    }
+    if (!keep_copy(req, cmd)) return;
+    fe_req_wait_leader(req);
+}
+
 /* ---- membership ------------------------------------------------------------------------------ */
 
 #define MEMBER_USAGE "-ERR usage: RAFTKV.MEMBER ADD <id> | REMOVE <id> | LIST\r\n"
@@ -283,21 +306,7 @@ static void member_go(fe_req *req, const proto_resp_cmd *cmd)
             return;
         }
     }
-    node_peer leader;
-    if (node_leader(n, &leader) && leader.id != node_self(n)->id) {
-        if (s->forwarded) {
-            fe_req_fail(req, FE_ERR_NOT_LEADER);
-            return;
-        }
-        growbuf b = {0};
-        encode_multibulk(cmd, &b);
-        if (b.failed) fe_req_fail(req, FE_ERR_INTERNAL);
-        else fe_req_forward(req, fe->fwd_resp, &leader, (const uint8_t *)b.base, b.len);
-        free(b.base);
-        return;
-    }
-    if (!keep_copy(req, cmd)) return;
-    fe_req_wait_leader(req);
+    to_leader(req, cmd);
 }
 
 static void dispatch_member(fe_session *s, const proto_resp_cmd *cmd)
@@ -333,21 +342,7 @@ static void resp_write(fe_req *req, const proto_resp_cmd *cmd, const proto_resp_
     frontend *fe = s->fe;
     node *n = fe->node;
     if (node_is_leader(n) && fe_req_propose(req, &rq->cmd) == 0) return;
-    node_peer leader;
-    if (node_leader(n, &leader) && leader.id != node_self(n)->id) {
-        if (s->forwarded) {
-            fe_req_fail(req, FE_ERR_NOT_LEADER);
-            return;
-        }
-        growbuf b = {0};
-        encode_multibulk(cmd, &b);
-        if (b.failed) fe_req_fail(req, FE_ERR_INTERNAL);
-        else fe_req_forward(req, fe->fwd_resp, &leader, (const uint8_t *)b.base, b.len);
-        free(b.base);
-        return;
-    }
-    if (!keep_copy(req, cmd)) return;
-    fe_req_wait_leader(req);
+    to_leader(req, cmd);
 }
 
 static void dispatch(fe_session *s, const proto_resp_cmd *cmd)

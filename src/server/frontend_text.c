@@ -109,6 +109,16 @@ static bool keep_copy(fe_req *req, const proto_text_cmd *cmd)
     return fe_req_keep(req, copy, size);
 }
 
+/* ERR_REDIRECT to `to`'s text port. */
+static void redirect(fe_req *req, const node_peer *to)
+{
+    char reply[320];
+    size_t len = proto_text_reply_redirect(reply, sizeof reply, to->host, to->client_port);
+    assert(len <= sizeof reply);
+    req->s->fe->stats.redirected++;
+    fe_req_done_bytes(req, reply, len);
+}
+
 static void text_write(fe_req *req, const proto_text_cmd *cmd)
 {
     fe_session *s = req->s;
@@ -132,21 +142,13 @@ static void text_write(fe_req *req, const proto_text_cmd *cmd)
             free(b.base);
             return;
         }
-        char reply[320];
-        size_t len = proto_text_reply_redirect(reply, sizeof reply, leader.host, leader.client_port);
-        assert(len <= sizeof reply);
-        fe->stats.redirected++;
-        fe_req_done_bytes(req, reply, len);
+        redirect(req, &leader);
         return;
     }
     node_peer voter;
     if (!node_is_voter(n) && node_some_voter(n, &voter)) {
         /* A spare or a removed node hears from no leader: a voter will know it (or redirect). */
-        char reply[320];
-        size_t len = proto_text_reply_redirect(reply, sizeof reply, voter.host, voter.client_port);
-        assert(len <= sizeof reply);
-        fe->stats.redirected++;
-        fe_req_done_bytes(req, reply, len);
+        redirect(req, &voter);
         return;
     }
     /* No leader known (or we are it but could not propose yet): wait for one. */
