@@ -58,7 +58,8 @@ static int resp_call(conn *c, int argc, const char *const *argv, char *line, siz
     return CONN_OK;
 }
 
-/* Which exit code a refusal from the server means. */
+/* Which exit code a refusal from the server means (a change refused as unsafe, or while another
+ * is in progress, is 3: the cluster is not in a state to take it). */
 static int refusal_code(const char *text)
 {
     static const char *const usage[] = {"not in the peers file", "already a voter",

@@ -175,7 +175,7 @@ int fe_req_change_voters(fe_req *req, raft_id id, bool add)
         return 0;
     }
     if (rc == NODE_ENOLEADER || rc == NODE_ENOTLEADER || rc == NODE_EMEMBER ||
-        rc == NODE_ECONFBUSY)
+        rc == NODE_ECONFBUSY || rc == NODE_EUNSAFE)
         return rc;
     fe_req_fail(req, err_of_node(rc));
     return 0;

@@ -300,6 +300,13 @@ static void member_go(fe_req *req, const proto_resp_cmd *cmd)
             fe_req_done_bytes(req, busy, strlen(busy));
             return;
         }
+        if (rc == NODE_EUNSAFE) {
+            const char *unsafe = "-ERR the change would leave fewer voters answering than a "
+                                 "majority of the new configuration (a node added counts only "
+                                 "once it has caught up): bring the missing voters back first\r\n";
+            fe_req_done_bytes(req, unsafe, strlen(unsafe));
+            return;
+        }
         if (rc == NODE_EMEMBER) {
             const char *bad = "-ERR not a valid membership change\r\n";
             fe_req_done_bytes(req, bad, strlen(bad));

@@ -45,6 +45,7 @@ const char *node_strerror(int rc)
     case NODE_ENOMEM: return "out of memory";
     case NODE_EMEMBER: return "not a valid membership change";
     case NODE_ECONFBUSY: return "a membership change is in progress";
+    case NODE_EUNSAFE: return "the change would leave no working majority";
     default: return "unknown error";
     }
 }
@@ -267,6 +268,22 @@ static int from_raft(int rc)
     }
 }
 
+/* How many voters of next this leader hears from (itself included), not counting `added`. */
+static uint32_t voters_heard(node *n, const raft_conf *next, raft_id added)
+{
+    uint32_t heard = 0;
+    for (uint32_t i = 0; i < next->n_voters; i++) {
+        raft_id v = next->voters[i];
+        raft_progress_info pi;
+        if (v == added)
+            continue;
+        if (v == n->cfg.id || (raft_get_progress(n->r, v, &pi) && pi.recent_active) ||
+            (n->tp != NULL && transport_connected(n->tp, v)))
+            heard++;
+    }
+    return heard;
+}
+
 int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ctx)
 {
     if (n->stopping)
@@ -285,6 +302,13 @@ int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ct
         next.voters[next.n_voters++] = id;
     else
         next.voters[at] = next.voters[--next.n_voters];
+    uint32_t heard = voters_heard(n, &next, add ? id : 0);
+    if (heard < next.n_voters / 2 + 1) {
+        log_printf("refused to %s node %" PRIu64 ": %" PRIu32 " of the %" PRIu32
+                   " voters after it would answer, a majority needs %" PRIu32,
+                   add ? "add" : "remove", id, heard, next.n_voters, next.n_voters / 2 + 1);
+        return NODE_EUNSAFE;
+    }
     pending *p = calloc(1, sizeof *p);
     if (p == NULL)
         return NODE_ENOMEM;

@@ -46,6 +46,8 @@ enum {
     NODE_EMEMBER = -9,   /* not a valid membership change (unknown node, already / not a voter,
                             the last voter) */
     NODE_ECONFBUSY = -10, /* a membership change is still in progress; retry later */
+    NODE_EUNSAFE = -11,   /* the change would leave fewer voters this leader hears from than a
+                             majority of the new configuration (etcd's strict check) */
 };
 const char *node_strerror(int rc);
 
@@ -71,7 +73,10 @@ int node_read(node *n, node_read_cb cb, void *ctx);
 /* Membership change on the leader: adds node `id` of the peers file to the voters, or removes
  * it (the leader itself included: it hands over once the change commits). Same return and
  * callback convention as node_write (the kv_result is empty): NODE_OK once the change is
- * committed and applied here. NODE_EMEMBER, NODE_ECONFBUSY, NODE_ENOTLEADER at once. */
+ * committed and applied here. NODE_EMEMBER, NODE_ECONFBUSY, NODE_EUNSAFE, NODE_ENOTLEADER at
+ * once. NODE_EUNSAFE: after the change, the voters this leader hears from (connected, or heard
+ * within the check-quorum window; an added node counts as not caught up yet) would not be a
+ * majority -- adding a fourth node while one of three is down would stop all writes. */
 int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ctx);
 /* Forget every pending callback with this ctx (a closing connection); they never fire. */
 void node_cancel(node *n, void *ctx);

@@ -305,7 +305,7 @@ int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ct
 {
     (void)id, (void)add, (void)cb, (void)ctx;
     if (n->leader_view != n->id) return n->leader_view ? NODE_ENOTLEADER : NODE_ENOLEADER;
-    return NODE_EMEMBER;
+    return NODE_EMEMBER; /* nor NODE_EUNSAFE: the fake has no transport */
 }
 
 bool node_is_leader(const node *n) { return n->leader_view == n->id; }
