@@ -94,11 +94,11 @@ class Launcher(unittest.TestCase):
 
     def pids(self, missing_ok=False):
         out = {}
-        for i in (1, 2, 3):
+        for i in range(1, 17):  # 1..3, and the spares some tests add
             path = os.path.join(self.dir, "node-%d.pid" % i)
             if os.path.exists(path):
                 out[i] = int(slurp(path))
-            elif not missing_ok:
+            elif not missing_ok and i <= 3:
                 self.fail("missing " + path)
         return out
 
@@ -164,6 +164,29 @@ class Launcher(unittest.TestCase):
         rc, out, err = self.cluster("status")
         self.assertEqual(rc, 3)
         self.assertIn("down", out)
+
+    def test_spares(self):
+        """--spares K lists K more nodes with "voter": false, started like the others."""
+        self.base = free_base(4)
+        rc, out, err = self.start("--spares", "1")
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("3 nodes and spares", out)
+        peers = json.loads(slurp(os.path.join(self.dir, "peers.json")))
+        self.assertEqual([p["id"] for p in peers], [1, 2, 3, 4])
+        self.assertNotIn("voter", peers[2])
+        self.assertEqual(peers[3]["voter"], False)
+        self.assertEqual(peers[3]["client_port"], self.base + 4)
+        pid4 = int(slurp(os.path.join(self.dir, "node-4.pid")))
+        self.assertTrue(alive(pid4))
+        rc, out, err = self.cluster("stop")
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(wait_dead(pid4, 5))
+        rc, _, err = run("cluster", "start", "--dir", self.dir, "--spares", "12")
+        self.assertEqual(rc, 2)
+        self.assertIn("more than the 16 nodes", err)
+        rc, _, err = run("get", "k", "--spares", "1")
+        self.assertEqual(rc, 2)
+        self.assertIn("are for `cluster`", err)
 
     def test_start_brings_back_a_crashed_node_only(self):
         self.assertEqual(self.start()[0], 0)
