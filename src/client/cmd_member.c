@@ -131,8 +131,11 @@ int cli_member(const cli_opts *opts)
         }
         conn_close(c);
         asked = true;
-        if (is_error && strncmp(line, "CLUSTERDOWN", 11) == 0 && i + 1 < nodes.count) {
-            /* This node knows no leader (a spare, a removed node, an election): ask the next. */
+        bool elsewhere = strncmp(line, "CLUSTERDOWN", 11) == 0 ||
+                         strstr(line, "not the leader") != NULL;
+        if (is_error && elsewhere && i + 1 < nodes.count) {
+            /* This node knows no leader (a spare, a removed node, an election), or forwarded to
+             * one that no longer leads: nothing was proposed, ask the next. */
             if (opts->kvc.verbose)
                 fprintf(stderr, "raftkv: %s:%u: %s\n", nd->host, nd->resp_port, line);
             asked = false;

@@ -48,6 +48,7 @@ typedef struct progress {
     raft_index pending_snapshot;
     uint32_t snapshot_ticks;
     bool recent_active;       /* heard from since the last check-quorum round */
+    uint32_t idle_ticks;      /* leader ticks since it last heard from this follower */
     uint64_t read_ack;        /* highest ReadIndex sequence this follower confirmed */
     raft_index *inflight;     /* ring of last indexes of appends in flight (REPLICATE) */
     uint32_t inflight_start;
@@ -347,6 +348,7 @@ static void progress_reset(progress *pr, raft_index last, bool recent_active)
     pr->pending_snapshot = 0;
     pr->snapshot_ticks = 0;
     pr->recent_active = recent_active;
+    pr->idle_ticks = 0;
     pr->read_ack = 0;
     inflight_reset(pr);
 }
@@ -919,6 +921,7 @@ static void step_leader(raft *r, const raft_msg *m)
         return;
     }
     pr->recent_active = true;
+    pr->idle_ticks = 0;
     switch (m->type) {
     case RAFT_MSG_APPEND_RESP: handle_append_resp(r, pr, m); break;
     case RAFT_MSG_HEARTBEAT_RESP:
@@ -1233,6 +1236,8 @@ void raft_tick(raft *r)
         r->removed_snapshot_ticks--;
     for (uint32_t i = 0; i < r->conf.n_voters; i++) {
         progress *pr = &r->prs[i];
+        if (pr->idle_ticks < UINT32_MAX)
+            pr->idle_ticks++;
         if (pr->state == PR_SNAPSHOT && ++pr->snapshot_ticks >= r->cfg.snapshot_timeout_tick)
             progress_become_probe(pr); /* the install was lost: start over */
     }
@@ -1766,6 +1771,7 @@ bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out)
         out->next = pr->next;
         out->state = pr->state;
         out->recent_active = pr->recent_active;
+        out->idle_ticks = pr->id == r->cfg.id ? 0 : pr->idle_ticks;
         return true;
     }
     return false;

@@ -401,6 +401,8 @@ typedef struct raft_progress_info {
     raft_index next;
     int state; /* 0 probe, 1 replicate, 2 snapshot */
     bool recent_active;
+    uint32_t idle_ticks; /* ticks since the leader last heard from it (0 for the leader itself;
+                            0 too for a voter just added, whose match is then 0) */
 } raft_progress_info;
 bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out);
 

@@ -136,6 +136,9 @@ bool node_is_leader(const node *n)
 
 bool node_leader(const node *n, node_peer *out)
 {
+    /* A spare or removed follower hears from no leader: the id it last heard is stale. */
+    if (!node_is_voter(n) && raft_get_role(n->r) != RAFT_LEADER)
+        return false;
     const node_peer *p = config_peer(&n->cfg, raft_get_leader(n->r));
     if (p == NULL)
         return false;
@@ -268,8 +271,10 @@ static int from_raft(int rc)
     }
 }
 
-/* How many voters of next this leader hears from (itself included), not counting `added`. */
-static uint32_t voters_heard(node *n, const raft_conf *next, raft_id added)
+/* How many voters of next this leader hears from (itself included), not counting `added`: those
+ * that acknowledged an entry and answered within the last election timeout. A connection alone
+ * does not count (a stopped process keeps it open), nor a voter just added (match 0). */
+static uint32_t voters_heard(node *n, const raft_conf *next, raft_id added, uint32_t window)
 {
     uint32_t heard = 0;
     for (uint32_t i = 0; i < next->n_voters; i++) {
@@ -277,8 +282,8 @@ static uint32_t voters_heard(node *n, const raft_conf *next, raft_id added)
         raft_progress_info pi;
         if (v == added)
             continue;
-        if (v == n->cfg.id || (raft_get_progress(n->r, v, &pi) && pi.recent_active) ||
-            (n->tp != NULL && transport_connected(n->tp, v)))
+        if (v == n->cfg.id ||
+            (raft_get_progress(n->r, v, &pi) && pi.match > 0 && pi.idle_ticks <= window))
             heard++;
     }
     return heard;
@@ -302,8 +307,12 @@ int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ct
         next.voters[next.n_voters++] = id;
     else
         next.voters[at] = next.voters[--next.n_voters];
-    uint32_t heard = voters_heard(n, &next, add ? id : 0);
-    if (heard < next.n_voters / 2 + 1) {
+    uint32_t window = (uint32_t)(n->cfg.election_timeout_min_ms / n->cfg.tick_ms);
+    uint32_t heard = voters_heard(n, &next, add ? id : 0, window);
+    /* From one voter to two can never pass (the new one is not counted): allowed, as etcd does;
+     * the cluster waits for the new node to catch up, as it must. */
+    bool one_to_two = add && next.n_voters == 2;
+    if (heard < next.n_voters / 2 + 1 && !one_to_two) {
         log_printf("refused to %s node %" PRIu64 ": %" PRIu32 " of the %" PRIu32
                    " voters after it would answer, a majority needs %" PRIu32,
                    add ? "add" : "remove", id, heard, next.n_voters, next.n_voters / 2 + 1);
@@ -391,8 +400,9 @@ int node_read(node *n, node_read_cb cb, void *ctx)
         list_push(&n->reads, p);
         return NODE_OK;
     }
-    if (!node_is_voter(n)) {
-        /* A spare or a removed node receives no entries: it would never apply a read index. */
+    if (!node_is_voter(n) && raft_get_role(n->r) != RAFT_LEADER) {
+        /* A spare or a removed node receives no entries: it would never apply a read index (a
+         * leader removing itself still leads, and reads, until the change commits). */
         free(p);
         return NODE_ENOLEADER;
     }

@@ -74,9 +74,10 @@ int node_read(node *n, node_read_cb cb, void *ctx);
  * it (the leader itself included: it hands over once the change commits). Same return and
  * callback convention as node_write (the kv_result is empty): NODE_OK once the change is
  * committed and applied here. NODE_EMEMBER, NODE_ECONFBUSY, NODE_EUNSAFE, NODE_ENOTLEADER at
- * once. NODE_EUNSAFE: after the change, the voters this leader hears from (connected, or heard
- * within the check-quorum window; an added node counts as not caught up yet) would not be a
- * majority -- adding a fourth node while one of three is down would stop all writes. */
+ * once. NODE_EUNSAFE: after the change, the voters this leader hears from (that acknowledged an
+ * entry and answered within an election timeout; never the node being added) would not be a
+ * majority -- adding a fourth node while one of three is down would stop all writes. One voter
+ * may still grow to two (that check could never pass), as etcd allows. */
 int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ctx);
 /* Forget every pending callback with this ctx (a closing connection); they never fire. */
 void node_cancel(node *n, void *ctx);

@@ -68,6 +68,55 @@ def read_many(c, n):
     return out
 
 
+def small_cluster():
+    """Voters 1 and 2, spare 3. With the follower frozen (SIGSTOP: its connections stay open),
+    adding 3 is refused: only the leader answers. Removing the frozen follower leaves one voter,
+    and one voter may grow to two (the new one cannot be counted before it votes)."""
+    d = os.path.join(TMP, "small")
+    os.makedirs(d)
+    peers_path = os.path.join(d, "peers.json")
+    peers = write_peers(peers_path, 3)
+    peers[2]["voter"] = False
+    with open(peers_path, "w") as f:
+        json.dump(peers, f)
+    for i in (1, 2, 3):
+        log = open(os.path.join(TMP, "node%d.log" % (10 + i)), "a")
+        procs[10 + i] = subprocess.Popen(
+            [RAFTKVD, "--id", str(i), "--peers", peers_path, "--data-dir",
+             os.path.join(d, "data%d" % i)], stdout=log, stderr=log)
+
+    def call(i, *args):
+        c = Resp(peers[i - 1]["resp_port"], timeout=15)
+        try:
+            return c.call(*args)
+        except RespError as e:
+            return "ERR:" + str(e)
+        finally:
+            c.close()
+
+    deadline = time.time() + WAIT_S
+    lead = None
+    while time.time() < deadline and lead is None:
+        v = info(peers[0]["resp_port"])
+        if v.get("leader") in ("1", "2") and info(peers[1]["resp_port"]).get("leader") == \
+                v["leader"]:
+            lead = int(v["leader"])
+        time.sleep(0.1)
+    check(lead is not None, "small cluster: no leader")
+    frozen = 3 - lead
+    procs[10 + frozen].send_signal(signal.SIGSTOP)
+    time.sleep(1.0)  # over an election timeout (300 ms) without an answer from it
+    got = call(lead, "RAFTKV.MEMBER", "ADD", "3")
+    check(isinstance(got, str) and "majority" in got,
+          "ADD 3 with voter %d frozen answered %r" % (frozen, got))
+    got = call(lead, "RAFTKV.MEMBER", "REMOVE", str(frozen))
+    check(got == "OK", "REMOVE of the frozen voter %d answered %r" % (frozen, got))
+    procs[10 + frozen].send_signal(signal.SIGCONT)
+    got = call(lead, "RAFTKV.MEMBER", "ADD", "3")
+    check(got == "OK", "ADD 3 to a one-voter cluster answered %r" % (got,))
+    check(call(lead, "SET", "small", "x") == "OK", "no write after one voter grew to two")
+
+
 def main():
     peers_path = os.path.join(TMP, "peers.json")
     peers = write_peers(peers_path, 4)
@@ -231,8 +280,14 @@ def main():
         check(all(r == "OK" for r in replies),
               "writes failed with voters %d and 4 up: %r" % (leader, replies[:3]))
         check(call(4, "GET", "after99") == b"w99", "node 4 does not serve after99")
+        for p in procs.values():
+            p.kill()
+            p.wait()
+        procs.clear()
+        small_cluster()
         print("ok: spare added through a follower (snapshot catch-up), leader removed itself and "
-              "stayed out after a restart, new voter kept the cluster writable")
+              "stayed out after a restart, new voter kept the cluster writable; a frozen voter "
+              "is not counted; one voter grows to two")
     finally:
         for p in procs.values():
             if p.poll() is None:
