@@ -99,9 +99,11 @@ int cli_member(const cli_opts *opts)
     int argc = list ? 2 : 3;
     code = CLI_EXIT_UNAVAILABLE;
     bool asked = false;
+    size_t no_resp = 0;
     for (size_t i = 0; i < nodes.count; i++) {
         const ep_node *nd = &nodes.nodes[i];
         if (nd->resp_port == 0) {
+            no_resp++;
             if (opts->kvc.verbose)
                 fprintf(stderr, "raftkv: %s:%u: no RESP port known (give HOST:PORT:RESP)\n",
                         nd->host, nd->client_port);
@@ -155,9 +157,12 @@ int cli_member(const cli_opts *opts)
         free(bulk);
         break;
     }
-    if (!asked)
+    if (!asked && no_resp == nodes.count)
+        fprintf(stderr, "raftkv: member: no RESP port known for any node: give --peers FILE or "
+                        "--cluster HOST:PORT:RESP,...\n");
+    else if (!asked)
         fprintf(stderr, "raftkv: member: no node answered on its RESP port (%zu tried)\n",
-                nodes.count);
+                nodes.count - no_resp);
     if (code == CLI_EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
         fprintf(stderr, "raftkv: stdout: write failed\n");
         code = CLI_EXIT_UNAVAILABLE;

@@ -83,12 +83,28 @@ class Usage(Base):
             ("set", "a", "-", "--", "b"),
             ("status", "extra"),
             ("get", "k", "--nodes", "3"),
+            ("member",),
+            ("member", "add"),
+            ("member", "add", "0"),
+            ("member", "add", "x1"),
+            ("member", "remove", "1", "2"),
+            ("member", "list", "x"),
+            ("member", "promote", "1"),
+            ("get", "k", "--spares", "1"),
         ]
         for args in cases:
             rc, out, err = run("--cluster", "127.0.0.1:1", *args)
             self.assertEqual(rc, 2, "%r: rc %d, %s" % (args, rc, err))
             self.assertIn("raftkv", err)
             self.assertEqual(out, b"", args)
+
+    def test_member_needs_resp_ports(self):
+        rc, out, err = run("--cluster", "127.0.0.1:1", "member", "list")
+        self.assertEqual((rc, out), (3, b""), err)
+        self.assertIn("no RESP port known", err)
+        rc, out, err = run("--cluster", "127.0.0.1:1:2", "member", "add", "2")
+        self.assertEqual((rc, out), (3, b""), err)
+        self.assertIn("no node answered on its RESP port (1 tried)", err)
 
     def test_bad_cluster_specs(self):
         for spec in ("", "nohostport", "h:0", "h:70000", "h:12:x", ":5"):
