@@ -58,6 +58,17 @@ def check(cond, msg):
         fail(msg)
 
 
+def resp_call(port, *args):
+    """One command on a new connection: the reply, or "ERR:<text>" for an error reply."""
+    c = Resp(port, timeout=15)
+    try:
+        return c.call(*args)
+    except RespError as e:
+        return "ERR:" + str(e)
+    finally:
+        c.close()
+
+
 def read_many(c, n):
     out = []
     for _ in range(n):
@@ -86,13 +97,7 @@ def small_cluster():
              os.path.join(d, "data%d" % i)], stdout=log, stderr=log)
 
     def call(i, *args):
-        c = Resp(peers[i - 1]["resp_port"], timeout=15)
-        try:
-            return c.call(*args)
-        except RespError as e:
-            return "ERR:" + str(e)
-        finally:
-            c.close()
+        return resp_call(peers[i - 1]["resp_port"], *args)
 
     deadline = time.time() + WAIT_S
     lead = None
@@ -164,13 +169,7 @@ def main():
         return [i for i in (1, 2, 3) if i != lead][0]
 
     def call(i, *args):
-        c = Resp(port(i), timeout=15)
-        try:
-            return c.call(*args)
-        except RespError as e:
-            return "ERR:" + str(e)
-        finally:
-            c.close()
+        return resp_call(port(i), *args)
 
     try:
         for i in (1, 2, 3, 4):
