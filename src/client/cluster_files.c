@@ -45,7 +45,7 @@ int cluster_files_write_peers(const char *path, int nodes, int spares, int base_
                                  id, base_port + 200 + id, base_port + id, base_port + 100 + id,
                                  id > nodes ? ", \"voter\": false" : "", id < total ? "," : "");
         if (used >= sizeof text) {
-            snprintf(err, errcap, "%s: too many nodes (%d)", path, nodes);
+            snprintf(err, errcap, "%s: too many nodes (%d)", path, total);
             return -1;
         }
     }

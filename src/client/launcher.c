@@ -91,8 +91,6 @@ static int make_dirs(const char *path)
     return 0;
 }
 
-/* Resolves DIR (creating it when create) and loads peers.json when present. Returns an exit code;
- * CLI_EXIT_OK with nodes.count == 0 when there is no peers.json yet. */
 /* One start or stop at a time per directory: two starts at once would each spawn the nodes that
  * are down (two raftkvd on one data directory) and race on the pid files. The lock goes with the
  * process (close-on-exec: the nodes do not inherit it). Returns CLI_EXIT_OK or an exit code. */
@@ -114,6 +112,9 @@ static int lock_cluster(const char *dir, const char *verb)
     return CLI_EXIT_OK; /* fd stays open, and locked, until this process exits */
 }
 
+/* Resolves DIR (creating it when create), takes its lock when lock, and loads peers.json when
+ * present. Returns an exit code; CLI_EXIT_OK with nodes.count == 0 when there is no peers.json
+ * yet. */
 static int open_cluster(const cli_opts *opts, bool create, bool lock, cluster *cl)
 {
     memset(cl, 0, sizeof *cl);

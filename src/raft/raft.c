@@ -382,7 +382,7 @@ static bool entry_conf(const raft_entry *e, raft_conf *out)
            raft_codec_conf_decode(e->data, e->len, out, &ctx, &ctx_len, NULL, 0) == RAFT_OK;
 }
 
-static bool has_voter(const raft_conf *conf, raft_id id)
+bool raft_conf_has(const raft_conf *conf, raft_id id)
 {
     for (uint32_t i = 0; i < conf->n_voters; i++)
         if (conf->voters[i] == id)
@@ -395,9 +395,9 @@ static bool one_change(const raft_conf *from, const raft_conf *to)
 {
     uint32_t changes = 0;
     for (uint32_t i = 0; i < to->n_voters; i++)
-        changes += !has_voter(from, to->voters[i]);
+        changes += !raft_conf_has(from, to->voters[i]);
     for (uint32_t i = 0; i < from->n_voters; i++)
-        changes += !has_voter(to, from->voters[i]);
+        changes += !raft_conf_has(to, from->voters[i]);
     return changes == 1;
 }
 
@@ -477,7 +477,7 @@ static bool promotable(const raft *r)
         return false;
     raft_index at;
     raft_conf before = conf_at(r, r->conf_index - 1, &at);
-    return has_voter(&before, r->cfg.id);
+    return raft_conf_has(&before, r->cfg.id);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1748,6 +1748,7 @@ raft_term raft_term_at(const raft *r, raft_index index) { return raft_log_term(&
 const raft_entry *raft_entry_at(const raft *r, raft_index index) { return raft_log_get(&r->log, index); }
 raft_snapshot_meta raft_get_snapshot(const raft *r) { return r->snapshot; }
 const raft_conf *raft_get_conf(const raft *r) { return &r->conf; }
+raft_index raft_conf_index(const raft *r) { return r->conf_index; }
 
 int raft_conf_at(const raft *r, raft_index index, raft_conf *out)
 {

@@ -390,6 +390,11 @@ raft_term raft_term_at(const raft *r, raft_index index); /* 0 if unknown (compac
 const raft_entry *raft_entry_at(const raft *r, raft_index index); /* NULL if not in memory */
 raft_snapshot_meta raft_get_snapshot(const raft *r);
 const raft_conf *raft_get_conf(const raft *r); /* in force now: the newest in the log */
+/* Where that configuration comes from: its entry's index, the snapshot's index, or 0 for
+ * raft_config.conf. A change is uncommitted while it is above raft_commit_index(). */
+raft_index raft_conf_index(const raft *r);
+/* Whether id is one of conf's voters. */
+bool raft_conf_has(const raft_conf *conf, raft_id id);
 /* The configuration in force at index (the newest configuration entry at or before it, else the
  * snapshot's, else raft_config.conf), for the meta of a snapshot taken at index. RAFT_EINVAL when
  * index is before the latest snapshot or after the last entry. */

@@ -356,9 +356,8 @@ void fe_req_wait_leader(fe_req *req)
         fe_req_fail(req, FE_ERR_STOPPING);
         return;
     }
-    if (!node_is_voter(fe->node) && !node_is_leader(fe->node)) {
-        /* A spare or a removed node hears from no leader: waiting would only delay the client's
-         * move to another node. */
+    if (node_is_outside(fe->node)) {
+        /* It hears from no leader: waiting would only delay the client's move to another node. */
         fe_req_fail(req, FE_ERR_NO_LEADER);
         return;
     }

@@ -10,7 +10,7 @@
  *
  * RAFTKV.MEMBER ADD <id> / REMOVE <id> changes the voters (one node at a time, a node of the peers
  * file), forwarded to the leader like a write and answered +OK once the change commits;
- * RAFTKV.MEMBER LIST answers at once with one line per node of the peers file and whether it votes.
+ * RAFTKV.MEMBER LIST is a read: one line per node of the peers file and whether it votes.
  *
  * The command FWD_RESP_COMMAND ("RAFTKV.FORWARDED") marks the connection as another node's
  * forwarder: its writes are never forwarded again; on a node that is not the leader they get
@@ -204,13 +204,6 @@ static void to_leader(fe_req *req, const proto_resp_cmd *cmd)
 
 #define MEMBER_USAGE "-ERR usage: RAFTKV.MEMBER ADD <id> | REMOVE <id> | LIST\r\n"
 
-static bool conf_has(const raft_conf *c, raft_id id)
-{
-    for (uint32_t i = 0; i < c->n_voters; i++)
-        if (c->voters[i] == id) return true;
-    return false;
-}
-
 /* Built when the reply is written, after a read barrier: it shows every change acknowledged before
  * (on this connection or anywhere), and a spare or removed node, which knows no current
  * configuration, fails the barrier instead of listing a stale one. */
@@ -224,7 +217,7 @@ static void emit_member_list(node *n, fe_out *out)
     for (uint32_t i = 0; i < count; i++)
         growbuf_printf(&b, "%llu %s:%u client=%u resp=%u %s\n", (unsigned long long)peers[i].id,
                        peers[i].host, peers[i].peer_port, peers[i].client_port, peers[i].resp_port,
-                       conf_has(&info.voters, peers[i].id) ? "voter" : "not-voter");
+                       node_votes(n, peers[i].id) ? "voter" : "not-voter");
     if (info.conf_pending) growbuf_printf(&b, "(a change is not committed yet)\n");
     if (b.failed) {
         fe_out_put(out, "-ERR out of memory\r\n", 20);
@@ -254,29 +247,6 @@ static raft_id member_target(const proto_resp_cmd *cmd, bool *add)
     return id;
 }
 
-/* Why the leader refuses the change, or NULL: named here so the client learns which rule. */
-static const char *member_refusal(node *n, raft_id id, bool add, char *buf, size_t cap)
-{
-    uint32_t count;
-    const node_peer *peers = node_peers(n, &count);
-    bool known = false;
-    for (uint32_t i = 0; i < count; i++) known |= peers[i].id == id;
-    node_info info;
-    node_get_info(n, &info);
-    if (!known)
-        snprintf(buf, cap, "-ERR node %llu is not in the peers file (RAFTKV.MEMBER LIST)\r\n",
-                 (unsigned long long)id);
-    else if (add && conf_has(&info.voters, id))
-        snprintf(buf, cap, "-ERR node %llu is already a voter\r\n", (unsigned long long)id);
-    else if (!add && !conf_has(&info.voters, id))
-        snprintf(buf, cap, "-ERR node %llu is not a voter\r\n", (unsigned long long)id);
-    else if (!add && info.voters.n_voters == 1)
-        snprintf(buf, cap, "-ERR node %llu is the last voter\r\n", (unsigned long long)id);
-    else
-        return NULL;
-    return buf;
-}
-
 static void member_go(fe_req *req, const proto_resp_cmd *cmd)
 {
     fe_session *s = req->s;
@@ -286,10 +256,12 @@ static void member_go(fe_req *req, const proto_resp_cmd *cmd)
     raft_id id = member_target(cmd, &add);
     assert(id != 0);
     if (node_is_leader(n)) {
-        char why[160];
-        const char *refusal = member_refusal(n, id, add, why, sizeof why);
-        if (refusal != NULL) {
-            fe_req_done_bytes(req, refusal, strlen(refusal));
+        const char *refusal = node_voters_refusal(n, id, add);
+        if (refusal != NULL) { /* named, so the client learns which rule */
+            char why[160];
+            int len = snprintf(why, sizeof why, "-ERR node %llu %s\r\n", (unsigned long long)id,
+                               refusal);
+            fe_req_done_bytes(req, why, (size_t)len);
             return;
         }
         int rc = fe_req_change_voters(req, id, add);

@@ -146,7 +146,7 @@ static void text_write(fe_req *req, const proto_text_cmd *cmd)
         return;
     }
     node_peer voter;
-    if (!node_is_voter(n) && node_some_voter(n, &voter)) {
+    if (node_is_outside(n) && node_some_voter(n, &voter)) {
         /* A spare or a removed node hears from no leader: a voter will know it (or redirect). */
         redirect(req, &voter);
         return;

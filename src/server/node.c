@@ -104,14 +104,21 @@ static void fire_all(node *n)
     }
 }
 
-static void fail_list(node *n, pending_list *l, int status)
+/* Moves p and every request after it in l to the firing list, with status. */
+static void fail_from(node *n, pending_list *l, pending *p, int status)
 {
-    pending *p;
-    while ((p = l->head) != NULL) {
+    while (p != NULL) {
+        pending *next = p->next;
         list_unlink(l, p);
         p->status = status;
         list_push(&n->firing, p);
+        p = next;
     }
+}
+
+static void fail_list(node *n, pending_list *l, int status)
+{
+    fail_from(n, l, l->head, status);
 }
 
 /* ---- accessors ------------------------------------------------------------------------------ */
@@ -136,9 +143,8 @@ bool node_is_leader(const node *n)
 
 bool node_leader(const node *n, node_peer *out)
 {
-    /* A spare or removed follower hears from no leader: the id it last heard is stale. */
-    if (!node_is_voter(n) && raft_get_role(n->r) != RAFT_LEADER)
-        return false;
+    if (node_is_outside(n))
+        return false; /* the leader id it last heard is stale */
     const node_peer *p = config_peer(&n->cfg, raft_get_leader(n->r));
     if (p == NULL)
         return false;
@@ -168,13 +174,9 @@ static bool conf_equal(const raft_conf *a, const raft_conf *b)
 {
     if (a->n_voters != b->n_voters)
         return false;
-    for (uint32_t i = 0; i < a->n_voters; i++) {
-        bool found = false;
-        for (uint32_t j = 0; j < b->n_voters; j++)
-            found |= a->voters[i] == b->voters[j];
-        if (!found)
+    for (uint32_t i = 0; i < a->n_voters; i++)
+        if (!raft_conf_has(b, a->voters[i]))
             return false;
-    }
     return true;
 }
 
@@ -190,13 +192,14 @@ static void conf_text(const raft_conf *c, char *buf, size_t cap)
         snprintf(buf, cap, "(none)");
 }
 
-bool node_is_voter(const node *n)
+bool node_votes(const node *n, raft_id id)
 {
-    const raft_conf *c = raft_get_conf(n->r);
-    for (uint32_t i = 0; i < c->n_voters; i++)
-        if (c->voters[i] == n->cfg.id)
-            return true;
-    return false;
+    return raft_conf_has(raft_get_conf(n->r), id);
+}
+
+bool node_is_outside(const node *n)
+{
+    return !node_votes(n, n->cfg.id) && raft_get_role(n->r) != RAFT_LEADER;
 }
 
 bool node_some_voter(const node *n, node_peer *out)
@@ -204,15 +207,26 @@ bool node_some_voter(const node *n, node_peer *out)
     const raft_conf *c = raft_get_conf(n->r);
     for (uint32_t i = 0; i < n->cfg.n_peers; i++) {
         const node_peer *p = &n->cfg.peers[i];
-        if (p->id == n->cfg.id)
-            continue;
-        for (uint32_t j = 0; j < c->n_voters; j++)
-            if (c->voters[j] == p->id) {
-                *out = *p;
-                return true;
-            }
+        if (p->id != n->cfg.id && raft_conf_has(c, p->id)) {
+            *out = *p;
+            return true;
+        }
     }
     return false;
+}
+
+const char *node_voters_refusal(const node *n, raft_id id, bool add)
+{
+    const raft_conf *c = raft_get_conf(n->r);
+    if (config_peer(&n->cfg, id) == NULL)
+        return "is not in the peers file";
+    if (add && raft_conf_has(c, id))
+        return "is already a voter";
+    if (!add && !raft_conf_has(c, id))
+        return "is not a voter";
+    if (!add && c->n_voters == 1)
+        return "is the last voter";
+    return NULL;
 }
 
 void node_get_info(const node *n, node_info *out)
@@ -227,9 +241,7 @@ void node_get_info(const node *n, node_info *out)
     out->last_index = raft_last_index(n->r);
     out->snapshot_index = raft_get_snapshot(n->r).index;
     out->voters = *raft_get_conf(n->r);
-    raft_conf committed;
-    out->conf_pending = raft_conf_at(n->r, out->commit, &committed) == RAFT_OK &&
-                        !conf_equal(&committed, &out->voters);
+    out->conf_pending = raft_conf_index(n->r) > out->commit;
     for (uint32_t i = 0; i < n->cfg.n_peers; i++) {
         raft_id id = n->cfg.peers[i].id;
         if (id == n->cfg.id)
@@ -295,18 +307,18 @@ int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ct
         return NODE_ESTOPPING;
     if (raft_get_role(n->r) != RAFT_LEADER)
         return NODE_ENOTLEADER;
-    raft_conf next = *raft_get_conf(n->r);
-    uint32_t at = next.n_voters;
-    for (uint32_t i = 0; i < next.n_voters; i++)
-        if (next.voters[i] == id)
-            at = i;
-    bool is_voter = at < next.n_voters;
-    if (config_peer(&n->cfg, id) == NULL || add == is_voter || (!add && next.n_voters == 1))
+    if (node_voters_refusal(n, id, add) != NULL)
         return NODE_EMEMBER;
-    if (add)
+    raft_conf next = *raft_get_conf(n->r);
+    if (add) {
         next.voters[next.n_voters++] = id;
-    else
-        next.voters[at] = next.voters[--next.n_voters];
+    } else {
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < next.n_voters; i++)
+            if (next.voters[i] != id)
+                next.voters[kept++] = next.voters[i];
+        next.n_voters = kept;
+    }
     uint32_t window = (uint32_t)(n->cfg.election_timeout_min_ms / n->cfg.tick_ms);
     uint32_t heard = voters_heard(n, &next, add ? id : 0, window);
     /* From one voter to two can never pass (the new one is not counted): allowed, as etcd does;
@@ -400,9 +412,8 @@ int node_read(node *n, node_read_cb cb, void *ctx)
         list_push(&n->reads, p);
         return NODE_OK;
     }
-    if (!node_is_voter(n) && raft_get_role(n->r) != RAFT_LEADER) {
-        /* A spare or a removed node receives no entries: it would never apply a read index (a
-         * leader removing itself still leads, and reads, until the change commits). */
+    if (node_is_outside(n)) {
+        /* It receives no entries: it would never apply a read index. */
         free(p);
         return NODE_ENOLEADER;
     }
@@ -547,28 +558,19 @@ static void observe(node *n)
         char before[RAFT_MAX_NODES * 21], now[RAFT_MAX_NODES * 21];
         conf_text(&n->last_conf, before, sizeof before);
         conf_text(conf, now, sizeof now);
-        bool self = false;
-        for (uint32_t i = 0; i < conf->n_voters; i++)
-            self |= conf->voters[i] == n->cfg.id;
         log_printf("voters %s -> %s%s", before, now,
-                   self ? "" : " (this node is not a voter: it follows, and never campaigns)");
+                   raft_conf_has(conf, n->cfg.id)
+                       ? ""
+                       : " (this node is not a voter: it follows, and never campaigns)");
         n->last_conf = *conf;
     }
     if (n->last_role == RAFT_LEADER && role != RAFT_LEADER) {
         /* Writes already committed stay: applying answers them (a leader that removed itself
          * steps down the moment its removal commits, before applying it). */
-        pending_list later = {0};
-        raft_index commit = raft_commit_index(n->r);
         pending *p = n->writes.head;
-        while (p != NULL && p->index <= commit)
+        while (p != NULL && p->index <= raft_commit_index(n->r))
             p = p->next;
-        while (p != NULL) {
-            pending *next = p->next;
-            list_unlink(&n->writes, p);
-            list_push(&later, p);
-            p = next;
-        }
-        fail_list(n, &later, NODE_ELOST);
+        fail_from(n, &n->writes, p, NODE_ELOST);
         fire_all(n);
     }
     n->last_role = role;

@@ -85,9 +85,15 @@ void node_cancel(node *n, void *ctx);
 kv_store *node_kv(node *n);
 uint64_t node_now_ms(const node *n); /* wall clock in ms, plus the test-only clock offset */
 bool node_is_leader(const node *n);
-/* This node is a voter of the configuration in force here (a spare or a removed node is not: it
- * hears from no leader, so it has none to wait for). */
-bool node_is_voter(const node *n);
+/* A spare or a removed node: not a voter of the configuration in force here, and not leading
+ * (a leader removing itself leads until the change commits). It hears from no leader and gets
+ * no entries, so it has no leader to name or wait for and serves no reads. */
+bool node_is_outside(const node *n);
+/* Whether id is a voter of the configuration in force here. */
+bool node_votes(const node *n, raft_id id);
+/* Why `id` cannot be added (add) or removed as a voter here -- "is not in the peers file", "is
+ * already a voter", "is not a voter", "is the last voter" -- or NULL. */
+const char *node_voters_refusal(const node *n, raft_id id, bool add);
 /* A voter of the configuration in force here other than this node, from the peers file: where a
  * spare or a removed node sends clients. False when there is none. */
 bool node_some_voter(const node *n, node_peer *out);

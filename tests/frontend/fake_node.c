@@ -310,7 +310,15 @@ int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ct
 
 bool node_is_leader(const node *n) { return n->leader_view == n->id; }
 
-bool node_is_voter(const node *n) { (void)n; return true; }
+bool node_is_outside(const node *n) { (void)n; return false; }
+
+bool node_votes(const node *n, raft_id id) { return id >= 1 && id <= n->cluster->n_nodes; }
+
+const char *node_voters_refusal(const node *n, raft_id id, bool add)
+{
+    (void)n, (void)id, (void)add;
+    return NULL;
+}
 
 bool node_some_voter(const node *n, node_peer *out)
 {

@@ -471,7 +471,6 @@ void sim_nemesis_fire(sim *s);
 void sim_nemesis_after_step(sim *s); /* event-triggered faults (churn profile) */
 void sim_nemesis_heal(sim *s);
 void sim_nemesis_member(sim *s); /* one membership change at the leader, then the next one */
-bool sim_is_voter(const raft_conf *conf, int slot);
 void sim_script_fire(sim *s, uint64_t action); /* demo scenario */
 
 #endif /* RAFTKV_SIM_H */

@@ -218,7 +218,7 @@ bool sim_client_converged(sim *s)
     bool first = true;
     for (int i = 0; i < s->n_nodes; i++) {
         const sim_node *n = &s->nodes[i];
-        if (!sim_is_voter(conf, i))
+        if (!raft_conf_has(conf, (raft_id)i + 1))
             continue;
         if (!n->up || n->sm.applied < p->index)
             return false;

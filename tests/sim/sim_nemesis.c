@@ -251,14 +251,6 @@ void sim_nemesis_after_step(sim *s)
     }
 }
 
-bool sim_is_voter(const raft_conf *conf, int slot)
-{
-    for (uint32_t i = 0; i < conf->n_voters; i++)
-        if (conf->voters[i] == (raft_id)slot + 1)
-            return true;
-    return false;
-}
-
 /* Adds a node outside the leader's configuration (restarting it if it is down) or removes a
  * voter, the leader itself included, through raft_propose_conf. The context names the change, so
  * configuration entries carry bytes of their own. */
@@ -272,7 +264,7 @@ void sim_nemesis_member(sim *s)
         raft_conf next = *raft_get_conf(r);
         int outside[SIM_MAX_NODES], n_outside = 0;
         for (int i = 0; i < s->n_nodes; i++)
-            if (!sim_is_voter(&next, i))
+            if (!raft_conf_has(&next, (raft_id)i + 1))
                 outside[n_outside++] = i;
         bool add = n_outside > 0 && (next.n_voters == 1 || sim_rng_permille(&s->rng, 500));
         int slot;

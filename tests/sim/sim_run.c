@@ -167,7 +167,7 @@ static void liveness_failure(sim *s)
                                  (unsigned long long)s->proposals[s->probe - 1].term);
     for (int i = 0; i < s->n_nodes && used < sizeof(details); i++) {
         const sim_node *n = &s->nodes[i];
-        if (leader >= 0 && !sim_is_voter(raft_get_conf(s->nodes[leader].r), i)) {
+        if (leader >= 0 && !raft_conf_has(raft_get_conf(s->nodes[leader].r), (raft_id)i + 1)) {
             used += (size_t)snprintf(details + used, sizeof(details) - used,
                                      " node %d not a voter;", i + 1);
             continue;
