@@ -1,10 +1,11 @@
 /*
- * cmd_member.c -- `raftkv member list | add ID | remove ID`: RAFTKV.MEMBER over RESP.
+ * cmd_member.c -- `raftkv member list | add ID [HOST:PEER_PORT:CLIENT_PORT:RESP_PORT] | remove ID`:
+ * RAFTKV.MEMBER over RESP.
  *
  * Any node will do: a follower forwards ADD/REMOVE to the leader, and the reply (+OK once the
  * change is committed) comes back the same way. The nodes are tried in order until one answers.
- * Exit codes: 0 done; 2 refused (the node is not in the peers file, is already / is not a voter,
- * is the last voter); 3 no node answered, no leader, or another change in progress (nothing
+ * Exit codes: 0 done; 2 refused (the node is unknown and no address was given, is known at another
+ * address, is already / is not a voter, is the last voter); 3 no node answered, no leader, or another change in progress (nothing
  * changed); 4 the outcome is unknown (leadership changed or the wait timed out: run
  * `raftkv member list` to see).
  */
@@ -58,13 +59,37 @@ static int resp_call(conn *c, int argc, const char *const *argv, char *line, siz
     return CONN_OK;
 }
 
+/* HOST:PEER_PORT:CLIENT_PORT:RESP_PORT into four words, split at the last three colons (so an IPv6
+ * literal host keeps its own). 0, or -1 when it is not that. */
+static int split_addr(const char *text, char words[4][256])
+{
+    const char *end = text + strlen(text);
+    for (int w = 3; w >= 1; w--) {
+        const char *colon = end;
+        while (colon > text && colon[-1] != ':') colon--;
+        if (colon == text) return -1;
+        size_t n = (size_t)(end - colon);
+        if (n == 0 || n > 5 || strspn(colon, "0123456789") < n) return -1;
+        memcpy(words[w], colon, n);
+        words[w][n] = '\0';
+        long port = strtol(words[w], NULL, 10);
+        if (port < 1 || port > 65535) return -1;
+        end = colon - 1;
+    }
+    size_t hn = (size_t)(end - text);
+    if (hn == 0 || hn > 255) return -1;
+    memcpy(words[0], text, hn);
+    words[0][hn] = '\0';
+    return 0;
+}
+
 /* Which exit code a refusal from the server means (a change refused as unsafe, or while another
  * is in progress, is 3: the cluster is not in a state to take it). */
 static int refusal_code(const char *text)
 {
-    static const char *const usage[] = {"not in the peers file", "already a voter",
+    static const char *const usage[] = {"is unknown", "known at another address", "already a voter",
                                         "is not a voter", "the last voter", "usage:",
-                                        "not a valid membership change"};
+                                        "not a valid membership change", "nodes already"};
     for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++)
         if (strstr(text, usage[i])) return CLI_EXIT_USAGE;
     if (strstr(text, "outcome unknown")) return CLI_EXIT_UNKNOWN;
@@ -74,11 +99,17 @@ static int refusal_code(const char *text)
 int cli_member(const cli_opts *opts)
 {
     bool list = opts->nargs == 1 && strcmp(opts->args[0], "list") == 0;
-    bool change = opts->nargs == 2 &&
-                  (strcmp(opts->args[0], "add") == 0 || strcmp(opts->args[0], "remove") == 0);
+    bool adding = (opts->nargs == 2 || opts->nargs == 3) && strcmp(opts->args[0], "add") == 0;
+    bool change = adding || (opts->nargs == 2 && strcmp(opts->args[0], "remove") == 0);
     if (!list && !change) {
-        fprintf(stderr, "raftkv: member: expected 'list', 'add ID' or 'remove ID'\n"
-                        "(raftkv --help for usage)\n");
+        fprintf(stderr, "raftkv: member: expected 'list', 'add ID [HOST:PEER_PORT:CLIENT_PORT:"
+                        "RESP_PORT]' or 'remove ID'\n(raftkv --help for usage)\n");
+        return CLI_EXIT_USAGE;
+    }
+    char addr_words[4][256];
+    if (opts->nargs == 3 && split_addr(opts->args[2], addr_words) != 0) {
+        fprintf(stderr, "raftkv: member add: '%s' is not HOST:PEER_PORT:CLIENT_PORT:RESP_PORT "
+                        "(ports 1..65535)\n", opts->args[2]);
         return CLI_EXIT_USAGE;
     }
     if (change) {
@@ -93,10 +124,10 @@ int cli_member(const cli_opts *opts)
     ep_list nodes;
     int code = cli_nodes(opts, &nodes);
     if (code != CLI_EXIT_OK) return code;
-    const char *argv[3] = {"RAFTKV.MEMBER", list ? "LIST" : change && opts->args[0][0] == 'a'
-                                                                ? "ADD" : "REMOVE",
-                           change ? opts->args[1] : NULL};
-    int argc = list ? 2 : 3;
+    const char *argv[7] = {"RAFTKV.MEMBER", list ? "LIST" : adding ? "ADD" : "REMOVE",
+                           change ? opts->args[1] : NULL, addr_words[0], addr_words[1],
+                           addr_words[2], addr_words[3]};
+    int argc = list ? 2 : opts->nargs == 3 ? 7 : 3;
     code = CLI_EXIT_UNAVAILABLE;
     bool asked = false;
     size_t no_resp = 0;

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "disk_fault.h"
+#include "members.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -255,6 +256,11 @@ int config_parse_peers(config *cfg, const char *path, const char *text, char *er
             peer_port(obj, path, i, "client_port", &p->client_port, err, errlen) != 0 ||
             peer_port(obj, path, i, "resp_port", &p->resp_port, err, errlen) != 0)
             goto out;
+        if (!members_peer_valid(p)) { /* what a membership change can replicate (members.h) */
+            snprintf(err, errlen, "%s: [%d].host: \"%.60s\" has a space or a control character",
+                     path, i, p->host);
+            goto out;
+        }
         const cJSON *voter = cJSON_GetObjectItemCaseSensitive(obj, "voter");
         if (voter != NULL && !cJSON_IsBool(voter)) {
             char got[64];

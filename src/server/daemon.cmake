@@ -10,7 +10,8 @@ set(RAFTKVD_DIR ${CMAKE_SOURCE_DIR}/src/server)
 # The configuration parser alone, so its unit tests need no loop.
 add_library(raftkvd_config STATIC ${RAFTKVD_DIR}/config.c ${RAFTKVD_DIR}/disk_fault.c)
 target_include_directories(raftkvd_config PUBLIC ${RAFTKVD_DIR})
-target_link_libraries(raftkvd_config PUBLIC raftcore raftkv_kv raftstorage PkgConfig::RAFTKVD_CJSON m)
+target_link_libraries(raftkvd_config PUBLIC raftcore raftkv_kv raftstorage raftkv_members
+                      PkgConfig::RAFTKVD_CJSON m)
 target_compile_options(raftkvd_config PRIVATE ${RAFTKV_STRICT_FLAGS})
 
 add_library(raftkvd_core STATIC

@@ -167,9 +167,9 @@ int fe_req_propose(fe_req *req, const kv_cmd *cmd)
     return 0;
 }
 
-int fe_req_change_voters(fe_req *req, raft_id id, bool add)
+int fe_req_change_voters(fe_req *req, raft_id id, bool add, const node_peer *addr)
 {
-    int rc = node_change_voters(req->s->fe->node, id, add, write_cb, req);
+    int rc = node_change_voters(req->s->fe->node, id, add, addr, write_cb, req);
     if (rc == 0) {
         req->state = FE_WRITING;
         return 0;

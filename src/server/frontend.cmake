@@ -10,5 +10,6 @@ add_library(raftkv_frontend STATIC
   ${CMAKE_CURRENT_LIST_DIR}/frontend_resp.c
   ${CMAKE_CURRENT_LIST_DIR}/growbuf.c)
 target_include_directories(raftkv_frontend PUBLIC ${CMAKE_CURRENT_LIST_DIR} ${CMAKE_SOURCE_DIR}/src/raft)
-target_link_libraries(raftkv_frontend PUBLIC raftkv_proto raftkv_kv PkgConfig::RAFTKV_FE_UV)
+target_link_libraries(raftkv_frontend PUBLIC raftkv_proto raftkv_kv raftkv_members
+                      PkgConfig::RAFTKV_FE_UV)
 target_compile_options(raftkv_frontend PRIVATE ${RAFTKV_STRICT_FLAGS})

@@ -8,9 +8,10 @@
  * and QUIT are answered at once, and so are SELECT 0 and CLIENT SETNAME/SETINFO, which client
  * libraries send when they connect.
  *
- * RAFTKV.MEMBER ADD <id> / REMOVE <id> changes the voters (one node at a time, a node of the peers
- * file), forwarded to the leader like a write and answered +OK once the change commits;
- * RAFTKV.MEMBER LIST is a read: one line per node of the peers file and whether it votes.
+ * RAFTKV.MEMBER ADD <id> [<host> <peer_port> <client_port> <resp_port>] / REMOVE <id> changes the
+ * voters (one node at a time; a node no peers file lists needs its addresses, which the change
+ * then replicates), forwarded to the leader like a write and answered +OK once the change
+ * commits; RAFTKV.MEMBER LIST is a read: one line per known node and whether it votes.
  *
  * The command FWD_RESP_COMMAND ("RAFTKV.FORWARDED") marks the connection as another node's
  * forwarder: its writes are never forwarded again; on a node that is not the leader they get
@@ -24,6 +25,7 @@
 
 #include "frontend_int.h"
 #include "growbuf.h"
+#include "members.h"
 #include "proto_resp.h"
 
 /* The argument vector copied out of the parser's buffer. */
@@ -202,7 +204,8 @@ static void to_leader(fe_req *req, const proto_resp_cmd *cmd)
 
 /* ---- membership ------------------------------------------------------------------------------ */
 
-#define MEMBER_USAGE "-ERR usage: RAFTKV.MEMBER ADD <id> | REMOVE <id> | LIST\r\n"
+#define MEMBER_USAGE "-ERR usage: RAFTKV.MEMBER ADD <id> [<host> <peer_port> <client_port> " \
+                     "<resp_port>] | REMOVE <id> | LIST\r\n"
 
 /* Built when the reply is written, after a read barrier: it shows every change acknowledged before
  * (on this connection or anywhere), and a spare or removed node, which knows no current
@@ -231,20 +234,46 @@ static void emit_member_list(node *n, fe_out *out)
     free(b.base);
 }
 
-/* ADD or REMOVE with an id: the id, else 0. */
-static raft_id member_target(const proto_resp_cmd *cmd, bool *add)
+static bool parse_u64(const kv_slice *a, uint64_t max, uint64_t *out)
 {
-    if (cmd->argc != 3) return 0;
+    uint64_t v = 0;
+    if (a->len == 0 || a->len > 16) return false;
+    for (size_t i = 0; i < a->len; i++) {
+        if (a->base[i] < '0' || a->base[i] > '9') return false;
+        v = v * 10 + (uint64_t)(a->base[i] - '0');
+    }
+    if (v == 0 || v > max) return false;
+    *out = v;
+    return true;
+}
+
+/* ADD <id> [<host> <peer_port> <client_port> <resp_port>] or REMOVE <id>: the id (and *has_addr,
+ * *addr filled), else 0. */
+static raft_id member_target(const proto_resp_cmd *cmd, bool *add, bool *has_addr,
+                             node_peer *addr)
+{
+    if (cmd->argc != 3 && cmd->argc != 7) return 0;
     *add = equals_nocase(cmd->argv[1], "add");
     if (!*add && !equals_nocase(cmd->argv[1], "remove")) return 0;
-    raft_id id = 0;
-    const kv_slice *a = &cmd->argv[2];
-    if (a->len == 0 || a->len > 16) return 0;
-    for (size_t i = 0; i < a->len; i++) {
-        if (a->base[i] < '0' || a->base[i] > '9') return 0;
-        id = id * 10 + (raft_id)(a->base[i] - '0');
+    if (cmd->argc == 7 && !*add) return 0;
+    uint64_t id = 0;
+    if (!parse_u64(&cmd->argv[2], 1ull << 53, &id)) return 0;
+    *has_addr = cmd->argc == 7;
+    if (*has_addr) {
+        memset(addr, 0, sizeof *addr);
+        addr->id = id;
+        const kv_slice *h = &cmd->argv[3];
+        if (h->len == 0 || h->len >= sizeof addr->host) return 0;
+        memcpy(addr->host, h->base, h->len);
+        uint64_t port[3];
+        for (int i = 0; i < 3; i++)
+            if (!parse_u64(&cmd->argv[4 + i], 65535, &port[i])) return 0;
+        addr->peer_port = (uint16_t)port[0];
+        addr->client_port = (uint16_t)port[1];
+        addr->resp_port = (uint16_t)port[2];
+        if (!members_peer_valid(addr)) return 0;
     }
-    return id;
+    return (raft_id)id;
 }
 
 static void member_go(fe_req *req, const proto_resp_cmd *cmd)
@@ -252,11 +281,12 @@ static void member_go(fe_req *req, const proto_resp_cmd *cmd)
     fe_session *s = req->s;
     frontend *fe = s->fe;
     node *n = fe->node;
-    bool add = false;
-    raft_id id = member_target(cmd, &add);
+    bool add = false, has_addr = false;
+    node_peer addr;
+    raft_id id = member_target(cmd, &add, &has_addr, &addr);
     assert(id != 0);
     if (node_is_leader(n)) {
-        const char *refusal = node_voters_refusal(n, id, add);
+        const char *refusal = node_voters_refusal(n, id, add, has_addr ? &addr : NULL);
         if (refusal != NULL) { /* named, so the client learns which rule */
             char why[160];
             int len = snprintf(why, sizeof why, "-ERR node %llu %s\r\n", (unsigned long long)id,
@@ -264,7 +294,7 @@ static void member_go(fe_req *req, const proto_resp_cmd *cmd)
             fe_req_done_bytes(req, why, (size_t)len);
             return;
         }
-        int rc = fe_req_change_voters(req, id, add);
+        int rc = fe_req_change_voters(req, id, add, has_addr ? &addr : NULL);
         if (rc == 0) return;
         if (rc == NODE_ECONFBUSY) {
             const char *busy = "-ERR a membership change is in progress (or the new leader has "
@@ -299,8 +329,9 @@ static void dispatch_member(fe_session *s, const proto_resp_cmd *cmd)
         if (keep_copy(req, cmd)) fe_req_read(req);
         return;
     }
-    bool add;
-    if (member_target(cmd, &add) == 0) {
+    bool add, has_addr;
+    node_peer addr;
+    if (member_target(cmd, &add, &has_addr, &addr) == 0) {
         conn_reply(s->c, MEMBER_USAGE, strlen(MEMBER_USAGE));
         return;
     }

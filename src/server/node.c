@@ -27,6 +27,8 @@
 
 #include "kv_cmd.h"
 #include "log.h"
+#include "members.h"
+#include "raft_codec.h"
 
 /* An idle leader with keys proposes a KV_OP_TICK this often (see sweep_cb). */
 #define IDLE_TICK_MS 10000
@@ -192,6 +194,48 @@ static void conf_text(const raft_conf *c, char *buf, size_t cap)
         snprintf(buf, cap, "(none)");
 }
 
+void node_learn(node *n, const node_peer *book, uint32_t count, const char *source)
+{
+    node_peer added[RAFT_MAX_NODES];
+    int fresh = members_merge(n->cfg.peers, &n->cfg.n_peers, book, count, added);
+    if (fresh < 0) {
+        log_printf("%s names more nodes than the %d this build knows at once: the new ones are "
+                   "ignored", source, RAFT_MAX_NODES);
+        return;
+    }
+    for (int i = 0; i < fresh; i++) {
+        log_printf("learned node %" PRIu64 " at %s (peer %u, client %u, resp %u) from %s",
+                   added[i].id, added[i].host, added[i].peer_port, added[i].client_port,
+                   added[i].resp_port, source);
+        if (n->tp != NULL)
+            transport_add_peer(n->tp, &added[i]);
+    }
+}
+
+void node_learn_entries(node *n, const raft_entry *entries, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const raft_entry *e = &entries[i];
+        if (e->type != RAFT_ENTRY_CONFIG)
+            continue;
+        raft_conf conf;
+        const uint8_t *ctx;
+        uint32_t ctx_len;
+        node_peer book[RAFT_MAX_NODES];
+        uint32_t nb = 0;
+        char err[160] = "", source[80];
+        if (raft_codec_conf_decode(e->data, e->len, &conf, &ctx, &ctx_len, err, sizeof err) != 0 ||
+            ctx_len == 0)
+            continue; /* the core checked the entry; no book (an older leader): nothing to learn */
+        snprintf(source, sizeof source, "the configuration entry at index %" PRIu64, e->index);
+        if (members_decode(ctx, ctx_len, book, &nb, err, sizeof err) != 0) {
+            log_printf("%s: %s (its addresses are ignored)", source, err);
+            continue;
+        }
+        node_learn(n, book, nb, source);
+    }
+}
+
 bool node_votes(const node *n, raft_id id)
 {
     return raft_conf_has(raft_get_conf(n->r), id);
@@ -215,11 +259,21 @@ bool node_some_voter(const node *n, node_peer *out)
     return false;
 }
 
-const char *node_voters_refusal(const node *n, raft_id id, bool add)
+#define RAFT_MAX_NODES_TEXT "16"
+_Static_assert(RAFT_MAX_NODES == 16, "RAFT_MAX_NODES_TEXT says 16");
+
+const char *node_voters_refusal(const node *n, raft_id id, bool add, const node_peer *addr)
 {
     const raft_conf *c = raft_get_conf(n->r);
-    if (config_peer(&n->cfg, id) == NULL)
-        return "is not in the peers file";
+    const node_peer *known = config_peer(&n->cfg, id);
+    if (known == NULL && (!add || addr == NULL))
+        return "is unknown (add it with its address: host, peer, client and RESP ports)";
+    if (known == NULL && n->cfg.n_peers >= RAFT_MAX_NODES)
+        return "cannot be added: the cluster knows " RAFT_MAX_NODES_TEXT " nodes already";
+    if (known != NULL && addr != NULL &&
+        (strcmp(known->host, addr->host) != 0 || known->peer_port != addr->peer_port ||
+         known->client_port != addr->client_port || known->resp_port != addr->resp_port))
+        return "is known at another address (add it without one)";
     if (add && raft_conf_has(c, id))
         return "is already a voter";
     if (!add && !raft_conf_has(c, id))
@@ -301,13 +355,16 @@ static uint32_t voters_heard(node *n, const raft_conf *next, raft_id added, uint
     return heard;
 }
 
-int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ctx)
+int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, node_write_cb cb,
+                       void *ctx)
 {
     if (n->stopping)
         return NODE_ESTOPPING;
     if (raft_get_role(n->r) != RAFT_LEADER)
         return NODE_ENOTLEADER;
-    if (node_voters_refusal(n, id, add) != NULL)
+    if (addr != NULL && (addr->id != id || !members_peer_valid(addr)))
+        return NODE_EMEMBER;
+    if (node_voters_refusal(n, id, add, addr) != NULL)
         return NODE_EMEMBER;
     raft_conf next = *raft_get_conf(n->r);
     if (add) {
@@ -333,7 +390,20 @@ int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ct
     pending *p = calloc(1, sizeof *p);
     if (p == NULL)
         return NODE_ENOMEM;
-    int rc = raft_propose_conf(n->r, &next, NULL, 0, &p->index, &p->term);
+    /* Every configuration entry carries the whole address book, the new node's included: any
+     * node that reads the entry can reach every member (members.h). */
+    node_peer book[RAFT_MAX_NODES];
+    uint32_t nb = n->cfg.n_peers;
+    memcpy(book, n->cfg.peers, nb * sizeof book[0]);
+    if (add && addr != NULL && config_peer(&n->cfg, id) == NULL)
+        members_merge(book, &nb, addr, 1, NULL);
+    uint8_t ctx_buf[MEMBERS_MAX_BYTES];
+    size_t ctx_len = members_encode(book, nb, ctx_buf, sizeof ctx_buf);
+    if (ctx_len == 0) {
+        free(p);
+        return NODE_EMEMBER;
+    }
+    int rc = raft_propose_conf(n->r, &next, ctx_buf, (uint32_t)ctx_len, &p->index, &p->term);
     if (rc != RAFT_OK) {
         free(p);
         return from_raft(rc);
@@ -669,7 +739,7 @@ static void ready_work(disk_job *job)
         return;
     }
     if (n->rd.snapshot.index != 0)
-        j->restore = node_snap_read(n, n->rd.snapshot.index, j->err, sizeof j->err);
+        j->restore = node_snap_read(n, n->rd.snapshot.index, &j->book, j->err, sizeof j->err);
 }
 
 static void ready_done(disk_job *job)
@@ -688,6 +758,9 @@ static void ready_done(disk_job *job)
             node_fatal(n, "snapshot restore", kv_restore_error(j->restore));
         kv_restore_free(j->restore);
         j->restore = NULL;
+        char source[64];
+        snprintf(source, sizeof source, "the snapshot at index %" PRIu64, n->rd.snapshot.index);
+        node_learn(n, j->book.peers, j->book.n, source);
         n->applied_since_snapshot = 0;
         log_printf("snapshot installed: index %" PRIu64 " term %" PRIu64 " (state machine "
                    "replaced)", n->rd.snapshot.index, n->rd.snapshot.term);
@@ -721,6 +794,7 @@ static void process_ready(node *n)
     raft_ready *rd = &n->rd;
     raft_ready_get(n->r, rd);
     n->ready_busy = true;
+    node_learn_entries(n, rd->entries, rd->n_entries);
     if (rd->truncate_from != 0)
         log_printf("log truncated from index %" PRIu64 " (conflict with the leader's log)",
                    rd->truncate_from);
@@ -995,6 +1069,7 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     if (max_entry > rc_cfg.max_entry_bytes)
         rc_cfg.max_entry_bytes = (uint32_t)max_entry;
     rc_cfg.max_uncommitted_bytes = cfg->max_uncommitted_bytes;
+    node_learn_entries(n, loaded.entries, loaded.n_entries);
     raft_restore restore;
     storage_loaded_restore(&loaded, &restore);
     rc = raft_new(&rc_cfg, &restore, &n->r);
@@ -1016,8 +1091,8 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     n->dk = disk_start(loop);
     transport_config tc = {
         .self = cfg->id,
-        .peers = cfg->peers,
-        .n_peers = cfg->n_peers,
+        .peers = n->cfg.peers, /* the peers file and what the snapshot and log taught us */
+        .n_peers = n->cfg.n_peers,
         .cluster_id = cfg->cluster_id,
         .secret = cfg->cluster_secret,
         .queue_bytes = cfg->peer_queue_bytes,

@@ -51,7 +51,7 @@ enum {
 };
 const char *node_strerror(int rc);
 
-/* Where a node can be reached (from the peers file). */
+/* Where a node can be reached (from the peers file, or learned: members.h). */
 typedef struct node_peer {
     raft_id id;
     char host[256];
@@ -70,15 +70,19 @@ typedef void (*node_read_cb)(void *ctx, int status);
 int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx);
 /* Linearizable read barrier; same return convention. */
 int node_read(node *n, node_read_cb cb, void *ctx);
-/* Membership change on the leader: adds node `id` of the peers file to the voters, or removes
- * it (the leader itself included: it hands over once the change commits). Same return and
- * callback convention as node_write (the kv_result is empty): NODE_OK once the change is
- * committed and applied here. NODE_EMEMBER, NODE_ECONFBUSY, NODE_EUNSAFE, NODE_ENOTLEADER at
- * once. NODE_EUNSAFE: after the change, the voters this leader hears from (that acknowledged an
- * entry and answered within an election timeout; never the node being added) would not be a
- * majority -- adding a fourth node while one of three is down would stop all writes. One voter
- * may still grow to two (that check could never pass), as etcd allows. */
-int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ctx);
+/* Membership change on the leader: adds node `id` to the voters, or removes it (the leader itself
+ * included: it hands over once the change commits). A node this cluster does not know yet (not in
+ * the peers files, never added) needs addr, its addresses (addr->id == id); a known one takes
+ * NULL or the same addresses. The entry carries every address the leader knows (members.h), so
+ * each node learns the new one. Same return and callback convention as node_write (the kv_result
+ * is empty): NODE_OK once the change is committed and applied here. NODE_EMEMBER, NODE_ECONFBUSY,
+ * NODE_EUNSAFE, NODE_ENOTLEADER at once. NODE_EUNSAFE: after the change, the voters this leader
+ * hears from (that acknowledged an entry and answered within an election timeout; never the node
+ * being added) would not be a majority -- adding a fourth node while one of three is down would
+ * stop all writes. One voter may still grow to two (that check could never pass), as etcd
+ * allows. */
+int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, node_write_cb cb,
+                       void *ctx);
 /* Forget every pending callback with this ctx (a closing connection); they never fire. */
 void node_cancel(node *n, void *ctx);
 
@@ -91,16 +95,18 @@ bool node_is_leader(const node *n);
 bool node_is_outside(const node *n);
 /* Whether id is a voter of the configuration in force here. */
 bool node_votes(const node *n, raft_id id);
-/* Why `id` cannot be added (add) or removed as a voter here -- "is not in the peers file", "is
- * already a voter", "is not a voter", "is the last voter" -- or NULL. */
-const char *node_voters_refusal(const node *n, raft_id id, bool add);
-/* A voter of the configuration in force here other than this node, from the peers file: where a
+/* Why `id` cannot be added (add, with addr or NULL as node_change_voters takes it) or removed as a
+ * voter here -- "is unknown (...)", "is known at another address (...)", "is already a voter",
+ * "is not a voter", "is the last voter", ... -- or NULL. */
+const char *node_voters_refusal(const node *n, raft_id id, bool add, const node_peer *addr);
+/* A voter of the configuration in force here other than this node, with its addresses: where a
  * spare or a removed node sends clients. False when there is none. */
 bool node_some_voter(const node *n, node_peer *out);
 /* The current leader's addresses; false when no leader is known. */
 bool node_leader(const node *n, node_peer *out);
 const node_peer *node_self(const node *n);
-/* Every node of the cluster (from the peers file), in id order. */
+/* Every node of the cluster (the peers file, and the nodes learned from membership changes), in id
+ * order. Valid until the next loop callback (a node learned later is inserted in order). */
 const node_peer *node_peers(const node *n, uint32_t *count);
 
 typedef struct node_peer_status {

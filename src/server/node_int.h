@@ -48,11 +48,18 @@ typedef struct pending_list {
     size_t n;
 } pending_list;
 
+/* An address book read from a snapshot (members.h). */
+typedef struct node_book {
+    node_peer peers[RAFT_MAX_NODES];
+    uint32_t n; /* 0: the snapshot had none */
+} node_book;
+
 typedef struct ready_job {
     disk_job base;
     node *n;
     int rc;
     kv_restore *restore; /* snapshot in rd: its state machine, read on the disk thread */
+    node_book book;      /* ... and its address book */
     char err[256];
 } ready_job;
 
@@ -136,6 +143,12 @@ void node_fatal(node *n, const char *what, const char *why) __attribute__((noret
 /* Completes a graceful stop once no disk work is left (every disk job's done() calls it). */
 void node_try_finish_stop(node *n);
 
+/* Adds the nodes of book this node does not know to its peers (and dials them), logging one line
+ * each that names source ("the snapshot at index 7", ...). */
+void node_learn(node *n, const node_peer *book, uint32_t count, const char *source);
+/* node_learn for the address book of every configuration entry among entries. */
+void node_learn_entries(node *n, const raft_entry *entries, size_t count);
+
 /* node_snap.c */
 /* Loads the newest snapshot's state machine into kv at start. 0, or -1 after logging. */
 int node_snap_load(node *n, raft_index index);
@@ -144,8 +157,9 @@ void node_snap_maybe_take(node *n);
 /* A chunk of a snapshot from the leader (transport callback). */
 void node_snap_on_chunk(void *ctx, const raft_msg *msg, uint64_t offset, uint64_t total,
                         const uint8_t *data, size_t len);
-/* Disk thread: reads the snapshot at index into a kv_restore (NULL + err on failure). */
-kv_restore *node_snap_read(node *n, raft_index index, char *err, size_t errlen);
+/* Disk thread: reads the snapshot at index into a kv_restore and its address book into book (NULL
+ * + err on failure). */
+kv_restore *node_snap_read(node *n, raft_index index, node_book *book, char *err, size_t errlen);
 /* Stops the local snapshot (a received one replaces our state, or the node stops). */
 void node_snap_abort_local(node *n);
 /* Abandons every snapshot in progress (graceful stop). */

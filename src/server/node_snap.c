@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "members.h"
 #include "node_int.h"
 #include "snap.h"
 
@@ -125,8 +126,9 @@ static void snap_work(disk_job *job)
     }
 }
 
-kv_restore *node_snap_read(node *n, raft_index index, char *err, size_t errlen)
+kv_restore *node_snap_read(node *n, raft_index index, node_book *book, char *err, size_t errlen)
 {
+    book->n = 0;
     char msg[SNAP_ERRMSG_SIZE] = "";
     snap_reader *r;
     int rc = snap_reader_open(n->cfg.data_dir, &n->disk_vfs, index, &r, msg);
@@ -148,7 +150,17 @@ kv_restore *node_snap_read(node *n, raft_index index, char *err, size_t errlen)
             krc = KV_ECORRUPT;
             break;
         }
-        krc = kv_restore_feed(kr, buf, got);
+        size_t skip = 0;
+        if (off == 0) { /* the address book first, if the snapshot has one (members.h) */
+            char why[160];
+            int mrc = members_snap_parse(buf, got, book->peers, &book->n, &skip, why, sizeof why);
+            if (mrc == MEMBERS_SNAP_CORRUPT) {
+                snprintf(err, errlen, "snapshot %" PRIu64 ": %s", index, why);
+                krc = KV_ECORRUPT;
+                break;
+            }
+        }
+        krc = kv_restore_feed(kr, buf + skip, got - skip);
         if (krc != KV_OK)
             snprintf(err, errlen, "snapshot %" PRIu64 ": %s", index,
                      kr != NULL ? kv_restore_error(kr) : "out of memory");
@@ -192,11 +204,15 @@ static void submit(node *n, snap_job *j)
 int node_snap_load(node *n, raft_index index)
 {
     char err[SNAP_ERRMSG_SIZE + 64];
-    kv_restore *kr = node_snap_read(n, index, err, sizeof err);
+    node_book book;
+    kv_restore *kr = node_snap_read(n, index, &book, err, sizeof err);
     if (kr == NULL) {
         log_printf("cannot load the snapshot in %s: %s", n->cfg.data_dir, err);
         return -1;
     }
+    char source[64];
+    snprintf(source, sizeof source, "the snapshot at index %" PRIu64, index);
+    node_learn(n, book.peers, book.n, source);
     int rc = kv_restore_finish(kr, n->kv);
     if (rc != KV_OK)
         log_printf("cannot load the snapshot in %s: %s", n->cfg.data_dir, kv_restore_error(kr));
@@ -209,10 +225,15 @@ static void local_next(node *n)
 {
     snap_local *s = &n->snap;
     size_t cap = (size_t)n->cfg.snapshot_chunk_bytes;
+    if (cap < MEMBERS_SNAP_OVERHEAD + MEMBERS_MAX_BYTES)
+        cap = MEMBERS_SNAP_OVERHEAD + MEMBERS_MAX_BYTES;
     uint8_t *buf = malloc(cap);
     if (buf == NULL)
         node_fatal(n, "snapshot", "out of memory");
-    size_t len = kv_snapshot_next(s->it, buf, cap);
+    /* The address book heads the file, so a node that joins from it can reach every member. */
+    size_t len = s->bytes == 0 ? members_snap_encode(n->cfg.peers, n->cfg.n_peers, buf, cap) : 0;
+    if (len == 0)
+        len = kv_snapshot_next(s->it, buf, cap);
     snap_job *j = job_new(n, len > 0 ? LOCAL_WRITE : LOCAL_FINISH);
     j->gen = s->gen;
     j->meta = s->meta;

@@ -632,6 +632,8 @@ transport_stats transport_get_stats(const transport *t)
 
 /* ---- start / close -------------------------------------------------------------------------- */
 
+static void start_peer(transport *t, const node_peer *addr);
+
 int transport_start(uv_loop_t *loop, const transport_config *cfg, const transport_cbs *cbs,
                     transport **out)
 {
@@ -683,18 +685,34 @@ int transport_start(uv_loop_t *loop, const transport_config *cfg, const transpor
     t->sweep.data = t;
     t->open_handles++;
     uv_timer_start(&t->sweep, sweep_cb, 1000, 1000);
-    for (uint32_t i = 0; i < cfg->n_peers; i++) {
-        if (t->peers[i].id == cfg->self)
-            continue;
-        peer_out *p = &t->outs[t->n_outs++];
-        p->t = t;
-        p->addr = t->peers[i];
-        uv_timer_init(loop, &p->retry);
-        p->retry.data = p;
-        t->open_handles++;
-        dial(p);
-    }
+    for (uint32_t i = 0; i < cfg->n_peers; i++)
+        if (t->peers[i].id != cfg->self)
+            start_peer(t, &t->peers[i]);
     *out = t;
+    return 0;
+}
+
+static void start_peer(transport *t, const node_peer *addr)
+{
+    peer_out *p = &t->outs[t->n_outs++];
+    p->t = t;
+    p->addr = *addr;
+    uv_timer_init(t->loop, &p->retry);
+    p->retry.data = p;
+    t->open_handles++;
+    dial(p);
+}
+
+int transport_add_peer(transport *t, const node_peer *peer)
+{
+    if (t->closing || peer->id == t->cfg.self || tp_find_out(t, peer->id) != NULL)
+        return 0;
+    if (t->cfg.n_peers >= RAFT_MAX_NODES)
+        return UV_ENOSPC;
+    t->peers[t->cfg.n_peers++] = *peer;
+    log_printf("peer %llu: added at %s:%u", (unsigned long long)peer->id, peer->host,
+               peer->peer_port);
+    start_peer(t, peer);
     return 0;
 }
 

@@ -89,6 +89,10 @@ typedef struct transport_stats {
  * error (logged). */
 int transport_start(uv_loop_t *loop, const transport_config *cfg, const transport_cbs *cbs,
                     transport **out);
+/* A node learned while running (a membership change named its addresses): dialed from now on,
+ * and its handshakes accepted. 0 (also when it is known already, or is self), UV_ENOSPC when
+ * RAFT_MAX_NODES are known. The peer is copied. */
+int transport_add_peer(transport *t, const node_peer *peer);
 /* Queues msg for msg->to (encoded now; msg may be freed on return). */
 void transport_send(transport *t, const raft_msg *msg);
 /* Writes every queued frame (one uv_write per peer). Call after a batch of sends. */

@@ -301,9 +301,10 @@ uint64_t node_now_ms(const node *n)
 }
 
 /* The fake cluster has no membership: the real node and tests/daemon cover RAFTKV.MEMBER. */
-int node_change_voters(node *n, raft_id id, bool add, node_write_cb cb, void *ctx)
+int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, node_write_cb cb,
+                       void *ctx)
 {
-    (void)id, (void)add, (void)cb, (void)ctx;
+    (void)id, (void)add, (void)addr, (void)cb, (void)ctx;
     if (n->leader_view != n->id) return n->leader_view ? NODE_ENOTLEADER : NODE_ENOLEADER;
     return NODE_EMEMBER; /* nor NODE_EUNSAFE: the fake has no transport */
 }
@@ -314,9 +315,9 @@ bool node_is_outside(const node *n) { (void)n; return false; }
 
 bool node_votes(const node *n, raft_id id) { return id >= 1 && id <= n->cluster->n_nodes; }
 
-const char *node_voters_refusal(const node *n, raft_id id, bool add)
+const char *node_voters_refusal(const node *n, raft_id id, bool add, const node_peer *addr)
 {
-    (void)n, (void)id, (void)add;
+    (void)n, (void)id, (void)add, (void)addr;
     return NULL;
 }
 

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Nodes that no peers file of the cluster lists join it: `raftkv member add ID HOST:PORTS`
+replicates their addresses, in the configuration entry and in every snapshot (label integration).
+
+Nodes 1-3 run with a peers file of 1-3 only; snapshots every 100 entries, 10 kept behind.
+  1. 300 writes (the leader compacts). Node 4 starts with a peers file of 1-4 (itself a spare).
+     `raftkv member add 4` without an address is refused (exit 2, "is unknown"), so is a
+     malformed address (exit 2); with HOST:PEER:CLIENT:RESP it is taken (exit 0). Every node
+     logs that it learned node 4, node 4 catches up from a snapshot and serves every value, and
+     every node's MEMBER LIST names node 4 with its address.
+  2. 300 more writes: every snapshot is past the configuration entry, which leaves the logs.
+     Node 1 restarts with its old peers file (1-3): it learns node 4 from its snapshot and
+     connects to it. Adding 4 again with another address is refused ("known at another address").
+  3. Node 5 starts with a peers file of 1-3 and 5 -- it has never heard of node 4 -- and is
+     added. It joins from a snapshot and learns node 4 from it. Then nodes 1 and 2 are killed:
+     3, 4 and 5 are three of five voters, so writes succeed only if 4 and 5 reach each other.
+
+usage: test_member_join.py PATH/TO/raftkvd
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp import Resp, RespError, info  # noqa: E402
+from peers import free_ports  # noqa: E402
+
+RAFTKVD = os.path.abspath(sys.argv[1])
+RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")
+WAIT_S = 30
+procs = {}
+TMP = tempfile.mkdtemp(prefix="raftkv-member-join-")
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    for i in sorted(procs):
+        try:
+            with open(os.path.join(TMP, "node%d.log" % i)) as f:
+                print("---- log of node %d (tail) ----\n%s" % (i, f.read()[-2500:]))
+        except OSError:
+            pass
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def call(port, *args):
+    c = Resp(port, timeout=15)
+    try:
+        return c.call(*args)
+    except RespError as e:
+        return "ERR:" + str(e)
+    finally:
+        c.close()
+
+
+def wait(what, pred):
+    deadline = time.time() + WAIT_S
+    while time.time() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.1)
+    fail("timed out waiting for " + what)
+
+
+def main():
+    ports = free_ports(15)
+    every = [{"id": i + 1, "host": "127.0.0.1", "peer_port": ports[3 * i],
+              "client_port": ports[3 * i + 1], "resp_port": ports[3 * i + 2]} for i in range(5)]
+
+    def peers_file(name, ids, spare=None):
+        path = os.path.join(TMP, name)
+        with open(path, "w") as f:
+            json.dump([dict(every[i - 1], **({"voter": False} if i == spare else {}))
+                       for i in ids], f)
+        return path
+
+    p123 = peers_file("peers123.json", [1, 2, 3])
+    p1234 = peers_file("peers1234.json", [1, 2, 3, 4], spare=4)
+    p1235 = peers_file("peers1235.json", [1, 2, 3, 5], spare=5)
+    files = {1: p123, 2: p123, 3: p123, 4: p1234, 5: p1235}
+
+    def start(i):
+        log = open(os.path.join(TMP, "node%d.log" % i), "a")
+        procs[i] = subprocess.Popen(
+            [RAFTKVD, "--id", str(i), "--peers", files[i], "--data-dir",
+             os.path.join(TMP, "data%d" % i), "--snapshot-threshold", "100",
+             "--snapshot-trailing", "10"], stdout=log, stderr=log)
+
+    def kill(i):
+        procs[i].send_signal(signal.SIGKILL)
+        procs[i].wait()
+
+    def port(i):
+        return every[i - 1]["resp_port"]
+
+    def addr(i):
+        e = every[i - 1]
+        return "127.0.0.1:%d:%d:%d" % (e["peer_port"], e["client_port"], e["resp_port"])
+
+    def log_of(i):
+        return open(os.path.join(TMP, "node%d.log" % i)).read()
+
+    def cli(*args):
+        r = subprocess.run([RAFTKV, "--peers", p123] + list(args), capture_output=True,
+                           text=True, timeout=60)
+        return r.returncode, r.stdout, r.stderr
+
+    def leader():
+        v = info(port(3))
+        return int(v["leader"]) if v and v.get("leader", "0").isdigit() and \
+            int(v["leader"]) > 0 else None
+
+    def write(i, prefix, n):
+        lead = wait("a leader", leader) if i is None else i
+        c = Resp(port(lead), timeout=30)
+        c.send_many([("SET", "%s%d" % (prefix, k), "v%d" % k) for k in range(n)])
+        got = []
+        for _ in range(n):
+            try:
+                got.append(c.reply())
+            except RespError as e:
+                got.append("ERR:" + str(e))
+        c.close()
+        check(all(r == "OK" for r in got), "writes %s* failed: %r" % (prefix, got[:3]))
+
+    def voters(i):
+        v = info(port(i))
+        return sorted((v.get("voters") or "").split(",")) if v else []
+
+    try:
+        for i in (1, 2, 3):
+            start(i)
+        wait("a leader", leader)
+        write(None, "a", 300)
+        wait("the leader to compact", lambda: int(info(port(leader())).get(
+            "snapshot_index", "0")) >= 200)
+
+        # 1. node 4 joins
+        start(4)
+        code, out, err = cli("member", "add", "4")
+        check(code == 2 and "is unknown" in err, "add 4 without an address: %d %r" % (code, err))
+        code, out, err = cli("member", "add", "4", "127.0.0.1:0:1:2")
+        check(code == 2 and "HOST:PEER_PORT" in err, "add 4 bad address: %d %r" % (code, err))
+        code, out, err = cli("member", "add", "4", addr(4))
+        check(code == 0 and out.strip() == "node 4 added", "add 4: %d %r %r" % (code, out, err))
+        for i in (1, 2, 3, 4):
+            wait("node %d to report voters 1-4" % i, lambda i=i: voters(i) == ["1", "2", "3", "4"])
+        for i in (1, 2, 3):
+            check("learned node 4 at 127.0.0.1" in log_of(i), "node %d did not log node 4" % i)
+        wait("node 4 to apply", lambda: int(info(port(4))["applied"]) >= 300)
+        check(call(port(4), "GET", "a299") == b"v299", "node 4 does not serve a299")
+        check("snapshot from node" in log_of(4), "node 4 did not catch up from a snapshot")
+        e4 = every[3]
+        line4 = "4 127.0.0.1:%d client=%d resp=%d voter" % (e4["peer_port"], e4["client_port"],
+                                                             e4["resp_port"])
+        for i in (1, 2, 3, 4):
+            listing = call(port(i), "RAFTKV.MEMBER", "LIST")
+            check(isinstance(listing, bytes) and line4 in listing.decode(),
+                  "LIST on node %d: %r" % (i, listing))
+
+        # 2. the entry leaves the logs; node 1 restarts with its old peers file
+        write(None, "b", 300)
+        for i in (1, 2, 3, 4):
+            wait("node %d to snapshot past the change" % i,
+                 lambda i=i: int(info(port(i)).get("snapshot_index", "0")) >= 500)
+        kill(1)
+        start(1)
+        wait("node 1 to connect to node 4 again",
+             lambda: "connected=1" in (info(port(1)) or {}).get("peer_4", ""))
+        check("learned node 4 at 127.0.0.1 (peer %d, client %d, resp %d) from the snapshot"
+              % (e4["peer_port"], e4["client_port"], e4["resp_port"]) in log_of(1),
+              "node 1 did not learn node 4 from its snapshot after the restart")
+        code, out, err = cli("member", "add", "4", "127.0.0.1:1:2:3")
+        check(code == 2 and "known at another address" in err,
+              "add 4 at another address: %d %r" % (code, err))
+
+        # 3. node 5, which has never heard of node 4, joins and needs it
+        start(5)
+        code, out, err = cli("member", "add", "5", addr(5))
+        check(code == 0, "add 5: %d %r %r" % (code, out, err))
+        wait("node 5 to apply", lambda: int((info(port(5)) or {}).get("applied", "0")) >= 600)
+        check(re.search(r"learned node 4 at 127\.0\.0\.1 \(.*\) from the snapshot at index",
+                        log_of(5)), "node 5 did not learn node 4 from a snapshot")
+        kill(1)
+        kill(2)
+        deadline = time.time() + WAIT_S
+        ok = False
+        while time.time() < deadline and not ok:
+            lead = None
+            for i in (3, 4, 5):
+                v = info(port(i))
+                if v and v.get("role") == "leader":
+                    lead = i
+            if lead is not None and call(port(lead), "SET", "c", "after") == "OK":
+                ok = True
+            time.sleep(0.2)
+        check(ok, "no write with voters 3, 4 and 5 up (of 1-5)")
+        for i in (3, 4, 5):
+            wait("node %d to serve c" % i, lambda i=i: call(port(i), "GET", "c") == b"after")
+        print("ok: nodes 4 and 5, in no peers file of the cluster, joined by address; node 1 "
+              "learned node 4 from its snapshot after a restart; node 5 from the snapshot it "
+              "joined with; 3 of 5 voters (3, 4, 5) kept the cluster writable")
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
