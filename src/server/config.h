@@ -10,8 +10,8 @@
  *   peers file (--peers, required): a JSON array of {"id", "host", "peer_port", "client_port",
  *     "resp_port"} and an optional "voter" (default true; false = a spare, outside the initial
  *     configuration until added); ids 1..2^53 and unique, 1..RAFT_MAX_NODES nodes, at least one
- *     voter; --id must be one of them. Every node that may ever vote must be listed: membership
- *     changes choose among them (the addresses are not replicated).
+ *     voter; --id must be one of them. A node added later with its addresses need not be listed:
+ *     the addresses a membership change names are replicated (members.h). Hosts have no spaces.
  *   raft config file (--config, optional): a JSON object whose keys are the settings below;
  *     unknown keys are errors (a typo must not silently keep a default).
  *

@@ -108,7 +108,7 @@ int members_decode(const uint8_t *buf, size_t len, node_peer *out, uint32_t *n, 
         memcpy(p->host, buf + off + 15, hl);
         p->host[hl] = '\0';
         p->spare = true;
-        if (!members_peer_valid(p)) {
+        if (strlen(p->host) != hl || !members_peer_valid(p)) { /* a NUL would shorten the host */
             snprintf(err, errlen, "members: node %u at offset %zu: id %llu, ports %u/%u/%u or "
                      "host not valid", i, off, (unsigned long long)p->id, p->peer_port,
                      p->client_port, p->resp_port);

@@ -114,6 +114,9 @@ static void test_decode_refuses(void **state)
     bad[2 + 15] = ' '; /* a space in the first host */
     expect_decode_error(bad, len, "not valid");
     memcpy(bad, buf, len);
+    bad[2 + 15 + 2] = '\0'; /* a NUL inside the first host would shorten it: found by fuzzing */
+    expect_decode_error(bad, len, "not valid");
+    memcpy(bad, buf, len);
     memcpy(bad + 2 + 15 + 5, bad + 2, 8); /* second id = first id */
     expect_decode_error(bad, len, "listed twice");
 }

@@ -16,6 +16,7 @@
 
 #include "kv_cmd.h"
 #include "kv_store.h"
+#include "members.h"
 #include "proto_resp.h"
 #include "proto_text.h"
 
@@ -312,4 +313,36 @@ void fuzz_restore(const uint8_t *data, size_t len)
     CHECK(rc == KV_OK || strlen(kv_restore_error(restore)) > 0);
     kv_restore_free(restore);
     kv_store_free(store);
+}
+
+void fuzz_members(const uint8_t *data, size_t len)
+{
+    /* As a snapshot's head: found, absent or corrupt, and what is found re-frames identically. */
+    node_peer book[RAFT_MAX_NODES];
+    uint32_t n = 0;
+    size_t used = 0;
+    char err[160];
+    int rc = members_snap_parse(data, len, book, &n, &used, err, sizeof err);
+    CHECK(rc == MEMBERS_SNAP_FOUND || rc == MEMBERS_SNAP_ABSENT || rc == MEMBERS_SNAP_CORRUPT);
+    static uint8_t again[MEMBERS_SNAP_OVERHEAD + MEMBERS_MAX_BYTES];
+    if (rc == MEMBERS_SNAP_FOUND) {
+        CHECK(used <= len && n >= 1 && n <= RAFT_MAX_NODES);
+        CHECK(members_snap_encode(book, n, again, sizeof again) == used);
+        CHECK(memcmp(again, data, used) == 0);
+    } else {
+        CHECK(used == 0);
+    }
+    /* As a configuration entry's context: an accepted book is canonical, and merges. */
+    if (members_decode(data, len, book, &n, err, sizeof err) == 0) {
+        CHECK(n >= 1 && n <= RAFT_MAX_NODES);
+        CHECK(members_encode(book, n, again, sizeof again) == len);
+        CHECK(memcmp(again, data, len) == 0);
+        node_peer into[RAFT_MAX_NODES];
+        uint32_t have = 0;
+        CHECK(members_merge(into, &have, book, n, NULL) == (int)n && have == n);
+        for (uint32_t i = 1; i < have; i++)
+            CHECK(into[i - 1].id < into[i].id);
+    } else {
+        CHECK(n == 0);
+    }
 }

@@ -7,6 +7,8 @@
  *   fuzz_resp     proto_resp_parse + proto_resp_map of every command, writes encoded and decoded
  *   fuzz_kv_cmd   kv_cmd_decode; accepted bytes re-encode identically and apply to a store
  *   fuzz_restore  kv_restore_feed/finish of arbitrary bytes never crashes; a good snapshot is found
+ *   fuzz_members  the address book (members.h) as a snapshot's head and as a configuration
+ *                 entry's context: what is accepted re-encodes to the same bytes
  */
 #ifndef RAFTKV_FUZZ_CHECKS_H
 #define RAFTKV_FUZZ_CHECKS_H
@@ -18,5 +20,6 @@ void fuzz_text(const uint8_t *data, size_t len);
 void fuzz_resp(const uint8_t *data, size_t len);
 void fuzz_kv_cmd(const uint8_t *data, size_t len);
 void fuzz_restore(const uint8_t *data, size_t len);
+void fuzz_members(const uint8_t *data, size_t len);
 
 #endif

@@ -129,7 +129,7 @@ int main(int argc, char **argv)
         const char *name;
         void (*check)(const uint8_t *, size_t);
     } formats[] = {{"text", fuzz_text}, {"resp", fuzz_resp}, {"kv_cmd", fuzz_kv_cmd},
-                   {"restore", fuzz_restore}};
+                   {"restore", fuzz_restore}, {"members", fuzz_members}};
     static seed_file seeds[MAX_SEEDS];
     static uint8_t buf[FUZZ_MAX_INPUT];
     for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
