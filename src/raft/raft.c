@@ -72,6 +72,7 @@ typedef struct read_req {
 typedef VEC(raft_msg) msg_vec;
 typedef VEC(read_req) read_vec;
 typedef VEC(raft_read_state) read_state_vec;
+typedef VEC(raft_entry) entry_vec; /* FAST PATH: each entry's data is its own allocation */
 
 static int vec_grow(void **items, size_t *cap, size_t len, size_t item_size)
 {
@@ -130,6 +131,18 @@ struct raft {
 
     msg_vec msgs;
     read_state_vec read_states;
+
+    /* FAST PATH (docs/NILEXT.md). */
+    entry_vec dlog;          /* fast writes taken and not known committed, in the order taken */
+    entry_vec dlog_new;      /* ... those taken since the last Ready (copies, to persist) */
+    raft_term dlog_drop;     /* stored d-log entries below this term may go (next Ready) */
+    bool fast_recovering;    /* leader: collecting d-logs; no fast write, proposal or read yet */
+    uint64_t fast_round;     /* leader: the collection round (FAST_COLLECT context) */
+    uint32_t fast_elapsed;   /* leader: ticks since the collection was last sent */
+    bool fast_answered[RAFT_MAX_NODES]; /* aligned with conf.voters */
+    entry_vec fast_answers[RAFT_MAX_NODES];
+    raft_index fast_last;    /* leader: last FAST or BARRIER entry it appended in its term */
+
     bool ready_outstanding;
     bool ready_snapshot; /* the outstanding Ready installs a snapshot: nothing is applied early */
     raft_stats stats;
@@ -141,6 +154,7 @@ typedef struct ready_owned {
     raft_entry *entries;   /* block: entry array followed by their data */
     raft_entry *committed; /* idem */
     raft_read_state *reads;
+    raft_entry *fast;      /* block, like entries */
     raft_index last_index; /* last entry of rd.entries and its term, for advance */
     raft_term last_term;
 } ready_owned;
@@ -480,6 +494,9 @@ static bool promotable(const raft *r)
     return raft_conf_has(&before, r->cfg.id);
 }
 
+static void fast_recovery_clear(raft *r);
+static void fast_recovery_start(raft *r);
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Role changes */
 
@@ -500,6 +517,7 @@ static void reset_term(raft *r, raft_term term)
     r->read_bcast_pending = false;
     r->reads.len = 0;
     r->reads_waiting.len = 0;
+    fast_recovery_clear(r);
 }
 
 static void set_leader(raft *r, raft_id leader)
@@ -551,6 +569,9 @@ static void become_leader(raft *r)
     /* A no-op of the new term lets the leader commit (and learn) everything before it (§5.4.2, §8). */
     if (raft_log_append(&r->log, r->term, RAFT_ENTRY_NOOP, NULL, 0) == RAFT_OK)
         bcast_append(r);
+    r->fast_last = 0;
+    if (r->cfg.fast_path)
+        fast_recovery_start(r);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -783,7 +804,11 @@ static void process_reads(raft *r)
 static void leader_read(raft *r, uint64_t request_id, raft_id from)
 {
     read_req rq = {.request_id = request_id, .from = from, .index = r->commit};
-    if (!r->committed_in_term) {
+    /* Every fast write this leader acknowledged is in its log, maybe not committed yet: a read
+     * must see it, so it waits for it to apply (FAST PATH). */
+    if (r->fast_last > rq.index && !BUG(r, RAFT_BUG_FAST_READ_COMMIT))
+        rq.index = r->fast_last;
+    if (!r->committed_in_term || r->fast_recovering) {
         /* The commit index may still lag what earlier leaders committed: wait for the no-op. */
         (void)VEC_PUSH(r->reads_waiting, rq);
         return;
@@ -795,6 +820,19 @@ static void leader_read(raft *r, uint64_t request_id, raft_id from)
     rq.seq = ++r->read_seq;
     if (VEC_PUSH(r->reads, rq) == RAFT_OK)
         r->read_bcast_pending = true; /* sent with the next messages taken: reads share it */
+}
+
+/* Reads that waited for the first commit of the term and the fast-path recovery. */
+static void release_waiting_reads(raft *r)
+{
+    if (!r->committed_in_term || r->fast_recovering)
+        return;
+    size_t n = r->reads_waiting.len;
+    r->reads_waiting.len = 0;
+    for (size_t i = 0; i < n; i++) {
+        read_req rq = r->reads_waiting.items[i];
+        leader_read(r, rq.request_id, rq.from);
+    }
 }
 
 /* Advances the commit index to the highest index stored on a quorum -- but only by counting
@@ -822,11 +860,7 @@ static bool maybe_commit(raft *r)
     r->commit = q;
     if (!r->committed_in_term && raft_log_term(&r->log, q) == r->term) {
         r->committed_in_term = true;
-        for (size_t i = 0; i < r->reads_waiting.len; i++) {
-            read_req rq = r->reads_waiting.items[i];
-            leader_read(r, rq.request_id, rq.from);
-        }
-        r->reads_waiting.len = 0;
+        release_waiting_reads(r);
     }
     return true;
 }
@@ -909,6 +943,8 @@ static void handle_append_resp(raft *r, progress *pr, const raft_msg *m)
         stream(r, pr); /* keep the window full */
 }
 
+static void fast_answer(raft *r, const raft_msg *m);
+
 static void step_leader(raft *r, const raft_msg *m)
 {
     progress *pr = progress_of(r, m->from);
@@ -937,6 +973,7 @@ static void step_leader(raft *r, const raft_msg *m)
         process_reads(r);
         break;
     case RAFT_MSG_READ_INDEX: leader_read(r, m->context, m->from); break;
+    case RAFT_MSG_FAST_STATE: fast_answer(r, m); break;
     default: break; /* votes of a finished election, stray messages */
     }
 }
@@ -1144,7 +1181,7 @@ int raft_step(raft *r, const raft_msg *m)
             /* Pre-votes never change terms. */
         } else {
             bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
-                               m->type == RAFT_MSG_SNAPSHOT;
+                               m->type == RAFT_MSG_SNAPSHOT || m->type == RAFT_MSG_FAST_COLLECT;
             become_follower(r, m->term, from_leader ? m->from : 0);
         }
     } else if (m->term < r->term) {
@@ -1183,7 +1220,7 @@ int raft_step(raft *r, const raft_msg *m)
             return RAFT_OK;
         }
         if (m->type != RAFT_MSG_APPEND && m->type != RAFT_MSG_HEARTBEAT &&
-            m->type != RAFT_MSG_SNAPSHOT)
+            m->type != RAFT_MSG_SNAPSHOT && m->type != RAFT_MSG_FAST_COLLECT)
             return RAFT_OK;
         /* A leader exists for our term: stand down and follow it. */
         become_follower(r, m->term, m->from);
@@ -1204,6 +1241,13 @@ int raft_step(raft *r, const raft_msg *m)
         else
             handle_snapshot(r, m);
         break;
+    case RAFT_MSG_FAST_COLLECT: {
+        /* Our d-log, as it is: in this term we are past the one the entries were taken in. */
+        set_leader(r, m->from);
+        raft_msg resp = {.type = RAFT_MSG_FAST_STATE, .to = m->from, .context = m->context};
+        send(r, resp, r->dlog.items, (uint32_t)r->dlog.len);
+        break;
+    }
     case RAFT_MSG_READ_INDEX_RESP:
         if (!m->reject)
             push_read_state(r, m->context, m->index);
@@ -1222,8 +1266,13 @@ int raft_step(raft *r, const raft_msg *m)
 /* ---------------------------------------------------------------------------------------------- */
 /* Tick, propose, read, compact */
 
+static void fast_collect(raft *r);
+
 void raft_tick(raft *r)
 {
+    if (r->role == RAFT_LEADER && r->fast_recovering &&
+        ++r->fast_elapsed >= r->cfg.heartbeat_tick)
+        fast_collect(r); /* answers lost, or voters down: ask again */
     if (r->role != RAFT_LEADER) {
         r->election_elapsed++;
         if (r->election_elapsed >= r->randomized_timeout && promotable(r))
@@ -1280,6 +1329,8 @@ int raft_propose(raft *r, uint8_t type, const void *data, uint32_t len, raft_ind
         return RAFT_EINVAL;
     if (r->cfg.max_entry_bytes && len > r->cfg.max_entry_bytes)
         return RAFT_ETOOBIG;
+    if (r->fast_recovering)
+        return RAFT_EBUSY; /* it must follow the fast writes being recovered */
     if (r->cfg.max_uncommitted_bytes && r->uncommitted_bytes > 0 &&
         r->uncommitted_bytes + len > r->cfg.max_uncommitted_bytes)
         return RAFT_EBUSY;
@@ -1306,7 +1357,7 @@ int raft_propose_conf(raft *r, const raft_conf *next, const void *ctx, uint32_t 
         return RAFT_EINVAL;
     /* Until an entry of this term commits, an earlier leader's uncommitted change may still win
      * over ours: two changes in flight could make disjoint majorities. */
-    if (!r->committed_in_term || r->conf_index > r->commit)
+    if (!r->committed_in_term || r->conf_index > r->commit || r->fast_recovering)
         return RAFT_ECONFBUSY;
     size_t size = raft_codec_conf_size(next, ctx_len);
     if (size > UINT32_MAX || (r->cfg.max_entry_bytes && size > r->cfg.max_entry_bytes))
@@ -1399,7 +1450,8 @@ bool raft_has_ready(const raft *r)
     return r->msgs.len > 0 || r->bcast_pending || r->read_bcast_pending ||
            r->pending_snapshot.index != 0 ||
            r->pending_truncate != 0 || r->handed_index < raft_log_last(&r->log) ||
-           hard_state_changed(r) || r->applied < apply_limit(r) || r->read_states.len > 0;
+           hard_state_changed(r) || r->applied < apply_limit(r) || r->read_states.len > 0 ||
+           r->dlog_new.len > 0 || r->dlog_drop != 0;
 }
 
 /* Copies entries (from, to] of the log into one block: array then data. */
@@ -1474,14 +1526,18 @@ void raft_messages_free(raft_msg *msgs, size_t n)
     free(msgs);
 }
 
+static void fast_committed(raft *r, const raft_entry *entries, size_t n);
+
 /* Copies the committed entries not handed out yet and marks them applied. NULL when there are
  * none, or on ENOMEM (they are handed out later instead). */
 static raft_entry *take_committed(raft *r, size_t *n)
 {
     raft_index limit = apply_limit(r);
     raft_entry *block = copy_entries(r, r->applied, limit, n);
-    if (block)
+    if (block) {
         r->applied = limit;
+        fast_committed(r, block, *n);
+    }
     return block;
 }
 
@@ -1503,6 +1559,9 @@ size_t raft_take_reads(raft *r, raft_read_state **reads)
     memset(&r->read_states, 0, sizeof(r->read_states));
     return n;
 }
+
+static void fast_vec_clear(entry_vec *v);
+static raft_entry *fast_block(const raft_entry *entries, size_t n);
 
 void raft_ready_get(raft *r, raft_ready *rd)
 {
@@ -1547,8 +1606,18 @@ void raft_ready_get(raft *r, raft_ready *rd)
         rd->must_sync = r->term != r->handed_hs.term || r->vote != r->handed_hs.vote;
         r->handed_hs = rd->hard_state;
     }
+    if (r->dlog_new.len > 0) {
+        own->fast = fast_block(r->dlog_new.items, r->dlog_new.len);
+        if (own->fast) {
+            rd->fast = own->fast;
+            rd->n_fast = r->dlog_new.len;
+            fast_vec_clear(&r->dlog_new);
+        }
+    }
+    rd->fast_drop_below = r->dlog_drop;
+    r->dlog_drop = 0;
     rd->must_sync = rd->must_sync || rd->snapshot.index != 0 || rd->truncate_from != 0 ||
-                    rd->n_entries != 0;
+                    rd->n_entries != 0 || rd->n_fast != 0;
 
     own->msgs = r->msgs;
     memset(&r->msgs, 0, sizeof(r->msgs));
@@ -1599,8 +1668,289 @@ void raft_advance(raft *r, raft_ready *rd)
     free(own->entries);
     free(own->committed);
     free(own->reads);
+    free(own->fast);
     free(own);
     memset(rd, 0, sizeof(*rd));
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The nil-externality fast path (raft.h FAST PATH, docs/NILEXT.md) */
+
+void raft_fast_header(uint8_t out[RAFT_FAST_HEADER], uint64_t session, uint64_t seq)
+{
+    for (int i = 0; i < 8; i++) {
+        out[i] = (uint8_t)(session >> (8 * i));
+        out[8 + i] = (uint8_t)(seq >> (8 * i));
+    }
+}
+
+bool raft_fast_id(const raft_entry *e, uint64_t *session, uint64_t *seq)
+{
+    if (e->type != RAFT_ENTRY_FAST || e->len < RAFT_FAST_HEADER || e->data == NULL)
+        return false;
+    uint64_t a = 0, b = 0;
+    for (int i = 7; i >= 0; i--) {
+        a = a << 8 | e->data[i];
+        b = b << 8 | e->data[8 + i];
+    }
+    *session = a;
+    *seq = b;
+    return true;
+}
+
+/* Two fast entries are the same write when their (session, seq) headers are. */
+static bool fast_same(const raft_entry *a, const raft_entry *b)
+{
+    return memcmp(a->data, b->data, RAFT_FAST_HEADER) == 0;
+}
+
+static int fast_push(entry_vec *v, const raft_entry *e)
+{
+    raft_entry copy = *e;
+    copy.index = 0;
+    copy.data = NULL;
+    if (e->len > 0) {
+        uint8_t *data = malloc(e->len);
+        if (!data)
+            return RAFT_ENOMEM;
+        memcpy(data, e->data, e->len);
+        copy.data = data;
+    }
+    if (VEC_PUSH(*v, copy) != RAFT_OK) {
+        free((void *)copy.data);
+        return RAFT_ENOMEM;
+    }
+    return RAFT_OK;
+}
+
+static void fast_vec_clear(entry_vec *v)
+{
+    for (size_t i = 0; i < v->len; i++)
+        free((void *)v->items[i].data);
+    v->len = 0;
+}
+
+/* entries copied into one block (array, then data), as a Ready hands them out. */
+static raft_entry *fast_block(const raft_entry *entries, size_t n)
+{
+    size_t bytes = n * sizeof(raft_entry);
+    for (size_t i = 0; i < n; i++)
+        bytes += entries[i].len;
+    raft_entry *block = malloc(bytes);
+    if (!block)
+        return NULL;
+    uint8_t *data = (uint8_t *)(block + n);
+    for (size_t i = 0; i < n; i++) {
+        block[i] = entries[i];
+        if (entries[i].len > 0) {
+            memcpy(data, entries[i].data, entries[i].len);
+            block[i].data = data;
+            data += entries[i].len;
+        }
+    }
+    return block;
+}
+
+/* Removes from v every entry for which drop(entry, arg) holds, keeping the order. */
+static void fast_filter(entry_vec *v, bool (*drop)(const raft_entry *, const void *),
+                        const void *arg)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < v->len; i++) {
+        if (drop(&v->items[i], arg))
+            free((void *)v->items[i].data);
+        else
+            v->items[kept++] = v->items[i];
+    }
+    v->len = kept;
+}
+
+static bool same_write(const raft_entry *e, const void *arg) { return fast_same(e, arg); }
+static bool taken_before(const raft_entry *e, const void *arg)
+{
+    return e->term < *(const raft_term *)arg;
+}
+
+/* Committed entries leave the d-log: a FAST one is in the log for good; a BARRIER of term T
+ * means every d-log entry taken before T was recovered into the log or never completed. */
+static void fast_committed(raft *r, const raft_entry *entries, size_t n)
+{
+    if (r->dlog.len == 0 && !r->cfg.fast_path)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const raft_entry *e = &entries[i];
+        if (e->type == RAFT_ENTRY_FAST && e->len >= RAFT_FAST_HEADER) {
+            fast_filter(&r->dlog, same_write, e);
+        } else if (e->type == RAFT_ENTRY_BARRIER) {
+            fast_filter(&r->dlog, taken_before, &e->term);
+            if (e->term > r->dlog_drop)
+                r->dlog_drop = e->term;
+        }
+    }
+}
+
+static void fast_recovery_clear(raft *r)
+{
+    r->fast_recovering = false;
+    for (uint32_t i = 0; i < RAFT_MAX_NODES; i++) {
+        fast_vec_clear(&r->fast_answers[i]);
+        free(r->fast_answers[i].items);
+        memset(&r->fast_answers[i], 0, sizeof(r->fast_answers[i]));
+        r->fast_answered[i] = false;
+    }
+}
+
+static void fast_recovery_finish(raft *r);
+
+/* Asks every voter that has not answered this round yet for its d-log. */
+static void fast_collect(raft *r)
+{
+    r->fast_elapsed = 0;
+    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+        if (r->conf.voters[i] == r->cfg.id || r->fast_answered[i])
+            continue;
+        raft_msg m = {.type = RAFT_MSG_FAST_COLLECT, .to = r->conf.voters[i],
+                      .context = r->fast_round};
+        send(r, m, NULL, 0);
+    }
+}
+
+static void fast_recovery_start(raft *r)
+{
+    fast_recovery_clear(r);
+    r->fast_recovering = true;
+    r->fast_round++;
+    int self = voter_slot(r, r->cfg.id);
+    if (self >= 0) { /* our own d-log is one answer (a leader removing itself counts the others) */
+        for (size_t i = 0; i < r->dlog.len; i++)
+            if (fast_push(&r->fast_answers[self], &r->dlog.items[i]) != RAFT_OK) {
+                fast_vec_clear(&r->fast_answers[self]);
+                self = -1; /* out of memory: ask again at the next tick instead */
+                break;
+            }
+        if (self >= 0)
+            r->fast_answered[self] = true;
+    }
+    fast_collect(r);
+    fast_recovery_finish(r); /* a single voter needs no answer */
+}
+
+static void fast_answer(raft *r, const raft_msg *m)
+{
+    int slot = voter_slot(r, m->from);
+    if (!r->fast_recovering || m->context != r->fast_round || slot < 0 ||
+        r->fast_answered[slot])
+        return;
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const raft_entry *e = &m->entries[i];
+        uint64_t session, seq;
+        if (!raft_fast_id(e, &session, &seq))
+            continue; /* not a fast write: no place in a d-log */
+        if (fast_push(&r->fast_answers[slot], e) != RAFT_OK) {
+            fast_vec_clear(&r->fast_answers[slot]);
+            return; /* asked again at the next tick */
+        }
+    }
+    r->fast_answered[slot] = true;
+    fast_recovery_finish(r);
+}
+
+static bool fast_contains(const entry_vec *v, const raft_entry *e)
+{
+    for (size_t i = 0; i < v->len; i++)
+        if (fast_same(&v->items[i], e))
+            return true;
+    return false;
+}
+
+static bool fast_seen_before(const entry_vec *v, size_t upto, const raft_entry *e)
+{
+    for (size_t i = 0; i < upto; i++)
+        if (fast_same(&v->items[i], e))
+            return true;
+    return false;
+}
+
+/* With a majority of the voters' d-logs: every write found in all of them may have completed
+ * (a completed write is in every voter's d-log until it commits), so it goes into the log, in
+ * the order of one of them -- any one of those orders agrees with every order all of them share,
+ * which is the real-time order of completed writes. Then the barrier. */
+static void fast_recovery_finish(raft *r)
+{
+    if (!r->fast_recovering)
+        return;
+    size_t answered = 0, first = RAFT_MAX_NODES;
+    for (uint32_t i = 0; i < r->conf.n_voters; i++)
+        if (r->fast_answered[i]) {
+            answered++;
+            int self = voter_slot(r, r->cfg.id);
+            if (first == RAFT_MAX_NODES || (int)i == self)
+                first = i; /* our own order when we vote, else the first answer's */
+        }
+    if (answered < quorum(r))
+        return;
+    const entry_vec *base = &r->fast_answers[first];
+    for (size_t k = 0; k < base->len && !BUG(r, RAFT_BUG_FAST_NO_RECOVERY); k++) {
+        const raft_entry *e = &base->items[k];
+        if (fast_seen_before(base, k, e))
+            continue;
+        bool everywhere = true;
+        for (uint32_t i = 0; i < r->conf.n_voters && everywhere; i++)
+            if (r->fast_answered[i] && i != first)
+                everywhere = fast_contains(&r->fast_answers[i], e);
+        if (!everywhere)
+            continue;
+        if (raft_log_append(&r->log, r->term, RAFT_ENTRY_FAST, e->data, e->len) != RAFT_OK)
+            return; /* out of memory: the next answer or tick tries again */
+        r->uncommitted_bytes += e->len;
+        r->fast_last = raft_log_last(&r->log);
+    }
+    if (raft_log_append(&r->log, r->term, RAFT_ENTRY_BARRIER, NULL, 0) != RAFT_OK)
+        return;
+    r->fast_last = raft_log_last(&r->log);
+    fast_recovery_clear(r);
+    r->bcast_pending = true;
+    release_waiting_reads(r);
+}
+
+int raft_fast_accept(raft *r, const void *data, uint32_t len, raft_fast_ack *ack)
+{
+    if (!r->cfg.fast_path || len < RAFT_FAST_HEADER || data == NULL)
+        return RAFT_EINVAL;
+    if (r->cfg.max_entry_bytes && len > r->cfg.max_entry_bytes)
+        return RAFT_ETOOBIG;
+    bool leading = r->role == RAFT_LEADER;
+    if (!leading && (r->role != RAFT_FOLLOWER || r->leader == 0))
+        return RAFT_ENOLEADER;
+    if (leading && r->fast_recovering)
+        return RAFT_EBUSY;
+    if (leading && r->cfg.max_uncommitted_bytes && r->uncommitted_bytes > 0 &&
+        r->uncommitted_bytes + len > r->cfg.max_uncommitted_bytes)
+        return RAFT_EBUSY;
+    raft_entry e = {.term = r->term, .type = RAFT_ENTRY_FAST, .len = len, .data = data};
+    if (fast_push(&r->dlog, &e) != RAFT_OK)
+        return RAFT_ENOMEM;
+    if (fast_push(&r->dlog_new, &e) != RAFT_OK) {
+        free((void *)r->dlog.items[--r->dlog.len].data);
+        return RAFT_ENOMEM;
+    }
+    memset(ack, 0, sizeof(*ack));
+    if (leading) {
+        /* Our log is the order: appended now, before anything proposed after it. */
+        if (raft_log_append(&r->log, r->term, RAFT_ENTRY_FAST, data, len) != RAFT_OK) {
+            free((void *)r->dlog.items[--r->dlog.len].data);
+            free((void *)r->dlog_new.items[--r->dlog_new.len].data);
+            return RAFT_ENOMEM;
+        }
+        r->uncommitted_bytes += len;
+        r->bcast_pending = true;
+        r->fast_last = raft_log_last(&r->log);
+        ack->index = r->fast_last;
+    }
+    ack->term = r->term;
+    ack->leader = r->leader;
+    ack->conf = r->conf;
+    return RAFT_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1619,6 +1969,8 @@ void raft_config_default(raft_config *cfg)
     cfg->max_entry_bytes = 16u << 20;
     cfg->max_uncommitted_bytes = 256ull << 20;
 }
+
+static int fast_push(entry_vec *v, const raft_entry *e);
 
 static int restore(raft *r, const raft_restore *rs)
 {
@@ -1644,6 +1996,12 @@ static int restore(raft *r, const raft_restore *rs)
                 return RAFT_ECORRUPT;
             r->conf_index = e->index;
         }
+    }
+    for (size_t i = 0; i < rs->n_fast; i++) {
+        uint64_t session, seq;
+        if (!raft_fast_id(&rs->fast[i], &session, &seq) ||
+            fast_push(&r->dlog, &rs->fast[i]) != RAFT_OK)
+            return RAFT_ECORRUPT;
     }
     const raft_hard_state *hs = &rs->hard_state;
     r->term = hs->term;
@@ -1728,6 +2086,11 @@ void raft_free(raft *r)
     free(r->reads.items);
     free(r->reads_waiting.items);
     free(r->read_states.items);
+    fast_recovery_clear(r);
+    fast_vec_clear(&r->dlog);
+    fast_vec_clear(&r->dlog_new);
+    free(r->dlog.items);
+    free(r->dlog_new.items);
     free(r);
 }
 
@@ -1759,6 +2122,7 @@ int raft_conf_at(const raft *r, raft_index index, raft_conf *out)
     return RAFT_OK;
 }
 raft_stats raft_get_stats(const raft *r) { return r->stats; }
+size_t raft_fast_pending(const raft *r) { return r->dlog.len; }
 
 bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out)
 {

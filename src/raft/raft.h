@@ -124,6 +124,9 @@ typedef enum raft_entry_type {
     RAFT_ENTRY_NOOP = 0,   /* appended by every new leader (Raft §8); applies as nothing */
     RAFT_ENTRY_NORMAL = 1, /* opaque state-machine command */
     RAFT_ENTRY_CONFIG = 2, /* membership change: raft_codec_conf_encode(new voters, context) */
+    RAFT_ENTRY_FAST = 3,   /* nil-externalizing write (FAST PATH below): RAFT_FAST_HEADER bytes of
+                              (session, seq), then the opaque command */
+    RAFT_ENTRY_BARRIER = 4, /* a leader's fast-path recovery is in the log; applies as nothing */
 } raft_entry_type;
 
 typedef struct raft_entry {
@@ -167,8 +170,10 @@ typedef enum raft_msg_type {
     RAFT_MSG_SNAPSHOT = 9,       /* InstallSnapshot: the transport attaches the snapshot bytes */
     RAFT_MSG_READ_INDEX = 10,    /* follower asks the leader for a read index */
     RAFT_MSG_READ_INDEX_RESP = 11,
+    RAFT_MSG_FAST_COLLECT = 12,  /* a new leader asks for a node's d-log (FAST PATH) */
+    RAFT_MSG_FAST_STATE = 13,    /* the d-log: entries of type FAST, term = term they were taken */
 } raft_msg_type;
-#define RAFT_MSG_TYPE_MAX 11
+#define RAFT_MSG_TYPE_MAX 13
 const char *raft_msg_type_name(int type);
 
 /*
@@ -188,6 +193,9 @@ const char *raft_msg_type_name(int type);
  *                    call raft_report_snapshot_failed when it cannot find them.
  *   READ_INDEX       context = the follower's request id
  *   READ_INDEX_RESP  context = echo, index = read index; reject = 1 if the leader refused
+ *   FAST_COLLECT     context = the leader's collection round
+ *   FAST_STATE       context = echo; entries = every entry of the sender's d-log, in the order
+ *                    it took them (index 0, term = the term it was in)
  */
 typedef struct raft_msg {
     uint8_t type; /* raft_msg_type */
@@ -243,6 +251,13 @@ typedef struct raft_ready {
     const raft_read_state *reads;
     size_t n_reads;
 
+    /* FAST PATH: d-log entries taken since the last Ready, to persist with step 3 (they count in
+     * must_sync); once this Ready is durable the caller answers each one's client. Stored d-log
+     * entries taken in a term below fast_drop_below (!= 0) may be deleted. */
+    const raft_entry *fast;
+    size_t n_fast;
+    raft_term fast_drop_below;
+
     void *internal_; /* owned storage; freed by raft_advance */
 } raft_ready;
 
@@ -257,6 +272,8 @@ enum {
     RAFT_BUG_COMMIT_REGRESS = 1u << 5,    /* follower takes the leader's commit even if lower */
     RAFT_BUG_NO_HEARTBEAT = 1u << 6,      /* leader never retries a lost append (liveness) */
     RAFT_BUG_CONF_ANY = 1u << 7,          /* take any new voters, not one change at a time */
+    RAFT_BUG_FAST_NO_RECOVERY = 1u << 8,  /* a new leader recovers no d-log entry */
+    RAFT_BUG_FAST_READ_COMMIT = 1u << 9,  /* read index = commit, ignoring fast entries */
 };
 
 typedef struct raft_config {
@@ -280,6 +297,8 @@ typedef struct raft_config {
     uint32_t snapshot_timeout_tick;   /* a snapshot send not answered in this many ticks is
                                          retried; 0 = 10 * election_tick */
     uint32_t test_bugs;               /* RAFT_BUG_* bits; ignored without RAFT_TEST_BUGS */
+    bool fast_path;                   /* the nil-externality fast path (FAST PATH); off by
+                                         default. Every node of a cluster must agree */
 } raft_config;
 
 /* Sensible defaults: election 10, heartbeat 1, pre-vote and check-quorum on, window 256 msgs,
@@ -296,6 +315,8 @@ typedef struct raft_restore {
     const raft_entry *entries;
     size_t n_entries;
     raft_index applied;
+    const raft_entry *fast; /* the stored d-log (FAST PATH), in the order it was taken */
+    size_t n_fast;
 } raft_restore;
 
 typedef struct raft raft;
@@ -331,6 +352,38 @@ int raft_propose(raft *r, uint8_t type, const void *data, uint32_t len, raft_ind
  * raft_propose. */
 int raft_propose_conf(raft *r, const raft_conf *next, const void *ctx, uint32_t ctx_len,
                       raft_index *index, raft_term *term);
+
+/*
+ * FAST PATH (docs/NILEXT.md): a nil-externalizing write -- one whose reply reveals no state -- is
+ * sent by its client to every voter at once. raft_fast_accept takes it on any node: a follower
+ * that knows its term's leader keeps it in its d-log; the leader appends it to its log at once
+ * (and keeps a d-log copy). Both hand it out in rd.fast; once that Ready is durable the caller
+ * answers the client with the ack. The client counts acks of one term: it is done when every
+ * voter of ack.conf answered, the leader (ack.index != 0) among them. A new leader first asks a
+ * majority for their d-logs (FAST_COLLECT), appends the entries found in every answer in its
+ * own d-log's order, then a BARRIER entry; until then it takes no fast write, no proposal and
+ * serves no read (RAFT_EBUSY / reads wait). A read's index covers every fast entry the leader
+ * appended, committed or not. The state machine must skip a FAST entry whose (session, seq) it
+ * has applied: recovery may append an entry twice.
+ */
+#define RAFT_FAST_HEADER 16
+/* Writes the (session, seq) header a fast write's data starts with. */
+void raft_fast_header(uint8_t out[RAFT_FAST_HEADER], uint64_t session, uint64_t seq);
+/* Reads it back from an entry of type RAFT_ENTRY_FAST; false if it is not one. */
+bool raft_fast_id(const raft_entry *e, uint64_t *session, uint64_t *seq);
+
+typedef struct raft_fast_ack {
+    raft_term term;   /* the term the node took it in: only acks of one term count together */
+    raft_id leader;   /* that term's leader, as the node knows it */
+    raft_index index; /* on the leader: where it went in the log; 0 on a follower */
+    raft_conf conf;   /* the voters whose acks the client needs (the leader's is the one) */
+} raft_fast_ack;
+
+/* Takes a fast write: data (len >= RAFT_FAST_HEADER, copied) = header + command. RAFT_EINVAL:
+ * the fast path is off or the header is missing; RAFT_ENOLEADER: no leader known in this term (a
+ * candidate, a node just restarted); RAFT_EBUSY: a leader still recovering, or too many
+ * uncommitted bytes; RAFT_ETOOBIG. */
+int raft_fast_accept(raft *r, const void *data, uint32_t len, raft_fast_ack *ack);
 
 /* Asks for a linearizable read. On a leader the confirming heartbeat round leaves with the next
  * messages taken (raft_take_messages or a Ready), so the reads asked in between share one round.
@@ -417,5 +470,7 @@ typedef struct raft_stats {
     uint64_t leader_changes;
 } raft_stats;
 raft_stats raft_get_stats(const raft *r);
+/* FAST PATH: fast writes in this node's d-log (taken, not known committed). */
+size_t raft_fast_pending(const raft *r);
 
 #endif /* RAFTKV_RAFT_H */

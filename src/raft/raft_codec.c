@@ -11,7 +11,8 @@
  *     off  size  field
  *       0     8  term
  *       8     8  index
- *      16     1  type     raft_entry_type: 0 noop, 1 normal, 2 config; others are rejected
+ *      16     1  type     raft_entry_type: 0 noop, 1 normal, 2 config, 3 fast, 4 barrier;
+ *                         others are rejected
  *      17     4  len      bytes of data that follow
  *      21   len  data     opaque
  *
@@ -309,7 +310,7 @@ size_t raft_codec_snapshot_meta_size(const raft_snapshot_meta *sm) {
 /* ---- validation before encoding: encode only what decode accepts ---- */
 
 static bool entry_encodable(const raft_entry *e) {
-    return e->type <= RAFT_ENTRY_CONFIG && (e->len == 0 || e->data != NULL);
+    return e->type <= RAFT_ENTRY_BARRIER && (e->len == 0 || e->data != NULL);
 }
 
 static bool snapshot_encodable(const raft_snapshot_meta *sm) {
@@ -468,8 +469,10 @@ static int get_entry_body(cursor *c, fname base, raft_entry *e) {
     size_t type_off = c->off;
     if (!get_u8(c, n, &e->type))
         return RAFT_ECORRUPT;
-    if (e->type > RAFT_ENTRY_CONFIG)
-        return fail_value(c, n, e->type, "unknown (known: 0 noop, 1 normal, 2 config)", type_off);
+    if (e->type > RAFT_ENTRY_BARRIER)
+        return fail_value(c, n, e->type,
+                          "unknown (known: 0 noop, 1 normal, 2 config, 3 fast, 4 barrier)",
+                          type_off);
     n.tail = ".len";
     size_t len_off = c->off;
     if (!get_u32(c, n, &e->len))
@@ -509,7 +512,7 @@ static int get_msg_header(cursor *c, raft_msg *m, uint32_t *n_entries) {
     if (!get_u8(c, plain(".type"), &m->type))
         return RAFT_ECORRUPT;
     if (m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_TYPE_MAX)
-        return fail_value(c, plain(".type"), m->type, "unknown (known: 1..11)", type_off);
+        return fail_value(c, plain(".type"), m->type, "unknown (known: 1..13)", type_off);
     size_t flags_off = c->off;
     uint8_t flags;
     if (!get_u8(c, plain(".flags"), &flags))

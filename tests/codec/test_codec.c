@@ -377,9 +377,9 @@ static void decode_rejects_bad_fields_with_named_errors(void **state) {
 
     memcpy(bad, buf, len);
     bad[1] = 0;
-    decode_msg_expect(bad, len, "msg.type=0 unknown (known: 1..11) at offset 1");
-    bad[1] = 12;
-    decode_msg_expect(bad, len, "msg.type=12 unknown (known: 1..11) at offset 1");
+    decode_msg_expect(bad, len, "msg.type=0 unknown (known: 1..13) at offset 1");
+    bad[1] = 14;
+    decode_msg_expect(bad, len, "msg.type=14 unknown (known: 1..13) at offset 1");
 
     memcpy(bad, buf, len);
     bad[2] = 0x03;
@@ -402,9 +402,10 @@ static void decode_rejects_bad_fields_with_named_errors(void **state) {
     decode_msg_expect(bad, len, "msg.n_entries=3 exceeds remaining 50 bytes at offset 119");
 
     memcpy(bad, buf, len);
-    bad[123 + 16] = 3; /* entries[0].type */
+    bad[123 + 16] = 5; /* entries[0].type */
     decode_msg_expect(bad, len,
-                      "msg.entries[0].type=3 unknown (known: 0 noop, 1 normal, 2 config) at offset 139");
+                      "msg.entries[0].type=5 unknown (known: 0 noop, 1 normal, 2 config, 3 fast, "
+                      "4 barrier) at offset 139");
 
     memcpy(bad, buf, len);
     bad[123 + 21 + 17] = 9; /* entries[1].len 8 -> 9: runs past the end by one */
@@ -519,7 +520,7 @@ static void encode_rejects_what_decode_would_reject(void **state) {
     assert_int_equal(raft_codec_msg_encode(&m, buf, sizeof buf, &written), RAFT_EINVAL);
     assert_int_equal(raft_codec_entry_encode(&bad_entries[1], buf, sizeof buf, &written), RAFT_EINVAL);
     bad_entries[1] = sample_entries[1];
-    bad_entries[1].type = 3;
+    bad_entries[1].type = RAFT_ENTRY_BARRIER + 1;
     assert_int_equal(raft_codec_msg_encode(&m, buf, sizeof buf, &written), RAFT_EINVAL);
     assert_int_equal(raft_codec_entry_encode(&bad_entries[1], buf, sizeof buf, &written), RAFT_EINVAL);
 }
