@@ -1329,7 +1329,7 @@ int raft_propose(raft *r, uint8_t type, const void *data, uint32_t len, raft_ind
         return RAFT_EINVAL;
     if (r->cfg.max_entry_bytes && len > r->cfg.max_entry_bytes)
         return RAFT_ETOOBIG;
-    if (r->fast_recovering)
+    if (r->fast_recovering && !BUG(r, RAFT_BUG_FAST_PROPOSE_EARLY))
         return RAFT_EBUSY; /* it must follow the fast writes being recovered */
     if (r->cfg.max_uncommitted_bytes && r->uncommitted_bytes > 0 &&
         r->uncommitted_bytes + len > r->cfg.max_uncommitted_bytes)

@@ -274,6 +274,7 @@ enum {
     RAFT_BUG_CONF_ANY = 1u << 7,          /* take any new voters, not one change at a time */
     RAFT_BUG_FAST_NO_RECOVERY = 1u << 8,  /* a new leader recovers no d-log entry */
     RAFT_BUG_FAST_READ_COMMIT = 1u << 9,  /* read index = commit, ignoring fast entries */
+    RAFT_BUG_FAST_PROPOSE_EARLY = 1u << 10, /* take proposals while recovering d-logs */
 };
 
 typedef struct raft_config {

@@ -16,6 +16,8 @@
  *                  recovery, and the durability check against what the node acknowledged
  *   sim_check.c    the safety and liveness checkers
  *   sim_client.c   client writes and ReadIndex reads
+ *   sim_fast.c     the nil-externality fast path: clients that send a write to every node and
+ *                  count acknowledgements, d-logs kept across crashes, and the fast-path checks
  *   sim_nemesis.c  fault profiles and the fault schedule
  *   sim_run.c      one seed: setup, the event loop, teardown
  *   sim_main.c     CLI: seed ranges, worker processes, bug hunts, the demo
@@ -37,7 +39,8 @@
 
 #define SIM_MAX_NODES 7
 #define SIM_TICK_US 10000u /* one raft_tick every 10 ms of virtual time */
-#define SIM_SNAP_BYTES 32u /* serialized state machine (see sim_sm) */
+#define SIM_FAST_SESSIONS 4 /* fast-path client sessions (ids 1..4) */
+#define SIM_SNAP_BYTES 64u /* serialized state machine (see sim_sm) */
 
 /* ---- PRNG (sim_queue.c): xoshiro256** seeded through splitmix64 ---- */
 typedef struct sim_rng {
@@ -59,6 +62,8 @@ typedef enum sim_event_type {
     SIM_EV_HEAL,
     SIM_EV_SCRIPT, /* demo scenario actions */
     SIM_EV_MEMBER, /* a membership change at the leader */
+    SIM_EV_FAST,   /* a fast write reaches a node (arg = its op) */
+    SIM_EV_FAST_ACK, /* a node's acknowledgement reaches the client (payload: raft_fast_ack) */
 } sim_event_type;
 
 typedef struct sim_event {
@@ -113,6 +118,7 @@ typedef struct sim_sm {
     raft_term applied_term;
     uint64_t chain;    /* H(chain before, index, term, entry hash) */
     uint64_t n_normal; /* RAFT_ENTRY_NORMAL entries applied */
+    uint64_t fast_seq[SIM_FAST_SESSIONS]; /* the session's last fast write applied */
 } sim_sm;
 
 /* The harness's record of what the node's storage ACKNOWLEDGED as durable: every save that
@@ -155,6 +161,13 @@ typedef struct sim_pending_read {
     raft_index index;
 } sim_pending_read;
 
+/* A fast write a node took, acknowledged once the Ready holding it is durable. */
+typedef struct sim_fast_pending {
+    uint64_t op; /* index in sim->fast_ops */
+    raft_fast_ack ack;
+    bool in_ready; /* in the Ready being written */
+} sim_fast_pending;
+
 typedef struct sim_pending_write {
     uint64_t proposal; /* index in sim->proposals */
     raft_index index;
@@ -189,6 +202,11 @@ typedef struct sim_node {
     size_t n_reads, cap_reads;
     sim_pending_write *writes;
     size_t n_writes, cap_writes;
+    sim_fast_pending *fast_acks;
+    size_t n_fast_acks, cap_fast_acks;
+    /* the d-log as the disk holds it (the harness keeps it: src/storage has no d-log yet) */
+    raft_entry *fast_durable; /* each entry's data is its own allocation */
+    size_t n_fast_durable, cap_fast_durable;
     raft_index last_snap_applied; /* sm.applied at the last local snapshot */
     /* checker observations of this incarnation */
     raft_role seen_role;
@@ -212,6 +230,8 @@ typedef enum sim_check_id {
     SIM_CHECK_CONTRACT, /* the core broke raft.h's contract in a way the harness can see, or storage
                            failed without an injected fault */
     SIM_CHECK_DURABILITY, /* recovery lost something the node acknowledged, or invented something */
+    SIM_CHECK_FAST, /* a completed fast write was lost, or ordered after a write that started
+                       after it completed */
     SIM_CHECK_COUNT
 } sim_check_id;
 const char *sim_check_name(int check);
@@ -266,7 +286,28 @@ typedef struct sim_read {
     uint8_t done;
     raft_index min_index; /* max completed write when the read started */
     uint64_t start_time;
+    uint64_t min_fast_seq[SIM_FAST_SESSIONS]; /* fast writes completed when it started */
 } sim_read;
+
+/* One fast write of a client session (sim_fast.c). */
+#define SIM_FAST_TERMS 4 /* terms whose acknowledgements one write keeps apart */
+typedef struct sim_fast_op {
+    uint8_t session; /* 1..SIM_FAST_SESSIONS */
+    uint64_t seq;
+    uint64_t start;
+    uint64_t done_at;  /* virtual time it completed; 0 = not (yet) */
+    raft_index applied; /* first index it was applied at, anywhere; 0 = not yet */
+    struct {
+        raft_term term;
+        uint32_t mask;     /* nodes that acknowledged in term */
+        raft_id leader;    /* the node that acknowledged as leader, 0 if none yet */
+        raft_conf conf;    /* the leader's voters */
+    } acks[SIM_FAST_TERMS];
+} sim_fast_op;
+
+typedef struct sim_fast_stats {
+    uint64_t seeds, started, completed, applied_dup; /* applied_dup: FAST entries skipped */
+} sim_fast_stats;
 
 /* ---- the run ---- */
 typedef enum sim_profile {
@@ -319,6 +360,7 @@ typedef struct sim_options {
     bool process_exits;    /* a node stopped by a disk error keeps its unsynced writes on half
                               the stops (no power loss) */
     bool no_storage_workarounds; /* reproduce the storage bug sim_disk.c works around */
+    bool fast;  /* the fast path on every seed without membership changes (else a third) */
     bool trace;
     bool demo;
     uint32_t fault_ticks;    /* length of the fault phase */
@@ -346,6 +388,16 @@ typedef struct sim {
     raft_conf confs[64];
     uint32_t n_confs;
     sim_member_stats member_stats;
+    /* The fast path (on some seeds, see sim_run.c). */
+    bool fast;
+    sim_fast_op *fast_ops;
+    size_t n_fast_ops, cap_fast_ops;
+    uint64_t fast_busy[SIM_FAST_SESSIONS];     /* op index + 1 in flight per session, 0 = idle */
+    uint64_t fast_next_seq[SIM_FAST_SESSIONS];
+    uint64_t fast_done_seq[SIM_FAST_SESSIONS]; /* the highest completed seq per session */
+    uint64_t *fast_unapplied; /* completed ops not applied anywhere yet (op indexes) */
+    size_t n_fast_unapplied, cap_fast_unapplied;
+    sim_fast_stats fast_stats;
     bool early_send; /* leaders send APPEND/SNAPSHOT before their own write completes */
     bool early_apply; /* nodes apply with raft_take_committed/raft_take_reads between Readies */
     uint32_t disk_min_us, disk_max_us, disk_tail_permille;
@@ -394,6 +446,7 @@ typedef struct sim_result {
     uint64_t max_term;
     sim_disk_stats disk;
     sim_member_stats member;
+    sim_fast_stats fast;
 } sim_result;
 int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res);
 void sim_schedule(sim *s, uint64_t at, sim_event_type type, int node, uint64_t arg, void *payload);
@@ -464,6 +517,24 @@ uint64_t sim_check_terms_with_leader(const sim *s);
 void sim_client_fire(sim *s);
 void sim_client_applied(sim *s, int slot, const raft_entry *e); /* write completion */
 bool sim_client_converged(sim *s); /* leader, probe applied everywhere, equal commits */
+
+/* sim_fast.c */
+void sim_fast_fire(sim *s);                   /* a client starts a fast write (fault phase) */
+void sim_fast_deliver(sim *s, int slot, uint64_t op);
+void sim_fast_ack(sim *s, int slot, uint64_t op, const raft_fast_ack *ack);
+void sim_fast_ready_taken(sim *s, int slot);  /* its pending acks are in this Ready */
+void sim_fast_ready_saved(sim *s, int slot, const raft_ready *rd); /* durable: acknowledge */
+/* The d-log after a restart; sm: the state machine the snapshot holds. */
+void sim_fast_restore(sim *s, int slot, const sim_sm *sm, raft_restore *restore);
+/* A FAST entry applied on slot: dedupe by session and the order check. Returns whether it
+ * changed the state (false: a duplicate, skipped). */
+bool sim_fast_applied(sim *s, int slot, const raft_entry *e);
+void sim_fast_check_leader_append(sim *s, int slot, const char *what); /* before a new write */
+void sim_fast_read_started(sim *s, sim_read *rd);
+void sim_fast_read_answered(sim *s, int slot, const sim_read *rd, uint64_t request_id);
+void sim_fast_check_end(sim *s); /* every completed write applied */
+void sim_fast_free_node(sim_node *n);
+void sim_fast_free(sim *s);
 
 /* sim_nemesis.c */
 void sim_nemesis_setup(sim *s); /* picks the profile's parameters */

@@ -38,6 +38,7 @@ static const char *const check_names[SIM_CHECK_COUNT] = {
     "liveness",
     "contract",
     "durability",
+    "fast-path",
 };
 
 const char *sim_check_name(int check)
@@ -371,6 +372,7 @@ void sim_check_read_answered(sim *s, int slot, uint64_t request_id, raft_index a
     sim_trace(s, "read %llu answered on node %d at applied %llu (needs >= %llu)",
               (unsigned long long)request_id, slot + 1, (unsigned long long)applied,
               (unsigned long long)rd->min_index);
+    sim_fast_read_answered(s, slot, rd, request_id);
     if (applied < rd->min_index)
         sim_violation(s, SIM_CHECK_STALE_READ,
                       "read %llu on node %d (started t=%.3fs) returned the state at index %llu, "

@@ -63,6 +63,8 @@ static uint64_t propose(sim *s, int slot)
                   raft_strerror(rc));
         return 0;
     }
+    if (s->fast)
+        sim_fast_check_leader_append(s, slot, "a proposal");
     if (s->n_proposals == s->cap_proposals) {
         size_t cap = s->cap_proposals ? s->cap_proposals * 2 : 256;
         sim_proposal *grown = realloc(s->proposals, cap * sizeof(*grown));
@@ -124,6 +126,7 @@ static void start_read(sim *s)
     rd->node = (uint8_t)slot;
     rd->min_index = s->chk.max_completed_write;
     rd->start_time = s->now;
+    sim_fast_read_started(s, rd);
     int rc = raft_read_index(s->nodes[slot].r, request_id);
     sim_trace(s, "client read %llu on node %d (must see >= %llu): %s",
               (unsigned long long)request_id, slot + 1, (unsigned long long)rd->min_index,
@@ -155,6 +158,8 @@ void sim_client_fire(sim *s)
     if (s->phase == SIM_PHASE_FAULTS) {
         if (sim_rng_permille(&s->rng, s->read_permille)) {
             start_read(s);
+        } else if (s->fast && sim_rng_permille(&s->rng, 400)) {
+            sim_fast_fire(s);
         } else {
             int slot = random_leader(s);
             if (slot >= 0)

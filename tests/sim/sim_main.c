@@ -2,7 +2,7 @@
  * sim_main.c -- the raftkv-sim / raftkv-sim-bugs command line.
  *
  *   raftkv-sim --seeds N --from S [--nodes K] [--profile P] [--jobs J] [--trace] [--quiet]
- *              [--process-exits] [--no-storage-workarounds]
+ *              [--process-exits] [--no-storage-workarounds] [--fast]
  *   raftkv-sim --demo
  *   raftkv-sim-bugs --bug NAME --expect CHECK[,CHECK] --seeds N --from S [--jobs J] ...
  *
@@ -44,6 +44,9 @@ static const struct {
     {"COMMIT_REGRESS", RAFT_BUG_COMMIT_REGRESS, 0},
     {"NO_HEARTBEAT", RAFT_BUG_NO_HEARTBEAT, 0},
     {"CONF_ANY", RAFT_BUG_CONF_ANY, 0},
+    {"FAST_NO_RECOVERY", RAFT_BUG_FAST_NO_RECOVERY, 0},
+    {"FAST_READ_COMMIT", RAFT_BUG_FAST_READ_COMMIT, 0},
+    {"FAST_PROPOSE_EARLY", RAFT_BUG_FAST_PROPOSE_EARLY, 0},
     {"LYING_FSYNC", 0, SIM_BUG_LYING_FSYNC},
 };
 
@@ -51,6 +54,7 @@ typedef struct worker_result {
     uint64_t seeds, violations, steps;
     sim_disk_stats disk;
     sim_member_stats member;
+    sim_fast_stats fast;
     uint64_t found_seed;   /* bug mode: a seed that violated an expected check */
     uint64_t current_seed; /* the seed being run, to name it if the worker dies */
     int found;
@@ -74,12 +78,13 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: %s --seeds N --from S [--nodes 3|5|7] [--profile P] [--jobs J] [--trace] "
-            "[--quiet] [--process-exits] [--no-storage-workarounds]\n"
+            "[--quiet] [--process-exits] [--no-storage-workarounds] [--fast]\n"
             "       %s --demo\n"
             "       %s --bug NAME --expect CHECK[,CHECK] --seeds N --from S [--jobs J]\n"
             "profiles: calm lossy partitions crashes everything churn\n"
             "checks: election-safety log-matching leader-completeness state-machine-safety\n"
-            "        commit-monotonic stale-read liveness contract durability\n",
+            "        commit-monotonic stale-read liveness contract durability fast-path\n"
+            "--fast: the fast path on every seed without membership changes (else a third)\n",
             SIM_PROGRAM, SIM_PROGRAM, SIM_PROGRAM);
 }
 
@@ -183,6 +188,8 @@ static bool parse_args(int argc, char **argv, cli *c)
             c->opt.trace = true;
         } else if (strcmp(arg, "--process-exits") == 0) {
             c->opt.process_exits = true;
+        } else if (strcmp(arg, "--fast") == 0) {
+            c->opt.fast = true;
         } else if (strcmp(arg, "--no-storage-workarounds") == 0) {
             c->opt.no_storage_workarounds = true;
         } else if (strcmp(arg, "--quiet") == 0) {
@@ -230,7 +237,9 @@ static void build_replay(const cli *c, char *buf, size_t len)
     if (c->opt.process_exits && used < len)
         used += (size_t)snprintf(buf + used, len - used, " --process-exits");
     if (c->opt.no_storage_workarounds && used < len)
-        snprintf(buf + used, len - used, " --no-storage-workarounds");
+        used += (size_t)snprintf(buf + used, len - used, " --no-storage-workarounds");
+    if (c->opt.fast && used < len)
+        snprintf(buf + used, len - used, " --fast");
 }
 
 static void run_worker(const cli *c, int worker, worker_result *out, volatile int *found_flag)
@@ -258,6 +267,10 @@ static void run_worker(const cli *c, int worker, worker_result *out, volatile in
         out->member.proposed += res.member.proposed;
         out->member.refused += res.member.refused;
         out->member.leader_removed += res.member.leader_removed;
+        out->fast.seeds += res.fast.seeds;
+        out->fast.started += res.fast.started;
+        out->fast.completed += res.fast.completed;
+        out->fast.applied_dup += res.fast.applied_dup;
         if (res.violated_mask)
             out->violations++;
         if (!c->quiet && c->seeds <= 50)
@@ -367,6 +380,10 @@ int main(int argc, char **argv)
         total.member.proposed += results[j].member.proposed;
         total.member.refused += results[j].member.refused;
         total.member.leader_removed += results[j].member.leader_removed;
+        total.fast.seeds += results[j].fast.seeds;
+        total.fast.started += results[j].fast.started;
+        total.fast.completed += results[j].fast.completed;
+        total.fast.applied_dup += results[j].fast.applied_dup;
         if (results[j].found && (!total.found || results[j].found_seed < total.found_seed)) {
             total.found = 1;
             total.found_seed = results[j].found_seed;
@@ -404,6 +421,10 @@ int main(int argc, char **argv)
            (unsigned long long)total.member.seeds, (unsigned long long)total.member.proposed,
            (unsigned long long)total.member.leader_removed,
            (unsigned long long)total.member.refused);
+    printf("fast path: %llu seeds, %llu fast writes sent, %llu completed, %llu duplicates "
+           "skipped\n",
+           (unsigned long long)total.fast.seeds, (unsigned long long)total.fast.started,
+           (unsigned long long)total.fast.completed, (unsigned long long)total.fast.applied_dup);
     printf("sim: %llu seeds, %llu violations, %llu steps, %.1f s\n",
            (unsigned long long)total.seeds, (unsigned long long)total.violations,
            (unsigned long long)total.steps, secs);

@@ -25,24 +25,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SM_WORDS (4 + SIM_FAST_SESSIONS)
+_Static_assert(SM_WORDS * 8 == SIM_SNAP_BYTES, "SIM_SNAP_BYTES holds the state machine");
+
 void sim_sm_encode(const sim_sm *sm, uint8_t out[SIM_SNAP_BYTES])
 {
-    uint64_t words[4] = {sm->applied, sm->applied_term, sm->chain, sm->n_normal};
-    for (int w = 0; w < 4; w++)
+    uint64_t words[SM_WORDS] = {sm->applied, sm->applied_term, sm->chain, sm->n_normal};
+    for (int k = 0; k < SIM_FAST_SESSIONS; k++)
+        words[4 + k] = sm->fast_seq[k];
+    for (int w = 0; w < SM_WORDS; w++)
         for (int b = 0; b < 8; b++)
             out[w * 8 + b] = (uint8_t)(words[w] >> (8 * b));
 }
 
 void sim_sm_decode(sim_sm *sm, const uint8_t in[SIM_SNAP_BYTES])
 {
-    uint64_t words[4] = {0, 0, 0, 0};
-    for (int w = 0; w < 4; w++)
+    uint64_t words[SM_WORDS] = {0};
+    for (int w = 0; w < SM_WORDS; w++)
         for (int b = 0; b < 8; b++)
             words[w] |= (uint64_t)in[w * 8 + b] << (8 * b);
     sm->applied = words[0];
     sm->applied_term = words[1];
     sm->chain = words[2];
     sm->n_normal = words[3];
+    for (int k = 0; k < SIM_FAST_SESSIONS; k++)
+        sm->fast_seq[k] = words[4 + k];
 }
 
 uint64_t sim_entry_hash(const raft_entry *e)
@@ -69,6 +76,7 @@ void sim_node_free(sim_node *n)
         n->r = NULL;
     }
     sim_disk_free(n);
+    sim_fast_free_node(n);
     free(n->reads);
     free(n->writes);
     n->reads = NULL;
@@ -90,8 +98,9 @@ void sim_node_start(sim *s, int slot, bool restart)
         return; /* recovery failed or lost something: reported */
     raft_restore restore;
     storage_loaded_restore(&loaded, &restore);
+    sim_fast_restore(s, slot, &sm, &restore);
     bool empty = restore.hard_state.term == 0 && restore.snapshot.index == 0 &&
-                 restore.n_entries == 0;
+                 restore.n_entries == 0 && restore.n_fast == 0;
     int rc = raft_new(&cfg, empty ? NULL : &restore, &n->r);
     if (rc != RAFT_OK) {
         n->r = NULL;
@@ -164,6 +173,7 @@ void sim_node_crash(sim *s, int slot)
     /* Its clients' pending writes and reads never get an answer: they would time out. */
     n->n_reads = 0;
     n->n_writes = 0;
+    n->n_fast_acks = 0;
 }
 
 int sim_leader_slot(const sim *s)
@@ -199,9 +209,10 @@ void sim_node_pump(sim *s, int slot)
     raft_ready_get(n->r, &n->rd);
     n->inflight = true;
     n->early_sent = false;
+    sim_fast_ready_taken(s, slot);
     const raft_ready *rd = &n->rd;
-    bool to_persist =
-        rd->snapshot.index || rd->truncate_from || rd->n_entries || rd->hard_state_changed;
+    bool to_persist = rd->snapshot.index || rd->truncate_from || rd->n_entries ||
+                      rd->hard_state_changed || rd->n_fast || rd->fast_drop_below;
     sim_trace(s,
               "node %d ready: role=%s leader=%llu snap=%llu trunc=%llu entries=%zu%s%llu..%llu "
               "hs=%s%llu/%llu/%llu msgs=%zu committed=%zu reads=%zu",
@@ -293,6 +304,8 @@ static void apply_entry(sim *s, int slot, const raft_entry *e)
                       (unsigned long long)sim_durable_last(&n->durable));
         return;
     }
+    if (e->type == RAFT_ENTRY_FAST)
+        sim_fast_applied(s, slot, e); /* its session's seq moves, or it is a duplicate */
     uint64_t entry_hash = sim_entry_hash(e);
     n->sm.chain = sim_mix(sim_mix(n->sm.chain, e->index), sim_mix(e->term, entry_hash));
     n->sm.applied = e->index;
@@ -442,6 +455,8 @@ void sim_node_disk_done(sim *s, int slot)
             sim_say(s, "node %d installed a snapshot at index %llu sent by the leader", slot + 1,
                     (unsigned long long)rd->snapshot.index);
     }
+
+    sim_fast_ready_saved(s, slot, rd); /* its d-log entries are durable: acknowledge them */
 
     /* 4: only now may the messages leave. */    for (size_t i = 0; i < rd->n_msgs; i++)
         if (!(n->early_sent && early_type(rd->msgs[i].type)))

@@ -83,6 +83,10 @@ static void configure(sim *s)
         cfg->conf.voters[i] = (raft_id)i + 1;
     s->confs[0] = cfg->conf;
     s->n_confs = 1;
+    /* The fast path on a third of the seeds without membership changes (from the seed: the
+     * stream's draws stay as they were), or on all of them with --fast. */
+    s->fast = !opt->demo && !s->membership && (opt->fast || sim_mix(s->seed, 0xfa) % 3 == 0);
+    cfg->fast_path = s->fast;
     s->early_send = sim_rng_permille(rng, 500);
     /* From the seed, not the stream, so adding it left every other draw of a seed as it was. */
     s->early_apply = (sim_mix(s->seed, 0xea) & 1) != 0;
@@ -142,6 +146,12 @@ static void fire(sim *s, const sim_event *ev)
         break;
     case SIM_EV_MEMBER:
         sim_nemesis_member(s);
+        break;
+    case SIM_EV_FAST:
+        sim_fast_deliver(s, ev->node, ev->arg);
+        break;
+    case SIM_EV_FAST_ACK:
+        sim_fast_ack(s, ev->node, ev->arg, ev->payload);
         break;
     default:
         break;
@@ -340,6 +350,8 @@ int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res)
             narrate_commits(s);
         }
     }
+    if (s->phase == SIM_PHASE_DONE && s->fast)
+        sim_fast_check_end(s);
     if (s->phase == SIM_PHASE_DONE) {
         sim_trace(s, "liveness reached: leader node %d, commit %llu on all nodes",
                   sim_leader_slot(s) + 1, (unsigned long long)raft_commit_index(s->nodes[0].r));
@@ -362,6 +374,8 @@ int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res)
     res->max_term = s->chk.n_terms;
     res->disk = s->disk_stats;
     res->member = s->member_stats;
+    res->fast = s->fast_stats;
+    res->fast.seeds = s->fast;
 
     sim_queue_free(&s->queue);
     for (int i = 0; i < s->n_nodes; i++)
@@ -369,6 +383,7 @@ int sim_run_seed(const sim_options *opt, uint64_t seed, sim_result *res)
     sim_check_free(&s->chk);
     free(s->proposals);
     free(s->reads);
+    sim_fast_free(s);
     free(s);
     return res->violated_mask ? 1 : 0;
 }
