@@ -34,6 +34,7 @@ const char *kv_op_name(int op)
     case KV_OP_INCR: return "INCR";
     case KV_OP_EXPIRE: return "EXPIRE";
     case KV_OP_TICK: return "TICK";
+    case KV_OP_REGISTER: return "REGISTER";
     default: return "UNKNOWN";
     }
 }
@@ -102,6 +103,7 @@ size_t kv_cmd_encoded_size(const kv_cmd *cmd)
         if (cmd->flags || !kv_key_valid(cmd->key.base, cmd->key.len)) return 0;
         return size + 8 + 2 + cmd->key.len;
     case KV_OP_TICK:
+    case KV_OP_REGISTER:
         return cmd->flags ? 0 : size;
     default:
         return 0;
@@ -322,6 +324,7 @@ int kv_cmd_decode(const uint8_t *data, size_t len, kv_cmd *out)
         out->key = get_key(&r);
         break;
     case KV_OP_TICK:
+    case KV_OP_REGISTER:
         if (out->flags) return KV_EINVAL;
         break;
     default:

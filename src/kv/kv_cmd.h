@@ -19,6 +19,7 @@
  *       INCR    i64 delta, str16 key                    (INCR = delta 1)
  *       EXPIRE  u64 deadline_ms, str16 key              (deadline 0 removes the expiry)
  *       TICK    nothing                                 (advances the apply clock only)
+ *       REGISTER nothing   a fast-path client session; its id is this entry's index (kv_store.h)
  *
  * TIME. deadline_ms is ABSOLUTE (ms since the Unix epoch), 0 = never expires. The leader computes
  * it once, from its own clock, when it proposes (kv_deadline_from_seconds), so every replica stores
@@ -65,6 +66,7 @@ typedef enum kv_op {
     KV_OP_INCR = 5,
     KV_OP_EXPIRE = 6,
     KV_OP_TICK = 7,
+    KV_OP_REGISTER = 8,
 } kv_op;
 const char *kv_op_name(int op);
 

@@ -8,9 +8,11 @@
  *
  * SNAPSHOT FORMAT (little-endian), written by kv_snapshot_next and read by kv_restore_feed:
  *
- *     header   u32 magic "RKVS" (0x53564b52), u32 format version (1),
- *              u64 applied index, u64 apply clock (ms), u64 item count
+ *     header   u32 magic "RKVS" (0x53564b52), u32 format version (2; 1 is read too),
+ *              u64 applied index, u64 apply clock (ms), u64 item count,
+ *              u64 session count (version 2 only)
  *     count x  u16 key length, u32 value length, u64 version, u64 deadline ms, key, value
+ *     sessions x  u64 session id, u64 last seq applied (version 2 only; ids increasing)
  *     trailer  u32 CRC-32 (IEEE 802.3, reflected 0xEDB88320) of every byte before it
  *
  * Items appear in no particular order; a key appears once. Expired items that were not reclaimed
@@ -33,10 +35,16 @@
 #define KV_REHASH_EMPTY 16  /* empty buckets skipped per moved bucket, so a step stays bounded */
 
 #define SNAP_MAGIC 0x53564b52u
-#define SNAP_VERSION 1u
-#define SNAP_HEADER_BYTES 32
+#define SNAP_VERSION 2u
+#define SNAP_HEADER_BYTES 40 /* 32 in version 1 */
+#define SNAP_V1_HEADER_BYTES 32
+#define SNAP_SESSION_BYTES 16
 #define SNAP_RECORD_BYTES 22
 #define SNAP_TRAILER_BYTES 4
+
+typedef struct kv_session {
+    uint64_t id, seq;
+} kv_session;
 
 typedef struct kv_item {
     struct kv_item *chain;      /* next in the hash bucket */
@@ -68,10 +76,14 @@ struct kv_store {
     uint64_t seed;
     size_t sweep_pos;
     kv_snapshot *snap;
+    kv_session *sessions; /* increasing ids */
+    size_t n_sessions, cap_sessions;
 };
 
 struct kv_snapshot {
     kv_store *store;
+    kv_session *sessions; /* copied at begin */
+    size_t n_sessions, written_sessions;
     uint64_t end_seq;
     uint64_t applied_index;
     uint64_t apply_clock;
@@ -84,7 +96,7 @@ struct kv_snapshot {
     bool current_owned;   /* current is not in the store any more: free it when done */
     size_t current_off;   /* bytes of current's record written */
     uint8_t record_header[SNAP_RECORD_BYTES];
-    enum { SNAP_HEADER, SNAP_ITEMS, SNAP_TRAILER, SNAP_DONE } phase;
+    enum { SNAP_HEADER, SNAP_ITEMS, SNAP_SESSIONS, SNAP_TRAILER, SNAP_DONE } phase;
     uint8_t fixed[SNAP_HEADER_BYTES]; /* the header, then the trailer */
     size_t fixed_len, fixed_off;
     uint32_t crc;
@@ -406,6 +418,7 @@ void kv_store_free(kv_store *store)
     if (store == NULL) return;
     kv_snapshot_end(store->snap);
     free_items_and_tables(store);
+    free(store->sessions);
     free(store);
 }
 
@@ -420,6 +433,7 @@ const char *kv_status_name(kv_status status)
     case KV_ST_NOT_INTEGER: return "NOT_INTEGER";
     case KV_ST_OVERFLOW: return "OVERFLOW";
     case KV_ST_BAD_CMD: return "BAD_CMD";
+    case KV_ST_SKIPPED: return "SKIPPED";
     }
     return "UNKNOWN";
 }
@@ -538,6 +552,59 @@ static int apply_incr(kv_store *store, uint64_t index, const kv_cmd *cmd, kv_res
     return KV_OK;
 }
 
+/* ---- sessions -------------------------------------------------------------------------------- */
+
+static kv_session *session_find(const kv_store *store, uint64_t id)
+{
+    size_t lo = 0, hi = store->n_sessions;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (store->sessions[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < store->n_sessions && store->sessions[lo].id == id ? &store->sessions[lo] : NULL;
+}
+
+/* Ids are entry indexes, applied in increasing order: appending keeps the array sorted. */
+static int session_open(kv_store *store, uint64_t id)
+{
+    if (store->n_sessions == store->cap_sessions) {
+        size_t cap = store->cap_sessions ? store->cap_sessions * 2 : 16;
+        kv_session *grown = realloc(store->sessions, cap * sizeof *grown);
+        if (grown == NULL) return KV_ENOMEM;
+        store->sessions = grown;
+        store->cap_sessions = cap;
+    }
+    store->sessions[store->n_sessions++] = (kv_session){.id = id, .seq = 0};
+    return KV_OK;
+}
+
+bool kv_session_seq(const kv_store *store, uint64_t session, uint64_t *seq)
+{
+    const kv_session *s = session_find(store, session);
+    if (s == NULL) return false;
+    *seq = s->seq;
+    return true;
+}
+
+size_t kv_session_count(const kv_store *store) { return store->n_sessions; }
+
+int kv_apply_fast(kv_store *store, uint64_t index, uint64_t session, uint64_t seq,
+                  const uint8_t *data, size_t len, kv_result *result)
+{
+    if (index <= store->applied_index) return KV_EINVAL;
+    kv_session *s = session_find(store, session);
+    if (s == NULL || seq <= s->seq) {
+        memset(result, 0, sizeof *result);
+        result->status = KV_ST_SKIPPED;
+        store->applied_index = index;
+        return KV_OK;
+    }
+    int rc = kv_apply(store, index, data, len, result);
+    if (rc == KV_OK) s->seq = seq;
+    return rc;
+}
+
 int kv_apply(kv_store *store, uint64_t index, const uint8_t *data, size_t len, kv_result *result)
 {
     memset(result, 0, sizeof *result);
@@ -620,6 +687,11 @@ int kv_apply(kv_store *store, uint64_t index, const uint8_t *data, size_t len, k
         break;
     case KV_OP_TICK:
         result->status = KV_ST_OK;
+        break;
+    case KV_OP_REGISTER:
+        rc = session_open(store, index);
+        result->status = KV_ST_OK;
+        result->version = index;
         break;
     default:
         assert(0 && "kv_cmd_decode accepted an unknown op");
@@ -734,6 +806,16 @@ int kv_snapshot_begin(kv_store *store, kv_snapshot **out)
     snap->count = store->count;
     snap->cursor = store->head;
     snap->phase = SNAP_HEADER;
+    if (store->n_sessions > 0) {
+        snap->sessions = malloc(store->n_sessions * sizeof *snap->sessions);
+        if (snap->sessions == NULL) {
+            free(snap);
+            return KV_ENOMEM;
+        }
+        memcpy(snap->sessions, store->sessions, store->n_sessions * sizeof *snap->sessions);
+        snap->n_sessions = store->n_sessions;
+    }
+    le_put(snap->fixed + 32, snap->n_sessions, 8);
     le_put(snap->fixed, SNAP_MAGIC, 4);
     le_put(snap->fixed + 4, SNAP_VERSION, 4);
     le_put(snap->fixed + 8, snap->applied_index, 8);
@@ -782,30 +864,46 @@ static void snapshot_finish_current(kv_snapshot *snap)
     snap->written_records++;
 }
 
+/* After the items: the next session record, or the trailer once they are all written. */
+static void snapshot_next_session(kv_snapshot *snap)
+{
+    snap->fixed_off = 0;
+    if (snap->written_sessions < snap->n_sessions) {
+        const kv_session *s = &snap->sessions[snap->written_sessions++];
+        le_put(snap->fixed, s->id, 8);
+        le_put(snap->fixed + 8, s->seq, 8);
+        snap->fixed_len = SNAP_SESSION_BYTES;
+        snap->phase = SNAP_SESSIONS;
+        return;
+    }
+    le_put(snap->fixed, snap->crc, 4);
+    snap->fixed_len = SNAP_TRAILER_BYTES;
+    snap->phase = SNAP_TRAILER;
+}
+
 size_t kv_snapshot_next(kv_snapshot *snap, uint8_t *buf, size_t cap)
 {
     assert(cap > 0); /* 0 would read as "complete" */
     size_t n = 0;
     while (n < cap) {
         if (snap->phase == SNAP_DONE) break;
-        if (snap->phase == SNAP_HEADER || snap->phase == SNAP_TRAILER) {
+        if (snap->phase != SNAP_ITEMS) {
             size_t chunk = snap->fixed_len - snap->fixed_off;
             if (chunk > cap - n) chunk = cap - n;
             memcpy(buf + n, snap->fixed + snap->fixed_off, chunk);
-            if (snap->phase == SNAP_HEADER)
+            if (snap->phase != SNAP_TRAILER)
                 snap->crc = crc32_update(snap->crc_table, snap->crc, buf + n, chunk);
             n += chunk;
             snap->fixed_off += chunk;
-            if (snap->fixed_off == snap->fixed_len)
-                snap->phase = snap->phase == SNAP_HEADER ? SNAP_ITEMS : SNAP_DONE;
+            if (snap->fixed_off < snap->fixed_len) continue;
+            if (snap->phase == SNAP_HEADER) snap->phase = SNAP_ITEMS;
+            else if (snap->phase == SNAP_TRAILER) snap->phase = SNAP_DONE;
+            else snapshot_next_session(snap);
             continue;
         }
         if (snap->current == NULL && !snapshot_load_next(snap)) {
             assert(snap->written_records == snap->count);
-            le_put(snap->fixed, snap->crc, 4);
-            snap->fixed_len = SNAP_TRAILER_BYTES;
-            snap->fixed_off = 0;
-            snap->phase = SNAP_TRAILER;
+            snapshot_next_session(snap);
             continue;
         }
         /* copy the next piece of the record: header, key, then value */
@@ -845,6 +943,7 @@ void kv_snapshot_end(kv_snapshot *snap)
         item = next;
     }
     snap->store->snap = NULL;
+    free(snap->sessions);
     free(snap);
 }
 
@@ -852,13 +951,17 @@ void kv_snapshot_end(kv_snapshot *snap)
 
 struct kv_restore {
     kv_store *store; /* built here, moved into the target by finish */
-    enum { RESTORE_HEADER, RESTORE_RECORD, RESTORE_BODY, RESTORE_TRAILER, RESTORE_DONE } phase;
+    enum {
+        RESTORE_HEADER, RESTORE_SESSION_COUNT, RESTORE_RECORD, RESTORE_BODY, RESTORE_SESSION,
+        RESTORE_TRAILER, RESTORE_DONE
+    } phase;
     int error;       /* sticky KV_E* */
     char errmsg[160];
     uint64_t offset; /* bytes consumed so far */
     uint8_t fixed[SNAP_HEADER_BYTES];
     size_t fixed_len, fixed_off;
     uint64_t count, records;
+    uint64_t n_sessions, sessions_read;
     uint64_t applied_index, apply_clock;
     kv_item *item; /* being filled */
     size_t body_len, body_off;
@@ -877,7 +980,7 @@ kv_restore *kv_restore_begin(const kv_config *config)
     }
     crc32_init_table(restore->crc_table);
     restore->phase = RESTORE_HEADER;
-    restore->fixed_len = SNAP_HEADER_BYTES;
+    restore->fixed_len = SNAP_V1_HEADER_BYTES; /* version 2 reads 8 more bytes after it */
     return restore;
 }
 
@@ -889,20 +992,50 @@ static int restore_fail(kv_restore *restore, int rc, const char *what)
     return rc;
 }
 
+/* Every item read: the next session record, or the trailer. */
+static void restore_after_records(kv_restore *restore)
+{
+    bool more = restore->sessions_read < restore->n_sessions;
+    restore->phase = more ? RESTORE_SESSION : RESTORE_TRAILER;
+    restore->fixed_len = more ? SNAP_SESSION_BYTES : SNAP_TRAILER_BYTES;
+}
+
 /* A fixed-size part (header, record header, trailer) is complete in restore->fixed. */
 static int restore_fixed_done(kv_restore *restore)
 {
     const uint8_t *f = restore->fixed;
     restore->fixed_off = 0;
     switch (restore->phase) {
-    case RESTORE_HEADER:
+    case RESTORE_HEADER: {
         if (le_get(f, 4) != SNAP_MAGIC) return restore_fail(restore, KV_ECORRUPT, "bad magic");
-        if (le_get(f + 4, 4) != SNAP_VERSION)
+        uint64_t version = le_get(f + 4, 4);
+        if (version != 1 && version != SNAP_VERSION)
             return restore_fail(restore, KV_ECORRUPT, "unknown format version");
         restore->applied_index = le_get(f + 8, 8);
         restore->apply_clock = le_get(f + 16, 8);
         restore->count = le_get(f + 24, 8);
+        if (version == SNAP_VERSION) {
+            restore->phase = RESTORE_SESSION_COUNT;
+            restore->fixed_len = SNAP_HEADER_BYTES - SNAP_V1_HEADER_BYTES;
+            return KV_OK;
+        }
         break;
+    }
+    case RESTORE_SESSION_COUNT:
+        restore->n_sessions = le_get(f, 8);
+        break;
+    case RESTORE_SESSION: {
+        uint64_t id = le_get(f, 8), seq = le_get(f + 8, 8);
+        kv_store *st = restore->store;
+        if (id == 0 || (st->n_sessions > 0 && id <= st->sessions[st->n_sessions - 1].id))
+            return restore_fail(restore, KV_ECORRUPT, "session ids not increasing");
+        if (session_open(st, id) != KV_OK)
+            return restore_fail(restore, KV_ENOMEM, "out of memory for a session");
+        st->sessions[st->n_sessions - 1].seq = seq;
+        restore->sessions_read++;
+        restore_after_records(restore);
+        return KV_OK;
+    }
     case RESTORE_RECORD: {
         size_t key_len = (size_t)le_get(f, 2), value_len = (size_t)le_get(f + 2, 4);
         if (key_len == 0 || key_len > KV_MAX_KEY)
@@ -931,8 +1064,12 @@ static int restore_fixed_done(kv_restore *restore)
         assert(0);
     }
     /* after the header */
-    restore->phase = restore->count ? RESTORE_RECORD : RESTORE_TRAILER;
-    restore->fixed_len = restore->count ? SNAP_RECORD_BYTES : SNAP_TRAILER_BYTES;
+    if (restore->count) {
+        restore->phase = RESTORE_RECORD;
+        restore->fixed_len = SNAP_RECORD_BYTES;
+    } else {
+        restore_after_records(restore);
+    }
     return KV_OK;
 }
 
@@ -953,9 +1090,12 @@ static int restore_body_done(kv_restore *restore)
     rehash_step(restore->store, KV_REHASH_STEP);
     store_add(restore->store, item);
     restore->records++;
-    bool last = restore->records == restore->count;
-    restore->phase = last ? RESTORE_TRAILER : RESTORE_RECORD;
-    restore->fixed_len = last ? SNAP_TRAILER_BYTES : SNAP_RECORD_BYTES;
+    if (restore->records == restore->count) {
+        restore_after_records(restore);
+    } else {
+        restore->phase = RESTORE_RECORD;
+        restore->fixed_len = SNAP_RECORD_BYTES;
+    }
     return KV_OK;
 }
 

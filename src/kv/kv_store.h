@@ -64,6 +64,7 @@ typedef enum kv_status {
     KV_ST_NOT_INTEGER,    /* INCR on a value that is not a base-10 int64 */
     KV_ST_OVERFLOW,       /* INCR would overflow int64 */
     KV_ST_BAD_CMD,        /* the entry's bytes do not decode: ignored identically everywhere */
+    KV_ST_SKIPPED,        /* a fast write of an unknown session, or one already applied */
 } kv_status;
 const char *kv_status_name(kv_status status);
 
@@ -87,6 +88,20 @@ int kv_apply(kv_store *store, uint64_t index, const uint8_t *data, size_t len, k
 
 /* Record that entries up to index were applied without carrying a command (no-ops, config). */
 void kv_skip_to(kv_store *store, uint64_t index);
+
+/*
+ * SESSIONS (the fast path, docs/NILEXT.md). A KV_OP_REGISTER entry applied at index i opens
+ * session i (result.version = i). A fast write carries (session, seq); kv_apply_fast applies it
+ * only if the session is open and seq is above the session's last applied seq, else it is
+ * KV_ST_SKIPPED (a new leader's recovery may append a write twice; a write of a session the store
+ * does not know cannot be told apart from a duplicate). Sessions are in snapshots; they do not
+ * expire yet (16 bytes each).
+ */
+int kv_apply_fast(kv_store *store, uint64_t index, uint64_t session, uint64_t seq,
+                  const uint8_t *data, size_t len, kv_result *result);
+/* The last seq applied for session: true if the session is open. */
+bool kv_session_seq(const kv_store *store, uint64_t session, uint64_t *seq);
+size_t kv_session_count(const kv_store *store);
 
 /* A value as a reader sees it; pointers valid as described at the top. */
 typedef struct kv_view {

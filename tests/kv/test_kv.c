@@ -856,7 +856,7 @@ static void restoreRejectsDamage(void **state)
     apply(store, 2, &set);
     uint8_t buf[4096];
     size_t len = snapshot_all(store, buf, sizeof buf);
-    assert_int_equal(len, 32 + 2 * 22 + 1 + 1 + 2 + 8 + 4);
+    assert_int_equal(len, 40 + 2 * 22 + 1 + 1 + 2 + 8 + 4);
 
     kv_store *target = kv_store_new(NULL);
     kv_cmd other = cmd_set("other", "x", 1, 0);
@@ -891,7 +891,7 @@ static void restoreRejectsDamage(void **state)
     /* an empty store round-trips too */
     kv_store *empty = kv_store_new(NULL);
     len = snapshot_all(empty, buf, sizeof buf);
-    assert_int_equal(len, 36);
+    assert_int_equal(len, 44);
     assert_int_equal(restore_bytes(target, buf, len), KV_OK);
     kv_get_stats(target, &stats);
     assert_int_equal(stats.keys, 0);
@@ -916,6 +916,95 @@ static void freeingStoreEndsOpenSnapshot(void **state)
     kv_store_free(store); /* ASan reports any leak or double free here */
 }
 
+/* Reflected CRC-32 (IEEE), as the snapshot trailer uses. */
+static uint32_t crc32_ieee(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* Fast-path sessions: REGISTER opens one at its index; a fast write applies once per (session,
+ * seq), never for an unknown session; sessions survive a snapshot. */
+static void sessionsSkipDuplicatesAndSurviveSnapshots(void **state)
+{
+    (void)state;
+    kv_store *store = kv_store_new(NULL);
+    kv_cmd reg = {.op = KV_OP_REGISTER, .now_ms = 5};
+    kv_result res = apply(store, 3, &reg);
+    assert_int_equal(res.status, KV_ST_OK);
+    assert_int_equal(res.version, 3);
+    uint64_t seq = 99;
+    assert_true(kv_session_seq(store, 3, &seq) && seq == 0);
+    assert_false(kv_session_seq(store, 4, &seq));
+
+    uint8_t bytes[256];
+    kv_cmd set = cmd_set("k", "one", 6, 0);
+    long len = kv_cmd_encode(&set, bytes, sizeof bytes);
+    assert_true(len > 0);
+    assert_int_equal(kv_apply_fast(store, 4, 3, 1, bytes, (size_t)len, &res), KV_OK);
+    assert_int_equal(res.status, KV_ST_OK);
+    assert_value(store, "k", 10, "one", 4);
+    set = cmd_set("k", "two", 7, 0);
+    len = kv_cmd_encode(&set, bytes, sizeof bytes);
+    /* the same seq again (a recovery appended it twice), an older one, an unknown session */
+    assert_int_equal(kv_apply_fast(store, 5, 3, 1, bytes, (size_t)len, &res), KV_OK);
+    assert_int_equal(res.status, KV_ST_SKIPPED);
+    assert_int_equal(kv_apply_fast(store, 6, 9, 5, bytes, (size_t)len, &res), KV_OK);
+    assert_int_equal(res.status, KV_ST_SKIPPED);
+    assert_value(store, "k", 10, "one", 4);
+    assert_int_equal(kv_applied_index(store), 6);
+    assert_int_equal(kv_apply_fast(store, 6, 3, 2, bytes, (size_t)len, &res), KV_EINVAL);
+    assert_int_equal(kv_apply_fast(store, 7, 3, 2, bytes, (size_t)len, &res), KV_OK);
+    assert_value(store, "k", 10, "two", 7);
+
+    uint8_t buf[4096];
+    size_t n = snapshot_all(store, buf, sizeof buf);
+    assert_int_equal(n, 40 + 22 + 1 + 3 + 16 + 4);
+    kv_store *copy = kv_store_new(NULL);
+    assert_int_equal(restore_bytes(copy, buf, n), KV_OK);
+    assert_true(kv_session_seq(copy, 3, &seq) && seq == 2);
+    assert_int_equal(kv_session_count(copy), 1);
+    assert_int_equal(kv_apply_fast(copy, 8, 3, 2, bytes, (size_t)len, &res), KV_OK);
+    assert_int_equal(res.status, KV_ST_SKIPPED);
+    /* a damaged session record is caught (ids must increase: id 0 is not one) */
+    memset(buf + n - 4 - 16, 0, 8);
+    uint32_t crc = crc32_ieee(buf, n - 4);
+    memcpy(buf + n - 4, &crc, 4); /* little-endian host */
+    assert_int_equal(restore_bytes(copy, buf, n), KV_ECORRUPT);
+    kv_store_free(copy);
+    kv_store_free(store);
+}
+
+/* A version-1 snapshot (before sessions) still restores. */
+static void restoresVersion1Snapshots(void **state)
+{
+    (void)state;
+    kv_store *store = kv_store_new(NULL);
+    kv_cmd set = cmd_set("a", "1", 10, 0);
+    apply(store, 1, &set);
+    uint8_t buf[4096], v1[4096];
+    size_t n = snapshot_all(store, buf, sizeof buf);
+    /* drop the session count (bytes 32..39), say version 1, recompute the trailer */
+    memcpy(v1, buf, 32);
+    v1[4] = 1;
+    memcpy(v1 + 32, buf + 40, n - 40 - 4);
+    size_t m = n - 8;
+    uint32_t crc = crc32_ieee(v1, m - 4);
+    memcpy(v1 + m - 4, &crc, 4);
+    kv_store *copy = kv_store_new(NULL);
+    assert_int_equal(restore_bytes(copy, v1, m), KV_OK);
+    assert_value(copy, "a", 10, "1", 1);
+    assert_int_equal(kv_session_count(copy), 0);
+    v1[4] = 3;
+    assert_int_equal(restore_bytes(copy, v1, m), KV_ECORRUPT);
+    kv_store_free(copy);
+    kv_store_free(store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -938,6 +1027,8 @@ int main(void)
         cmocka_unit_test(snapshotWhileApplyingRestoresPointInTime),
         cmocka_unit_test(replicasAgreeWhateverTheirReadsAndSweeps),
         cmocka_unit_test(restoreRejectsDamage),
+        cmocka_unit_test(sessionsSkipDuplicatesAndSurviveSnapshots),
+        cmocka_unit_test(restoresVersion1Snapshots),
         cmocka_unit_test(freeingStoreEndsOpenSnapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
