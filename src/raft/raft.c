@@ -193,7 +193,9 @@ const char *raft_msg_type_name(int type)
 {
     static const char *names[] = {"?",         "append",      "append-resp",   "vote",
                                   "vote-resp", "prevote",     "prevote-resp",  "heartbeat",
-                                  "heartbeat-resp", "snapshot", "read-index", "read-index-resp"};
+                                  "heartbeat-resp", "snapshot", "read-index", "read-index-resp",
+                                  "fast-collect", "fast-state"};
+    _Static_assert(sizeof names / sizeof names[0] == RAFT_MSG_TYPE_MAX + 1, "a name per type");
     return (type >= 1 && type <= RAFT_MSG_TYPE_MAX) ? names[type] : "?";
 }
 
@@ -790,7 +792,9 @@ static void process_reads(raft *r)
         size_t acks = 0;
         for (uint32_t i = 0; i < r->conf.n_voters; i++)
             acks += r->prs[i].id == r->cfg.id || r->prs[i].read_ack >= rq->seq;
-        if (acks < quorum(r))
+        /* An index past the commit is a fast entry of ours: released once it commits, so the
+         * entry at that index is the one the read must see (a new leader may replace it). */
+        if (acks < quorum(r) || rq->index > r->commit)
             break;
         release_read(r, rq);
         done++;
@@ -813,7 +817,7 @@ static void leader_read(raft *r, uint64_t request_id, raft_id from)
         (void)VEC_PUSH(r->reads_waiting, rq);
         return;
     }
-    if (alone(r) || BUG(r, RAFT_BUG_READ_NO_CONFIRM)) {
+    if ((alone(r) && rq.index <= r->commit) || BUG(r, RAFT_BUG_READ_NO_CONFIRM)) {
         release_read(r, &rq);
         return;
     }
@@ -870,6 +874,8 @@ static bool maybe_commit(raft *r)
 static void leader_commit_moved(raft *r)
 {
     bcast_append(r);
+    if (r->fast_last > 0)
+        process_reads(r); /* reads waiting for fast entries to commit */
     if (!is_voter(r) && r->commit >= r->conf_index)
         become_follower(r, r->term, 0);
 }

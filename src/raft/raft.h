@@ -364,7 +364,8 @@ int raft_propose_conf(raft *r, const raft_conf *next, const void *ctx, uint32_t 
  * majority for their d-logs (FAST_COLLECT), appends the entries found in every answer in its
  * own d-log's order, then a BARRIER entry; until then it takes no fast write, no proposal and
  * serves no read (RAFT_EBUSY / reads wait). A read's index covers every fast entry the leader
- * appended, committed or not. The state machine must skip a FAST entry whose (session, seq) it
+ * appended, and the read is released once that index is committed (a later leader could put
+ * another entry at an index not committed yet). The state machine must skip a FAST entry whose (session, seq) it
  * has applied: recovery may append an entry twice.
  */
 #define RAFT_FAST_HEADER 16
