@@ -2129,6 +2129,11 @@ int raft_conf_at(const raft *r, raft_index index, raft_conf *out)
 }
 raft_stats raft_get_stats(const raft *r) { return r->stats; }
 size_t raft_fast_pending(const raft *r) { return r->dlog.len; }
+size_t raft_fast_dlog(const raft *r, const raft_entry **entries)
+{
+    *entries = r->dlog.items;
+    return r->dlog.len;
+}
 
 bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out)
 {

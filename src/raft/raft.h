@@ -474,5 +474,8 @@ typedef struct raft_stats {
 raft_stats raft_get_stats(const raft *r);
 /* FAST PATH: fast writes in this node's d-log (taken, not known committed). */
 size_t raft_fast_pending(const raft *r);
+/* The d-log itself, in the order taken (for rewriting the stored one): *entries is valid until
+ * the next mutating call. */
+size_t raft_fast_dlog(const raft *r, const raft_entry **entries);
 
 #endif /* RAFTKV_RAFT_H */

@@ -60,6 +60,8 @@ static const setting settings[] = {
         "leader refuses writes past this many uncommitted bytes, 0 = no limit (default 256 MiB)"),
     U64(write_timeout_ms, 1, 3600000, "a write without outcome fails after this (default 5000)"),
     U64(read_timeout_ms, 1, 3600000, "a read barrier fails after this (default 5000)"),
+    BOOL(fast_path, "the nil-externality fast path (docs/NILEXT.md): RAFTKV.FSET writes sent "
+                    "by their client to every node; every node must agree (default false)"),
     BOOL(forward_to_leader, "text protocol: forward writes to the leader instead of "
                             "ERR_REDIRECT (default false)"),
     STR(cluster_id, "name every peer must present in the handshake (default \"raftkv\")"),

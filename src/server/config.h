@@ -66,6 +66,7 @@ typedef struct config {
     uint64_t write_timeout_ms;
     uint64_t read_timeout_ms;
     bool forward_to_leader;
+    bool fast_path;               /* docs/NILEXT.md; every node of a cluster must agree */
     char cluster_id[128];
     char cluster_secret[256]; /* "" = handshakes are not authenticated */
     uint64_t peer_queue_bytes;    /* per-peer send queue bound */

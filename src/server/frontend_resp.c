@@ -13,6 +13,12 @@
  * then replicates), forwarded to the leader like a write and answered +OK once the change
  * commits; RAFTKV.MEMBER LIST is a read: one line per known node and whether it votes.
  *
+ * The fast path (docs/NILEXT.md, when fast_path is on): RAFTKV.REGISTER opens a client session
+ * (a write, forwarded like one; the reply is its id, :<id>). RAFTKV.FSET <session> <seq> <key>
+ * <value> is a SET that its client sends to every node: each node answers, once the write is
+ * durable there, "+FAST <term> <leader> <index> <voter,voter,...>" (index 0 on a follower); the
+ * client is done when the leader and every listed voter answered in one term.
+ *
  * The command FWD_RESP_COMMAND ("RAFTKV.FORWARDED") marks the connection as another node's
  * forwarder: its writes are never forwarded again; on a node that is not the leader they get
  * "-ERR not the leader" instead.
@@ -344,6 +350,93 @@ static void dispatch_member(fe_session *s, const proto_resp_cmd *cmd)
     else keep_copy(req, cmd); /* retried when its turn comes */
 }
 
+/* ---- the fast path --------------------------------------------------------------------------- */
+
+#define FSET_USAGE "-ERR usage: RAFTKV.FSET <session> <seq> <key> <value>\r\n"
+
+static void register_go(fe_req *req, const proto_resp_cmd *cmd)
+{
+    node *n = req->s->fe->node;
+    kv_cmd reg = {.op = KV_OP_REGISTER};
+    if (node_is_leader(n) && fe_req_propose(req, &reg) == 0) return;
+    to_leader(req, cmd);
+}
+
+static void fast_cb(void *ctx, int status, const raft_fast_ack *ack)
+{
+    fe_req *req = ctx;
+    if (status != NODE_OK) {
+        const char *text = "-ERR the node is shutting down\r\n";
+        fe_req_done_bytes(req, text, strlen(text));
+        return;
+    }
+    char line[64 + RAFT_MAX_NODES * 21];
+    int len = snprintf(line, sizeof line, "+FAST %llu %llu %llu ",
+                       (unsigned long long)ack->term, (unsigned long long)ack->leader,
+                       (unsigned long long)ack->index);
+    for (uint32_t i = 0; i < ack->conf.n_voters; i++)
+        len += snprintf(line + len, sizeof line - (size_t)len, "%s%llu", i ? "," : "",
+                        (unsigned long long)ack->conf.voters[i]);
+    len += snprintf(line + len, sizeof line - (size_t)len, "\r\n");
+    fe_req_done_bytes(req, line, (size_t)len);
+}
+
+static bool parse_u64_arg(const kv_slice *a, uint64_t *out)
+{
+    return parse_u64(a, UINT64_MAX / 10, out);
+}
+
+static void dispatch_fast(fe_session *s, const proto_resp_cmd *cmd)
+{
+    frontend *fe = s->fe;
+    uint64_t session = 0, seq = 0;
+    const kv_slice *key = &cmd->argv[3], *value = &cmd->argv[4];
+    if (cmd->argc != 5 || !parse_u64_arg(&cmd->argv[1], &session) ||
+        !parse_u64_arg(&cmd->argv[2], &seq) || !kv_key_valid(key->base, key->len)) {
+        conn_reply(s->c, FSET_USAGE, strlen(FSET_USAGE));
+        return;
+    }
+    fe_req *req = fe_req_new(s, PROTO_RESP_CMD_FSET, true, false);
+    if (req == NULL) {
+        conn_close(s->c, "closed: out of memory for a request");
+        return;
+    }
+    const char *err = NULL;
+    if (value->len > fe->config.max_value) {
+        err = "-ERR value too large (max_value_bytes)\r\n";
+    } else {
+        kv_cmd set = {.op = KV_OP_SET, .key = *key, .value = *value};
+        int rc = node_fast_write(fe->node, session, seq, &set, fast_cb, req);
+        switch (rc) {
+        case NODE_OK: req->state = FE_WRITING; return;
+        case NODE_EFASTOFF: err = "-ERR the fast path is off on this node (fast_path)\r\n"; break;
+        case NODE_ESESSION: err = "-ERR unknown session (RAFTKV.REGISTER first)\r\n"; break;
+        case NODE_ENOLEADER:
+        case NODE_ENOTLEADER: err = "-CLUSTERDOWN no leader known\r\n"; break;
+        case NODE_EBUSY: err = "-TRYAGAIN the leader is busy or recovering, retry\r\n"; break;
+        case NODE_ETOOBIG: err = "-ERR value too large\r\n"; break;
+        default: err = "-ERR the node cannot take it now\r\n"; break;
+        }
+    }
+    fe_req_done_bytes(req, err, strlen(err));
+}
+
+static void dispatch_register(fe_session *s, const proto_resp_cmd *cmd)
+{
+    if (cmd->argc != 1) {
+        const char *usage = "-ERR usage: RAFTKV.REGISTER\r\n";
+        conn_reply(s->c, usage, strlen(usage));
+        return;
+    }
+    fe_req *req = fe_req_new(s, PROTO_RESP_CMD_REGISTER, true, false);
+    if (req == NULL) {
+        conn_close(s->c, "closed: out of memory for a request");
+        return;
+    }
+    if (!fe_req_write_must_wait(req)) register_go(req, cmd);
+    else keep_copy(req, cmd);
+}
+
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
 static void resp_write(fe_req *req, const proto_resp_cmd *cmd, const proto_resp_request *rq)
@@ -378,6 +471,14 @@ static void dispatch(fe_session *s, const proto_resp_cmd *cmd)
     }
     if (equals_nocase(cmd->argv[0], "raftkv.member")) {
         dispatch_member(s, cmd);
+        return;
+    }
+    if (equals_nocase(cmd->argv[0], "raftkv.fset")) {
+        dispatch_fast(s, cmd);
+        return;
+    }
+    if (equals_nocase(cmd->argv[0], "raftkv.register")) {
+        dispatch_register(s, cmd);
         return;
     }
     proto_resp_request rq;
@@ -442,6 +543,10 @@ static void resp_retry(fe_req *req)
     assert(copy != NULL && req->is_write);
     if (req->op == PROTO_RESP_CMD_MEMBER) {
         member_go(req, &copy->cmd);
+        return;
+    }
+    if (req->op == PROTO_RESP_CMD_REGISTER) {
+        register_go(req, &copy->cmd);
         return;
     }
     /* Map again: the deadline must come from the clock of the node that proposes, now. */
@@ -560,6 +665,12 @@ static void resp_emit(fe_req *req, fe_out *out)
     case FE_REPLY_RESULT:
         if (req->op == PROTO_RESP_CMD_MEMBER) {
             fe_out_put(out, "+OK\r\n", 5);
+            break;
+        }
+        if (req->op == PROTO_RESP_CMD_REGISTER) {
+            n = (size_t)snprintf(buf, sizeof buf, ":%llu\r\n",
+                                 (unsigned long long)req->result.version);
+            fe_out_put(out, buf, n);
             break;
         }
         n = proto_resp_reply_write(buf, sizeof buf, (proto_resp_name)req->op, &req->result);

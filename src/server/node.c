@@ -516,6 +516,139 @@ void node_cancel(node *n, void *ctx)
     for (pending *p = n->firing.head; p != NULL; p = p->next)
         if (p->ctx == ctx)
             p->cancelled = true;
+    for (fast_pending *f = n->fast_head; f != NULL; f = f->next)
+        if (f->ctx == ctx)
+            f->cancelled = true;
+}
+
+/* ---- the fast path ---------------------------------------------------------------------------- */
+
+int node_fast_write(node *n, uint64_t session, uint64_t seq, const kv_cmd *cmd, node_fast_cb cb,
+                    void *ctx)
+{
+    if (n->stopping)
+        return NODE_ESTOPPING;
+    if (!n->cfg.fast_path)
+        return NODE_EFASTOFF;
+    uint64_t last;
+    if (raft_get_role(n->r) == RAFT_LEADER && !kv_session_seq(n->kv, session, &last))
+        return NODE_ESESSION;
+    kv_cmd c = *cmd;
+    c.now_ms = node_now_ms(n);
+    size_t len = kv_cmd_encoded_size(&c);
+    if (len == 0)
+        return NODE_ETOOBIG;
+    if (n->enc_cap < len + RAFT_FAST_HEADER) {
+        uint8_t *grown = realloc(n->enc_buf, len + RAFT_FAST_HEADER);
+        if (grown == NULL)
+            return NODE_ENOMEM;
+        n->enc_buf = grown;
+        n->enc_cap = len + RAFT_FAST_HEADER;
+    }
+    raft_fast_header(n->enc_buf, session, seq);
+    if (kv_cmd_encode(&c, n->enc_buf + RAFT_FAST_HEADER, len) != (long)len)
+        return NODE_ETOOBIG;
+    fast_pending *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return NODE_ENOMEM;
+    int rc = raft_fast_accept(n->r, n->enc_buf, (uint32_t)(len + RAFT_FAST_HEADER), &f->ack);
+    if (rc != RAFT_OK) {
+        free(f);
+        return rc == RAFT_EINVAL ? NODE_EFASTOFF : from_raft(rc);
+    }
+    f->cb = cb;
+    f->ctx = ctx;
+    if (n->fast_tail != NULL)
+        n->fast_tail->next = f;
+    else
+        n->fast_head = f;
+    n->fast_tail = f;
+    if (f->ack.index != 0)
+        n->last_proposal_ms = uv_now(n->loop);
+    return NODE_OK;
+}
+
+/* The Ready just saved held every fast write taken before it was taken: acknowledge them, in
+ * order (all == true: fail everything instead, the node stops). */
+static void fast_answer(node *n, bool all, int status)
+{
+    while (n->fast_head != NULL && (all || n->fast_head->in_ready)) {
+        fast_pending *f = n->fast_head;
+        n->fast_head = f->next;
+        if (n->fast_head == NULL)
+            n->fast_tail = NULL;
+        if (status == NODE_OK)
+            n->fast_ok++;
+        if (!f->cancelled && f->cb != NULL)
+            f->cb(f->ctx, status, status == NODE_OK ? &f->ack : NULL);
+        free(f);
+    }
+}
+
+/* The stored d-log grows with every fast write and shrinks only when rewritten: rewrite it from
+ * the core's once it is 4 times larger than that (and past 1 MiB). */
+typedef struct dlog_job {
+    disk_job base;
+    node *n;
+    raft_entry *entries; /* one block */
+    size_t count;
+    uint64_t bytes;
+    int rc;
+    char err[DLOG_ERRMSG_SIZE];
+} dlog_job;
+
+static void dlog_job_work(disk_job *job)
+{
+    dlog_job *j = (dlog_job *)job;
+    j->rc = dlog_rewrite(j->n->dl, j->entries, j->count);
+    if (j->rc != DLOG_OK)
+        snprintf(j->err, sizeof j->err, "%s", dlog_errmsg(j->n->dl));
+}
+
+static void dlog_job_done(disk_job *job)
+{
+    dlog_job *j = (dlog_job *)job;
+    node *n = j->n;
+    if (j->rc != DLOG_OK)
+        node_fatal(n, "d-log rewrite", j->err);
+    n->dlog_live_bytes = j->bytes;
+    free(j->entries);
+    free(j);
+    node_try_finish_stop(n);
+}
+
+static void fast_maybe_rewrite(node *n)
+{
+    if (n->dl == NULL || n->stopping ||
+        dlog_size(n->dl) < 4 * n->dlog_live_bytes + (1u << 20))
+        return;
+    const raft_entry *live;
+    size_t count = raft_fast_dlog(n->r, &live);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < count; i++)
+        bytes += live[i].len + 32;
+    dlog_job *j = calloc(1, sizeof *j);
+    raft_entry *block = malloc(count * sizeof(raft_entry) + bytes + 1);
+    if (j == NULL || block == NULL) {
+        free(j);
+        free(block);
+        return; /* later */
+    }
+    uint8_t *data = (uint8_t *)(block + count);
+    for (size_t i = 0; i < count; i++) {
+        block[i] = live[i];
+        memcpy(data, live[i].data, live[i].len);
+        block[i].data = data;
+        data += live[i].len;
+    }
+    j->base.work = dlog_job_work;
+    j->base.done = dlog_job_done;
+    j->n = n;
+    j->entries = block;
+    j->count = count;
+    j->bytes = bytes;
+    n->dlog_live_bytes = dlog_size(n->dl); /* no second rewrite before this one is done */
+    disk_submit(n->dk, &j->base);
 }
 
 /* Answers the reads whose index is known and applied. */
@@ -586,10 +719,17 @@ static void apply_committed(node *n, const raft_entry *entries, size_t count)
             continue; /* already in the restored snapshot */
         kv_result res;
         memset(&res, 0, sizeof res);
+        uint64_t session, seq;
         if (e->type == RAFT_ENTRY_NORMAL) {
             int rc = kv_apply(n->kv, e->index, e->data, e->len, &res);
             if (rc == KV_ENOMEM)
                 node_fatal(n, "apply", "out of memory"); /* cannot skip an entry: stop */
+            assert(rc == KV_OK);
+        } else if (raft_fast_id(e, &session, &seq)) {
+            int rc = kv_apply_fast(n->kv, e->index, session, seq, e->data + RAFT_FAST_HEADER,
+                                   e->len - RAFT_FAST_HEADER, &res);
+            if (rc == KV_ENOMEM)
+                node_fatal(n, "apply", "out of memory");
             assert(rc == KV_OK);
         } else {
             kv_skip_to(n->kv, e->index);
@@ -738,6 +878,12 @@ static void ready_work(disk_job *job)
         snprintf(j->err, sizeof j->err, "%s", storage_errmsg(n->st));
         return;
     }
+    if (n->dl != NULL && dlog_append(n->dl, n->rd.fast, n->rd.n_fast, n->rd.fast_drop_below) !=
+                             DLOG_OK) {
+        j->rc = STORAGE_EFATAL;
+        snprintf(j->err, sizeof j->err, "%s", dlog_errmsg(n->dl));
+        return;
+    }
     if (n->rd.snapshot.index != 0)
         j->restore = node_snap_read(n, n->rd.snapshot.index, &j->book, j->err, sizeof j->err);
 }
@@ -765,6 +911,8 @@ static void ready_done(disk_job *job)
         log_printf("snapshot installed: index %" PRIu64 " term %" PRIu64 " (state machine "
                    "replaced)", n->rd.snapshot.index, n->rd.snapshot.term);
     }
+    fast_answer(n, false, NODE_OK); /* durable here now (the d-log, and the log on a leader) */
+    fast_maybe_rewrite(n);
     ready_finish(n);
     node_try_finish_stop(n);
 }
@@ -795,6 +943,8 @@ static void process_ready(node *n)
     raft_ready_get(n->r, rd);
     n->ready_busy = true;
     node_learn_entries(n, rd->entries, rd->n_entries);
+    for (fast_pending *f = n->fast_head; f != NULL; f = f->next)
+        f->in_ready = true; /* taken before this Ready: its d-log entries are in it */
     if (rd->truncate_from != 0)
         log_printf("log truncated from index %" PRIu64 " (conflict with the leader's log)",
                    rd->truncate_from);
@@ -1021,6 +1171,19 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
         free(n);
         return -1;
     }
+    raft_entry *fast = NULL; /* the stored d-log (fast path) */
+    size_t n_fast = 0;
+    if (cfg->fast_path) {
+        char derr[DLOG_ERRMSG_SIZE] = "";
+        if (dlog_open(cfg->data_dir, &n->disk_vfs, &n->dl, &fast, &n_fast, derr) != DLOG_OK) {
+            log_printf("cannot open the d-log in %s: %s", cfg->data_dir, derr);
+            storage_loaded_free(&loaded);
+            storage_close(n->st);
+            kv_store_free(n->kv);
+            free(n);
+            return -1;
+        }
+    }
     /* Armed only once the storage is open (in place: the storage keeps &n->disk_vfs, and no
      * other thread uses it yet), so the fault hits the running node, not its recovery. */
     if (n->disk_fault.kind != DISK_FAULT_NONE) {
@@ -1072,11 +1235,30 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     node_learn_entries(n, loaded.entries, loaded.n_entries);
     raft_restore restore;
     storage_loaded_restore(&loaded, &restore);
+    /* Fast writes the snapshot already applied are done with. */
+    size_t kept = 0;
+    for (size_t i = 0; i < n_fast; i++) {
+        uint64_t session, seq, last;
+        if (raft_fast_id(&fast[i], &session, &seq) && kv_session_seq(n->kv, session, &last) &&
+            seq <= last)
+            continue;
+        fast[kept++] = fast[i];
+    }
+    restore.fast = fast;
+    restore.n_fast = kept;
+    n->dlog_live_bytes = 0;
+    for (size_t i = 0; i < kept; i++)
+        n->dlog_live_bytes += fast[i].len + 32;
+    rc_cfg.fast_path = cfg->fast_path;
     rc = raft_new(&rc_cfg, &restore, &n->r);
     log_printf("recovered from %s: term %" PRIu64 ", vote %" PRIu64 ", commit %" PRIu64
                ", snapshot %" PRIu64 ", %zu log entries", cfg->data_dir, loaded.hard_state.term,
                loaded.hard_state.vote, loaded.hard_state.commit, loaded.snapshot.index,
                loaded.n_entries);
+    if (cfg->fast_path)
+        log_printf("fast path on: %zu write(s) in the d-log (%zu already applied, dropped)", kept,
+                   n_fast - kept);
+    free(fast);
     storage_loaded_free(&loaded);
     if (rc != RAFT_OK) {
         log_printf("cannot start the Raft core from %s: %s", cfg->data_dir, raft_strerror(rc));
@@ -1135,6 +1317,8 @@ void node_try_finish_stop(node *n)
     n->dk = NULL;
     storage_close(n->st);
     n->st = NULL;
+    dlog_close(n->dl);
+    n->dl = NULL;
     log_printf("stopped: storage closed cleanly");
     if (n->stop_cb != NULL)
         n->stop_cb(n->stop_ctx);
@@ -1166,6 +1350,7 @@ void node_stop(node *n, void (*done)(void *ctx), void *ctx)
     fail_list(n, &n->writes, NODE_ESTOPPING);
     fail_list(n, &n->reads, NODE_ESTOPPING);
     fire_all(n);
+    fast_answer(n, true, NODE_ESTOPPING);
     node_try_finish_stop(n);
 }
 

@@ -48,6 +48,8 @@ enum {
     NODE_ECONFBUSY = -10, /* a membership change is still in progress; retry later */
     NODE_EUNSAFE = -11,   /* the change would leave fewer voters this leader hears from than a
                              majority of the new configuration (etcd's strict check) */
+    NODE_ESESSION = -12,  /* fast path: the leader knows no such session (RAFTKV.REGISTER) */
+    NODE_EFASTOFF = -13,  /* fast path: not enabled on this node (fast_path in raft.json) */
 };
 const char *node_strerror(int rc);
 
@@ -83,6 +85,18 @@ int node_read(node *n, node_read_cb cb, void *ctx);
  * allows. */
 int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, node_write_cb cb,
                        void *ctx);
+/* FAST PATH (docs/NILEXT.md): takes a nil-externalizing write (SET or MSET, reply without a
+ * version) of a client session on this node -- its client sends it to every node. cb fires once:
+ * NODE_OK with the ack once it is durable here (the client is done when, in one term, the leader
+ * and every voter of ack->conf acknowledged; the leader's ack has index != 0), or an error
+ * (NODE_ESTOPPING). Returns NODE_EFASTOFF, NODE_ENOLEADER (a follower that knows no leader),
+ * NODE_EBUSY (a leader recovering), NODE_ESESSION (a leader that knows no such session),
+ * NODE_ETOOBIG at once. A session is opened with a KV_OP_REGISTER write (node_write): its id is
+ * the entry's index (kv_result.version). */
+typedef void (*node_fast_cb)(void *ctx, int status, const raft_fast_ack *ack);
+int node_fast_write(node *n, uint64_t session, uint64_t seq, const kv_cmd *cmd, node_fast_cb cb,
+                    void *ctx);
+
 /* Forget every pending callback with this ctx (a closing connection); they never fire. */
 void node_cancel(node *n, void *ctx);
 

@@ -22,8 +22,19 @@
 #include "kv_store.h"
 #include "node.h"
 #include "raft.h"
+#include "dlog.h"
 #include "storage.h"
 #include "transport.h"
+
+/* A fast write taken here, answered once the Ready holding it is durable. */
+typedef struct fast_pending {
+    struct fast_pending *next;
+    raft_fast_ack ack;
+    bool in_ready; /* in the Ready being written */
+    bool cancelled;
+    node_fast_cb cb;
+    void *ctx;
+} fast_pending;
 
 typedef struct pending {
     struct pending *prev, *next;
@@ -122,6 +133,10 @@ struct node {
     raft_conf last_conf; /* the voters last logged (empty at start: the first observe logs them) */
 
     pending_list writes, reads, firing;
+    fast_pending *fast_head, *fast_tail; /* in the order taken */
+    dlog *dl;                            /* the fast path's d-log (NULL when fast_path is off) */
+    uint64_t dlog_live_bytes;            /* what the last rewrite kept */
+    uint64_t fast_ok;
     uint64_t next_read_id;
     uint64_t last_proposal_ms; /* uv_now of the last proposal (idle TICKs, see node.c) */
     uint8_t *enc_buf;

@@ -92,6 +92,8 @@ typedef enum proto_resp_name {
     PROTO_RESP_CMD_QUIT,
     PROTO_RESP_CMD_MEMBER, /* RAFTKV.MEMBER ADD/REMOVE: the front-end's, never mapped here */
     PROTO_RESP_CMD_MEMBER_LIST, /* RAFTKV.MEMBER LIST: idem, a read */
+    PROTO_RESP_CMD_REGISTER, /* RAFTKV.REGISTER: the front-end's (fast-path session), a write */
+    PROTO_RESP_CMD_FSET,     /* RAFTKV.FSET: the front-end's (fast-path write) */
 } proto_resp_name;
 
 typedef enum proto_resp_kind {

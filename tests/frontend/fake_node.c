@@ -309,6 +309,14 @@ int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, nod
     return NODE_EMEMBER; /* nor NODE_EUNSAFE: the fake has no transport */
 }
 
+/* The fake cluster has no fast path: the real node and tests/daemon cover RAFTKV.FSET. */
+int node_fast_write(node *n, uint64_t session, uint64_t seq, const kv_cmd *cmd, node_fast_cb cb,
+                    void *ctx)
+{
+    (void)n, (void)session, (void)seq, (void)cmd, (void)cb, (void)ctx;
+    return NODE_EFASTOFF;
+}
+
 bool node_is_leader(const node *n) { return n->leader_view == n->id; }
 
 bool node_is_outside(const node *n) { (void)n; return false; }
