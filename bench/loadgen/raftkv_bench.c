@@ -30,6 +30,13 @@
  * thread also bounds what the generator takes from the 2 cores it shares with the servers (its own
  * CPU time is reported). At 100k+ requests/s it keeps up with pipelining (a few syscalls per batch).
  *
+ * FAST PATH (--fast, raftkv's RESP port, docs/NILEXT.md). --addr lists the RESP ports of nodes 1..N
+ * in id order. Each of the --clients clients registers a session (RAFTKV.REGISTER), then keeps one
+ * write in flight: RAFTKV.FSET sent to every node at once, done when, in one term, the leader and
+ * every voter it lists answered +FAST (latency: until that last answer). A write that cannot
+ * complete so (a node down, answers of different terms) counts as an error "incomplete"; its
+ * client moves on to the next seq. No reads, no pipelining, no preload.
+ *
  * BOUNDS. Only loopback addresses (127.0.0.0/8, ::1, localhost) are accepted, redirects included.
  * Durations are capped (1 hour measured, 2 minutes of preload), clients at 10000, pipeline at 1024.
  */
@@ -84,6 +91,7 @@ typedef struct options {
     uint64_t timeline_ms;
     bool json;
     bool quiet;
+    bool fast;
 } options;
 
 /* ---- state ------------------------------------------------------------------------------------ */
@@ -137,6 +145,7 @@ typedef struct bench {
     size_t n_user_eps, n_eps;
     size_t first_ep_of_user[MAX_ENDPOINTS]; /* probe result: endpoint to start on */
     conn *conns;
+    unsigned n_conns; /* --clients, or --clients x nodes with --fast */
     int epfd;
     uint64_t rng;
     char *value_pool;
@@ -306,8 +315,11 @@ static void timeline_add(bench *b, uint64_t now, bool ok)
 
 /* ---- connections ------------------------------------------------------------------------------ */
 
+static void fast_lost(bench *b, conn *c);
+
 static void conn_close(bench *b, conn *c, const char *why)
 {
+    if (b->opt.fast) fast_lost(b, c); /* its client's write can no longer complete */
     /* Every request still in flight on this connection is lost (its outcome unknown). */
     for (size_t i = 0; i < c->ring_count; i++) {
         inflight *f = &c->ring[(c->ring_head + i) % b->opt.pipeline];
@@ -333,6 +345,7 @@ static void conn_close(bench *b, conn *c, const char *why)
 static void conn_fail(bench *b, conn *c, const char *why)
 {
     conn_close(b, c, why);
+    if (b->opt.fast) return; /* a fast-path connection belongs to its node */
     c->user_index = (c->user_index + 1) % b->n_user_eps;
     c->endpoint = c->user_index;
 }
@@ -513,6 +526,9 @@ static void conn_read(bench *b, conn *c)
     conn_fill(b, c);
 }
 
+static void fast_fill_conn(bench *b, conn *c);
+static void fast_read(bench *b, conn *c);
+
 static void conn_event(bench *b, conn *c, uint32_t events)
 {
     if (c->state == CONN_CONNECTING) {
@@ -526,10 +542,14 @@ static void conn_event(bench *b, conn *c, uint32_t events)
         if (!(events & EPOLLOUT)) return;
         c->state = CONN_READY;
         conn_set_events(b, c, false);
-        conn_fill(b, c);
+        if (b->opt.fast) fast_fill_conn(b, c);
+        else conn_fill(b, c);
         return;
     }
-    if (events & EPOLLIN) conn_read(b, c);
+    if (events & EPOLLIN) {
+        if (b->opt.fast) fast_read(b, c);
+        else conn_read(b, c);
+    }
     else if (events & (EPOLLERR | EPOLLHUP)) conn_fail(b, c, "reset");
     if (c->state == CONN_READY && (events & EPOLLOUT)) conn_flush(b, c);
 }
@@ -668,7 +688,7 @@ static void check_timers(bench *b, uint64_t now)
     if (now - b->last_timeout_check_ns < 10 * 1000 * 1000) return;
     b->last_timeout_check_ns = now;
     uint64_t timeout = b->opt.timeout_ms * 1000000ull;
-    for (unsigned i = 0; i < b->opt.clients; i++) {
+    for (unsigned i = 0; i < b->n_conns; i++) {
         conn *c = &b->conns[i];
         switch (c->state) {
         case CONN_DOWN:
@@ -680,6 +700,8 @@ static void check_timers(bench *b, uint64_t now)
         case CONN_READY:
             if (c->ring_count && now - c->ring[c->ring_head].start_ns > timeout)
                 conn_fail(b, c, "timeout");
+            else if (c->ring_count == 0 && b->opt.fast)
+                fast_fill_conn(b, c);
             else if (c->ring_count == 0)
                 conn_fill(b, c); /* idle after a phase change (preload -> warmup) */
             break;
@@ -789,7 +811,9 @@ static void usage(FILE *out)
             "  --timeline FILE          write ops per --timeline-ms interval (default 100) to FILE\n"
             "  --timeline-ms MS\n"
             "  --json                   final report as one JSON object on stdout\n"
-            "  --quiet                  no per-second progress lines on stderr\n",
+            "  --quiet                  no per-second progress lines on stderr\n"
+            "  --fast                   raftkv's fast path (RESP): each write to every node of\n"
+            "                           --addr, given in node id order (docs/NILEXT.md)\n",
             MAX_CLIENTS, MAX_PIPELINE, MAX_DURATION_S);
 }
 
@@ -828,6 +852,7 @@ static int parse_options(options *o, int argc, char **argv)
         {"warmup", 1, 0, 'w'},     {"ops", 1, 0, 'n'},        {"seed", 1, 0, 's'},
         {"preload", 0, 0, 'L'},    {"timeout-ms", 1, 0, 'T'}, {"timeline", 1, 0, 'l'},
         {"timeline-ms", 1, 0, 'm'}, {"json", 0, 0, 'j'},      {"quiet", 0, 0, 'q'},
+        {"fast", 0, 0, 'F'},
         {"help", 0, 0, 'h'},       {0, 0, 0, 0},
     };
     *o = (options){.proto = LG_PROTO_TEXT, .clients = 1, .pipeline = 1, .keys = 10000,
@@ -900,6 +925,7 @@ static int parse_options(options *o, int argc, char **argv)
             break;
         case 'j': o->json = true; break;
         case 'q': o->quiet = true; break;
+        case 'F': o->fast = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -917,6 +943,207 @@ static int parse_options(options *o, int argc, char **argv)
         return -1;
     }
     return 0;
+}
+
+/* ---- the fast path (--fast) ----------------------------------------------------------------- */
+
+typedef struct fast_answer {
+    bool got, fast;
+    uint64_t term, index;
+    uint32_t voters; /* bit (id - 1) per voter the node listed */
+} fast_answer;
+
+typedef struct fast_client {
+    uint64_t session, seq;
+    bool inflight;
+    uint64_t start_ns;
+    unsigned answered;
+    fast_answer ans[MAX_ENDPOINTS];
+} fast_client;
+
+/* One blocking RESP exchange on a fresh connection: the first reply line into line. */
+static int resp_once(const endpoint *ep, const char *req, char *line, size_t cap)
+{
+    int fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int rc = -1;
+    if (connect(fd, (const struct sockaddr *)&ep->addr, ep->addr_len) == 0 &&
+        write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+        size_t len = 0;
+        while (len + 1 < cap) {
+            ssize_t n = read(fd, line + len, cap - 1 - len);
+            if (n <= 0) break;
+            len += (size_t)n;
+            line[len] = '\0';
+            if (strstr(line, "\r\n")) {
+                rc = 0;
+                break;
+            }
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+/* A session per client, from whichever node takes RAFTKV.REGISTER (it forwards to the leader). */
+static int fast_register(bench *b, fast_client *fc)
+{
+    char line[256];
+    for (int attempt = 0; attempt < 50; attempt++) {
+        const endpoint *ep = &b->eps[(size_t)attempt % b->n_user_eps];
+        if (resp_once(ep, "*1\r\n$15\r\nRAFTKV.REGISTER\r\n", line, sizeof line) == 0 &&
+            line[0] == ':') {
+            fc->session = strtoull(line + 1, NULL, 10);
+            return 0;
+        }
+        usleep(100 * 1000);
+    }
+    fprintf(stderr, "raftkv-bench: --fast: RAFTKV.REGISTER failed on every node (last answer: "
+                    "%.80s); is fast_path on?\n", line);
+    return -1;
+}
+
+static fast_client *fast_clients;
+
+/* Connection i serves client i / n_nodes and node i % n_nodes. */
+static fast_client *fast_of(bench *b, conn *c, size_t *node)
+{
+    size_t i = (size_t)(c - b->conns);
+    *node = i % b->n_user_eps;
+    return &fast_clients[i / b->n_user_eps];
+}
+
+static void fast_done(bench *b, fast_client *fc, uint64_t now, const char *error)
+{
+    fc->inflight = false;
+    if (error != NULL) {
+        count_error(b, error, false);
+    } else {
+        b->interval.ok++;
+        lg_hist_record(b->interval_hist, now - fc->start_ns);
+        if (b->phase == PHASE_MEASURE) {
+            b->total.ok++;
+            b->total.writes++;
+            lg_hist_record(b->hist, now - fc->start_ns);
+        }
+    }
+    timeline_add(b, now, error == NULL);
+}
+
+/* Every node answered: done if, in one term, the leader and every voter it named did. */
+static void fast_judge(bench *b, fast_client *fc, uint64_t now)
+{
+    for (size_t l = 0; l < b->n_user_eps; l++) {
+        const fast_answer *lead = &fc->ans[l];
+        if (!lead->fast || lead->index == 0) continue;
+        uint32_t acked = 0;
+        for (size_t i = 0; i < b->n_user_eps; i++)
+            if (fc->ans[i].fast && fc->ans[i].term == lead->term) acked |= 1u << i;
+        if ((lead->voters & ~acked) == 0) {
+            fast_done(b, fc, now, NULL);
+            return;
+        }
+    }
+    fast_done(b, fc, now, "incomplete");
+}
+
+/* Sends the client's next write to every node; only when all its connections are ready. */
+static void fast_fill(bench *b, fast_client *fc)
+{
+    size_t k = (size_t)(fc - fast_clients);
+    if (fc->inflight || !may_issue(b)) return;
+    for (size_t i = 0; i < b->n_user_eps; i++)
+        if (b->conns[k * b->n_user_eps + i].state != CONN_READY) return;
+    char key[256], head[160];
+    make_key(b, rng_next(&b->rng) % b->opt.keys, key);
+    size_t off = (size_t)(rng_next(&b->rng) % (b->value_pool_len - b->opt.value_size));
+    fc->seq++;
+    char s1[24], s2[24];
+    int l1 = snprintf(s1, sizeof s1, "%llu", (unsigned long long)fc->session);
+    int l2 = snprintf(s2, sizeof s2, "%llu", (unsigned long long)fc->seq);
+    int hl = snprintf(head, sizeof head, "*5\r\n$11\r\nRAFTKV.FSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+                      "$%u\r\n%s\r\n$%u\r\n", l1, s1, l2, s2, b->opt.key_size, key,
+                      b->opt.value_size);
+    fc->inflight = true;
+    fc->answered = 0;
+    memset(fc->ans, 0, sizeof fc->ans);
+    fc->start_ns = now_ns();
+    for (size_t i = 0; i < b->n_user_eps; i++) {
+        conn *c = &b->conns[k * b->n_user_eps + i];
+        if (lg_buf_append(&c->out, head, (size_t)hl) != 0 ||
+            lg_buf_append(&c->out, b->value_pool + off, b->opt.value_size) != 0 ||
+            lg_buf_append(&c->out, "\r\n", 2) != 0) {
+            fprintf(stderr, "raftkv-bench: out of memory\n");
+            exit(1);
+        }
+        c->ring_count = 1;
+        c->ring[c->ring_head].start_ns = fc->start_ns;
+        conn_flush(b, c);
+    }
+}
+
+/* "+FAST term leader index v1,v2,..." or an error line. */
+static void fast_parse(fast_answer *a, const char *line)
+{
+    a->got = true;
+    unsigned long long term, leader, index;
+    int used = 0;
+    if (sscanf(line, "+FAST %llu %llu %llu %n", &term, &leader, &index, &used) != 3) return;
+    a->fast = true;
+    a->term = term;
+    a->index = index;
+    for (const char *p = line + used; *p >= '0' && *p <= '9';) {
+        unsigned long id = strtoul(p, (char **)&p, 10);
+        if (id >= 1 && id <= 32) a->voters |= 1u << (id - 1);
+        if (*p == ',') p++;
+    }
+}
+
+static void fast_read(bench *b, conn *c)
+{
+    if (lg_buf_reserve(&c->in, 4096) != 0) exit(1);
+    ssize_t n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    size_t node;
+    fast_client *fc = fast_of(b, c, &node);
+    if (n <= 0) {
+        conn_close(b, c, n == 0 ? "closed" : "reset");
+        return;
+    }
+    c->in.len += (size_t)n;
+    char *end;
+    while ((end = memchr(c->in.data, '\n', c->in.len)) != NULL) {
+        size_t len = (size_t)(end - c->in.data) + 1;
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1),
+                 c->in.data);
+        lg_buf_consume(&c->in, len);
+        if (!fc->inflight || fc->ans[node].got || c->ring_count == 0)
+            continue; /* an answer to a write given up on */
+        c->ring_count = 0;
+        fast_parse(&fc->ans[node], line);
+        if (++fc->answered == b->n_user_eps) fast_judge(b, fc, now_ns());
+    }
+    if (!fc->inflight) fast_fill(b, fc);
+}
+
+static void fast_fill_conn(bench *b, conn *c)
+{
+    size_t node;
+    fast_fill(b, fast_of(b, c, &node));
+}
+
+static void fast_lost(bench *b, conn *c)
+{
+    size_t node;
+    fast_client *fc = fast_of(b, c, &node);
+    c->ring_count = 0;
+    if (fc->inflight && !fc->ans[node].got) {
+        fc->ans[node].got = true;
+        if (++fc->answered == b->n_user_eps) fast_judge(b, fc, now_ns());
+    }
 }
 
 /* ---- main ------------------------------------------------------------------------------------- */
@@ -946,14 +1173,21 @@ static int setup(bench *b)
         return SETUP_USAGE;
     }
     b->n_eps = b->n_user_eps;
+    if (b->opt.fast && (b->opt.proto != LG_PROTO_RESP || b->opt.preload ||
+                        b->opt.read_ratio > 0 || b->opt.pipeline != 1)) {
+        fprintf(stderr, "raftkv-bench: --fast takes --proto resp, writes only (no --read-ratio, "
+                        "--preload or --pipeline)\n");
+        return SETUP_USAGE;
+    }
     bool writes = b->opt.read_ratio < 1.0 || b->opt.preload;
     for (size_t i = 0; i < b->n_user_eps; i++)
         b->first_ep_of_user[i] = (b->opt.proto == LG_PROTO_TEXT && writes) ? probe_leader(b, i) : i;
 
     /* One descriptor per connection, plus a few. */
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < b->opt.clients + 64u) {
-        rl.rlim_cur = rl.rlim_max < b->opt.clients + 64u ? rl.rlim_max : b->opt.clients + 64u;
+    b->n_conns = b->opt.fast ? b->opt.clients * (unsigned)b->n_user_eps : b->opt.clients;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < b->n_conns + 64u) {
+        rl.rlim_cur = rl.rlim_max < b->n_conns + 64u ? rl.rlim_max : b->n_conns + 64u;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
@@ -962,7 +1196,7 @@ static int setup(bench *b)
     b->value_pool = malloc(b->value_pool_len);
     b->hist = malloc(sizeof *b->hist);
     b->interval_hist = malloc(sizeof *b->interval_hist);
-    b->conns = calloc(b->opt.clients, sizeof *b->conns);
+    b->conns = calloc(b->n_conns, sizeof *b->conns);
     if (!b->value_pool || !b->hist || !b->interval_hist || !b->conns) return -1;
     static const char printable[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     for (size_t i = 0; i < b->value_pool_len; i++)
@@ -976,7 +1210,13 @@ static int setup(bench *b)
     }
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (b->epfd < 0) return -1;
-    for (unsigned i = 0; i < b->opt.clients; i++) {
+    if (b->opt.fast) {
+        fast_clients = calloc(b->opt.clients, sizeof *fast_clients);
+        if (!fast_clients) return -1;
+        for (unsigned k = 0; k < b->opt.clients; k++)
+            if (fast_register(b, &fast_clients[k]) != 0) return SETUP_USAGE;
+    }
+    for (unsigned i = 0; i < b->n_conns; i++) {
         conn *c = &b->conns[i];
         c->fd = -1;
         c->user_index = i % b->n_user_eps;
@@ -1024,7 +1264,7 @@ int main(int argc, char **argv)
         check_timers(&b, now);
         progress(&b, now);
     }
-    for (unsigned i = 0; i < b.opt.clients; i++) {
+    for (unsigned i = 0; i < b.n_conns; i++) {
         conn *c = &b.conns[i];
         if (c->fd >= 0) close(c->fd);
         lg_buf_free(&c->out);
