@@ -134,6 +134,7 @@ struct raft {
 
     /* FAST PATH (docs/NILEXT.md). */
     entry_vec dlog;          /* fast writes taken and not known committed, in the order taken */
+    uint64_t dlog_bytes;     /* their data: bounded by max_uncommitted_bytes */
     entry_vec dlog_new;      /* ... those taken since the last Ready (copies, to persist) */
     raft_term dlog_drop;     /* stored d-log entries below this term may go (next Ready) */
     bool fast_recovering;    /* leader: collecting d-logs; no fast write, proposal or read yet */
@@ -1757,18 +1758,23 @@ static raft_entry *fast_block(const raft_entry *entries, size_t n)
     return block;
 }
 
-/* Removes from v every entry for which drop(entry, arg) holds, keeping the order. */
-static void fast_filter(entry_vec *v, bool (*drop)(const raft_entry *, const void *),
-                        const void *arg)
+/* Removes from v every entry for which drop(entry, arg) holds, keeping the order; returns the
+ * bytes of data removed. */
+static uint64_t fast_filter(entry_vec *v, bool (*drop)(const raft_entry *, const void *),
+                            const void *arg)
 {
     size_t kept = 0;
+    uint64_t freed = 0;
     for (size_t i = 0; i < v->len; i++) {
-        if (drop(&v->items[i], arg))
+        if (drop(&v->items[i], arg)) {
+            freed += v->items[i].len;
             free((void *)v->items[i].data);
-        else
+        } else {
             v->items[kept++] = v->items[i];
+        }
     }
     v->len = kept;
+    return freed;
 }
 
 static bool same_write(const raft_entry *e, const void *arg) { return fast_same(e, arg); }
@@ -1786,9 +1792,9 @@ static void fast_committed(raft *r, const raft_entry *entries, size_t n)
     for (size_t i = 0; i < n; i++) {
         const raft_entry *e = &entries[i];
         if (e->type == RAFT_ENTRY_FAST && e->len >= RAFT_FAST_HEADER) {
-            fast_filter(&r->dlog, same_write, e);
+            r->dlog_bytes -= fast_filter(&r->dlog, same_write, e);
         } else if (e->type == RAFT_ENTRY_BARRIER) {
-            fast_filter(&r->dlog, taken_before, &e->term);
+            r->dlog_bytes -= fast_filter(&r->dlog, taken_before, &e->term);
             if (e->term > r->dlog_drop)
                 r->dlog_drop = e->term;
         }
@@ -1933,11 +1939,18 @@ int raft_fast_accept(raft *r, const void *data, uint32_t len, raft_fast_ack *ack
     if (leading && r->cfg.max_uncommitted_bytes && r->uncommitted_bytes > 0 &&
         r->uncommitted_bytes + len > r->cfg.max_uncommitted_bytes)
         return RAFT_EBUSY;
+    /* A follower's d-log empties only as writes commit: writes nobody orders (a client sending
+     * to followers only) must not fill its memory. */
+    if (r->cfg.max_uncommitted_bytes && r->dlog_bytes > 0 &&
+        r->dlog_bytes + len > r->cfg.max_uncommitted_bytes)
+        return RAFT_EBUSY;
     raft_entry e = {.term = r->term, .type = RAFT_ENTRY_FAST, .len = len, .data = data};
     if (fast_push(&r->dlog, &e) != RAFT_OK)
         return RAFT_ENOMEM;
+    r->dlog_bytes += len;
     if (fast_push(&r->dlog_new, &e) != RAFT_OK) {
         free((void *)r->dlog.items[--r->dlog.len].data);
+        r->dlog_bytes -= len;
         return RAFT_ENOMEM;
     }
     memset(ack, 0, sizeof(*ack));
@@ -1945,6 +1958,7 @@ int raft_fast_accept(raft *r, const void *data, uint32_t len, raft_fast_ack *ack
         /* Our log is the order: appended now, before anything proposed after it. */
         if (raft_log_append(&r->log, r->term, RAFT_ENTRY_FAST, data, len) != RAFT_OK) {
             free((void *)r->dlog.items[--r->dlog.len].data);
+            r->dlog_bytes -= len;
             free((void *)r->dlog_new.items[--r->dlog_new.len].data);
             return RAFT_ENOMEM;
         }
@@ -2008,6 +2022,7 @@ static int restore(raft *r, const raft_restore *rs)
         if (!raft_fast_id(&rs->fast[i], &session, &seq) ||
             fast_push(&r->dlog, &rs->fast[i]) != RAFT_OK)
             return RAFT_ECORRUPT;
+        r->dlog_bytes += rs->fast[i].len;
     }
     const raft_hard_state *hs = &rs->hard_state;
     r->term = hs->term;

@@ -383,8 +383,8 @@ typedef struct raft_fast_ack {
 
 /* Takes a fast write: data (len >= RAFT_FAST_HEADER, copied) = header + command. RAFT_EINVAL:
  * the fast path is off or the header is missing; RAFT_ENOLEADER: no leader known in this term (a
- * candidate, a node just restarted); RAFT_EBUSY: a leader still recovering, or too many
- * uncommitted bytes; RAFT_ETOOBIG. */
+ * candidate, a node just restarted); RAFT_EBUSY: a leader still recovering, too many uncommitted
+ * bytes, or a d-log holding max_uncommitted_bytes already; RAFT_ETOOBIG. */
 int raft_fast_accept(raft *r, const void *data, uint32_t len, raft_fast_ack *ack);
 
 /* Asks for a linearizable read. On a leader the confirming heartbeat round leaves with the next

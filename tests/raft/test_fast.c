@@ -114,6 +114,17 @@ static void refusals(void **state)
     uint8_t buf[8] = {0};
     assert_int_equal(raft_fast_accept(fx_r(&f, 2), buf, sizeof buf, &ack), RAFT_EINVAL);
     fx_free(&f);
+    /* A follower's d-log is bounded (writes nobody orders must not fill its memory). */
+    cfg.max_uncommitted_bytes = 100;
+    fx_init(&f, 3, &cfg);
+    assert_int_equal(fx_elect(&f, 1), 1);
+    int taken = 0, rc = RAFT_OK;
+    for (uint64_t seq = 1; seq <= 20 && rc == RAFT_OK; seq++)
+        if ((rc = accept_on(&f, 2, 1, seq, &ack)) == RAFT_OK)
+            taken++;
+    assert_int_equal(rc, RAFT_EBUSY);
+    assert_int_equal(taken, 100 / (RAFT_FAST_HEADER + 7)); /* 23 bytes each */
+    cfg.max_uncommitted_bytes = 0;
     /* Fast path off. */
     cfg.fast_path = false;
     fx_init(&f, 3, &cfg);
