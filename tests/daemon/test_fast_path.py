@@ -17,47 +17,23 @@ usage: test_fast_path.py PATH/TO/raftkvd
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import Resp, RespError, info  # noqa: E402
 from peers import write_peers  # noqa: E402
+from harness import Harness  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
-WAIT_S = 30
-procs = {}
-TMP = tempfile.mkdtemp(prefix="raftkv-fast-")
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    for i in sorted(procs):
-        try:
-            with open(os.path.join(TMP, "node%d.log" % i)) as f:
-                print("---- log of node %d (tail) ----\n%s" % (i, f.read()[-3000:]))
-        except OSError:
-            pass
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
+H = Harness("raftkv-fast-", log_tail=3000)
+procs, TMP, fail, check = H.procs, H.tmp, H.fail, H.check
 
 
 def wait(what, pred):
-    deadline = time.time() + WAIT_S
-    while time.time() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    fail("timed out waiting for " + what)
+    return H.wait(what, pred, step=0.05)
 
 
 def main():
@@ -204,11 +180,7 @@ def main():
         print("ok: %d fast writes done through every node; a killed leader's acknowledged writes "
               "recovered by the next one; everything back after killing every node" % (seq - 1))
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(TMP, ignore_errors=True)
+        H.cleanup()
 
 
 if __name__ == "__main__":

@@ -20,58 +20,21 @@ usage: test_member_join.py PATH/TO/raftkvd
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import Resp, RespError, info  # noqa: E402
 from peers import free_ports  # noqa: E402
+from harness import Harness, resp_call  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")
-WAIT_S = 30
-procs = {}
-TMP = tempfile.mkdtemp(prefix="raftkv-member-join-")
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    for i in sorted(procs):
-        try:
-            with open(os.path.join(TMP, "node%d.log" % i)) as f:
-                print("---- log of node %d (tail) ----\n%s" % (i, f.read()[-2500:]))
-        except OSError:
-            pass
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
-def call(port, *args):
-    c = Resp(port, timeout=15)
-    try:
-        return c.call(*args)
-    except RespError as e:
-        return "ERR:" + str(e)
-    finally:
-        c.close()
-
-
-def wait(what, pred):
-    deadline = time.time() + WAIT_S
-    while time.time() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.1)
-    fail("timed out waiting for " + what)
+H = Harness("raftkv-member-join-")
+procs, TMP, fail, check, wait = H.procs, H.tmp, H.fail, H.check, H.wait
+call = resp_call
 
 
 def main():
@@ -195,7 +158,7 @@ def main():
                         log_of(5)), "node 5 did not learn node 4 from a snapshot")
         kill(1)
         kill(2)
-        deadline = time.time() + WAIT_S
+        deadline = time.time() + H.wait_s
         ok = False
         while time.time() < deadline and not ok:
             lead = None
@@ -213,11 +176,7 @@ def main():
               "learned node 4 from its snapshot after a restart; node 5 from the snapshot it "
               "joined with; 3 of 5 voters (3, 4, 5) kept the cluster writable")
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(TMP, ignore_errors=True)
+        H.cleanup()
 
 
 if __name__ == "__main__":

@@ -24,49 +24,21 @@ usage: test_membership.py PATH/TO/raftkvd
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import Resp, RespError, info  # noqa: E402
 from peers import write_peers  # noqa: E402
+from harness import Harness, resp_call  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")  # the CLI, built next to raftkvd
 WAIT_S = 30
-procs = {}
-TMP = tempfile.mkdtemp(prefix="raftkv-membership-")
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    for i in sorted(procs):
-        try:
-            with open(os.path.join(TMP, "node%d.log" % i)) as f:
-                print("---- log of node %d (tail) ----\n%s" % (i, f.read()[-2500:]))
-        except OSError:
-            pass
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
-def resp_call(port, *args):
-    """One command on a new connection: the reply, or "ERR:<text>" for an error reply."""
-    c = Resp(port, timeout=15)
-    try:
-        return c.call(*args)
-    except RespError as e:
-        return "ERR:" + str(e)
-    finally:
-        c.close()
+H = Harness("raftkv-membership-", WAIT_S)
+procs, TMP, fail, check = H.procs, H.tmp, H.fail, H.check
 
 
 def read_many(c, n):
@@ -288,11 +260,7 @@ def main():
               "stayed out after a restart, new voter kept the cluster writable; a frozen voter "
               "is not counted; one voter grows to two")
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(TMP, ignore_errors=True)
+        H.cleanup()
 
 
 if __name__ == "__main__":

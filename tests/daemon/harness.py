@@ -1,0 +1,62 @@
+"""What the process tests of raftkvd share: a temporary directory, the raftkvd processes started
+in it, and fail/check/wait that print the nodes' log tails when a check fails (Python stdlib)."""
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from resp import Resp, RespError
+
+
+class Harness:
+    def __init__(self, prefix, wait_s=30, log_tail=2500):
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.procs = {}  # node number -> Popen; its log is node<N>.log in tmp
+        self.wait_s = wait_s
+        self.log_tail = log_tail
+
+    def log_path(self, i):
+        return os.path.join(self.tmp, "node%d.log" % i)
+
+    def fail(self, msg):
+        print("FAIL: " + msg)
+        for i in sorted(self.procs):
+            try:
+                with open(self.log_path(i)) as f:
+                    print("---- log of node %d (tail) ----\n%s" % (i, f.read()[-self.log_tail:]))
+            except OSError:
+                pass
+        sys.exit(1)
+
+    def check(self, cond, msg):
+        if not cond:
+            self.fail(msg)
+
+    def wait(self, what, pred, step=0.1):
+        """pred() until it returns something true (returned), or fail after wait_s seconds."""
+        deadline = time.time() + self.wait_s
+        while time.time() < deadline:
+            got = pred()
+            if got:
+                return got
+            time.sleep(step)
+        self.fail("timed out waiting for " + what)
+
+    def cleanup(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def resp_call(port, *args, timeout=15):
+    """One command on a new connection: the reply, or "ERR:<text>" for an error reply."""
+    c = Resp(port, timeout=timeout)
+    try:
+        return c.call(*args)
+    except RespError as e:
+        return "ERR:" + str(e)
+    finally:
+        c.close()
