@@ -30,8 +30,9 @@
  * thread also bounds what the generator takes from the 2 cores it shares with the servers (its own
  * CPU time is reported). At 100k+ requests/s it keeps up with pipelining (a few syscalls per batch).
  *
- * FAST PATH (--fast, raftkv's RESP port, docs/NILEXT.md). --addr lists the RESP ports of nodes 1..N
- * in id order. Each of the --clients clients registers a session (RAFTKV.REGISTER), then keeps one
+ * FAST PATH (--fast, raftkv's RESP port, docs/NILEXT.md). --addr lists the RESP ports of every
+ * node (each answer names its node). Each of the --clients clients registers a session
+ * (RAFTKV.REGISTER), then keeps one
  * write in flight: RAFTKV.FSET sent to every node at once, done when, in one term, the leader and
  * every voter it lists answered +FAST (latency: until that last answer). A write that cannot
  * complete so (a node down, answers of different terms) counts as an error "incomplete"; its
@@ -813,7 +814,7 @@ static void usage(FILE *out)
             "  --json                   final report as one JSON object on stdout\n"
             "  --quiet                  no per-second progress lines on stderr\n"
             "  --fast                   raftkv's fast path (RESP): each write to every node of\n"
-            "                           --addr, given in node id order (docs/NILEXT.md)\n",
+            "                           --addr (docs/NILEXT.md)\n",
             MAX_CLIENTS, MAX_PIPELINE, MAX_DURATION_S);
 }
 
@@ -951,6 +952,7 @@ typedef struct fast_answer {
     bool got, fast;
     uint64_t term, index;
     uint32_t voters; /* bit (id - 1) per voter the node listed */
+    uint32_t self;   /* bit (id - 1) of the node that answered */
 } fast_answer;
 
 typedef struct fast_client {
@@ -990,7 +992,7 @@ static int resp_once(const endpoint *ep, const char *req, char *line, size_t cap
 /* A session per client, from whichever node takes RAFTKV.REGISTER (it forwards to the leader). */
 static int fast_register(bench *b, fast_client *fc)
 {
-    char line[256];
+    char line[256] = "(no answer)";
     for (int attempt = 0; attempt < 50; attempt++) {
         const endpoint *ep = &b->eps[(size_t)attempt % b->n_user_eps];
         if (resp_once(ep, "*1\r\n$15\r\nRAFTKV.REGISTER\r\n", line, sizeof line) == 0 &&
@@ -1040,7 +1042,7 @@ static void fast_judge(bench *b, fast_client *fc, uint64_t now)
         if (!lead->fast || lead->index == 0) continue;
         uint32_t acked = 0;
         for (size_t i = 0; i < b->n_user_eps; i++)
-            if (fc->ans[i].fast && fc->ans[i].term == lead->term) acked |= 1u << i;
+            if (fc->ans[i].fast && fc->ans[i].term == lead->term) acked |= fc->ans[i].self;
         if ((lead->voters & ~acked) == 0) {
             fast_done(b, fc, now, NULL);
             return;
@@ -1084,7 +1086,7 @@ static void fast_fill(bench *b, fast_client *fc)
     }
 }
 
-/* "+FAST term leader index v1,v2,..." or an error line. */
+/* "+FAST term leader index v1,v2,... self" or an error line. */
 static void fast_parse(fast_answer *a, const char *line)
 {
     a->got = true;
@@ -1094,11 +1096,15 @@ static void fast_parse(fast_answer *a, const char *line)
     a->fast = true;
     a->term = term;
     a->index = index;
-    for (const char *p = line + used; *p >= '0' && *p <= '9';) {
+    const char *p = line + used;
+    while (*p >= '0' && *p <= '9') {
         unsigned long id = strtoul(p, (char **)&p, 10);
         if (id >= 1 && id <= 32) a->voters |= 1u << (id - 1);
         if (*p == ',') p++;
     }
+    unsigned long self = strtoul(p, NULL, 10);
+    if (self >= 1 && self <= 32) a->self = 1u << (self - 1);
+    else a->fast = false; /* an answer that does not say who gave it counts for nothing */
 }
 
 static void fast_read(bench *b, conn *c)

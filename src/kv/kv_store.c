@@ -8,7 +8,8 @@
  *
  * SNAPSHOT FORMAT (little-endian), written by kv_snapshot_next and read by kv_restore_feed:
  *
- *     header   u32 magic "RKVS" (0x53564b52), u32 format version (2; 1 is read too),
+ *     header   u32 magic "RKVS" (0x53564b52), u32 format version (2 when there are sessions,
+ *              else 1, which older versions read),
  *              u64 applied index, u64 apply clock (ms), u64 item count,
  *              u64 session count (version 2 only)
  *     count x  u16 key length, u32 value length, u64 version, u64 deadline ms, key, value
@@ -815,13 +816,17 @@ int kv_snapshot_begin(kv_store *store, kv_snapshot **out)
         memcpy(snap->sessions, store->sessions, store->n_sessions * sizeof *snap->sessions);
         snap->n_sessions = store->n_sessions;
     }
-    le_put(snap->fixed + 32, snap->n_sessions, 8);
     le_put(snap->fixed, SNAP_MAGIC, 4);
     le_put(snap->fixed + 4, SNAP_VERSION, 4);
     le_put(snap->fixed + 8, snap->applied_index, 8);
     le_put(snap->fixed + 16, snap->apply_clock, 8);
     le_put(snap->fixed + 24, snap->count, 8);
+    le_put(snap->fixed + 32, snap->n_sessions, 8);
     snap->fixed_len = SNAP_HEADER_BYTES;
+    if (snap->n_sessions == 0) { /* format 1: what a node of an older version still installs */
+        le_put(snap->fixed + 4, 1, 4);
+        snap->fixed_len = SNAP_V1_HEADER_BYTES;
+    }
     store->snap = snap;
     *out = snap;
     return KV_OK;

@@ -16,8 +16,8 @@
  * The fast path (docs/NILEXT.md, when fast_path is on): RAFTKV.REGISTER opens a client session
  * (a write, forwarded like one; the reply is its id, :<id>). RAFTKV.FSET <session> <seq> <key>
  * <value> is a SET that its client sends to every node: each node answers, once the write is
- * durable there, "+FAST <term> <leader> <index> <voter,voter,...>" (index 0 on a follower); the
- * client is done when the leader and every listed voter answered in one term.
+ * durable there, "+FAST <term> <leader> <index> <voter,voter,...> <its own id>" (index 0 on a
+ * follower); the client is done when the leader and every listed voter answered in one term.
  *
  * The command FWD_RESP_COMMAND ("RAFTKV.FORWARDED") marks the connection as another node's
  * forwarder: its writes are never forwarded again; on a node that is not the leader they get
@@ -354,13 +354,9 @@ static void dispatch_member(fe_session *s, const proto_resp_cmd *cmd)
 
 #define FSET_USAGE "-ERR usage: RAFTKV.FSET <session> <seq> <key> <value>\r\n"
 
-static void register_go(fe_req *req, const proto_resp_cmd *cmd)
-{
-    node *n = req->s->fe->node;
-    kv_cmd reg = {.op = KV_OP_REGISTER};
-    if (node_is_leader(n) && fe_req_propose(req, &reg) == 0) return;
-    to_leader(req, cmd);
-}
+/* Sessions never expire yet (docs/NILEXT.md, rule 9): a bound on how many may be opened. */
+#define FAST_MAX_SESSIONS 100000
+#define FAST_MAX_SEQ 9999999999999999ull /* 16 digits */
 
 static void fast_cb(void *ctx, int status, const raft_fast_ack *ack)
 {
@@ -370,47 +366,49 @@ static void fast_cb(void *ctx, int status, const raft_fast_ack *ack)
         fe_req_done_bytes(req, text, strlen(text));
         return;
     }
-    char line[64 + RAFT_MAX_NODES * 21];
+    char line[96 + RAFT_MAX_NODES * 21];
     int len = snprintf(line, sizeof line, "+FAST %llu %llu %llu ",
                        (unsigned long long)ack->term, (unsigned long long)ack->leader,
                        (unsigned long long)ack->index);
     for (uint32_t i = 0; i < ack->conf.n_voters; i++)
         len += snprintf(line + len, sizeof line - (size_t)len, "%s%llu", i ? "," : "",
                         (unsigned long long)ack->conf.voters[i]);
-    len += snprintf(line + len, sizeof line - (size_t)len, "\r\n");
+    len += snprintf(line + len, sizeof line - (size_t)len, " %llu\r\n",
+                    (unsigned long long)node_self(req->s->fe->node)->id);
     fe_req_done_bytes(req, line, (size_t)len);
 }
 
-static bool parse_u64_arg(const kv_slice *a, uint64_t *out)
+/* Why FSET's arguments are not right (the field and its limit), or NULL. */
+static const char *fast_args_refusal(const frontend *fe, const proto_resp_cmd *cmd,
+                                     uint64_t *session, uint64_t *seq)
 {
-    return parse_u64(a, UINT64_MAX / 10, out);
+    if (cmd->argc != 5) return FSET_USAGE;
+    if (!parse_u64(&cmd->argv[1], FAST_MAX_SEQ, session))
+        return "-ERR RAFTKV.FSET: session: expected an integer 1..9999999999999999\r\n";
+    if (!parse_u64(&cmd->argv[2], FAST_MAX_SEQ, seq))
+        return "-ERR RAFTKV.FSET: seq: expected an integer 1..9999999999999999\r\n";
+    if (!kv_key_valid(cmd->argv[3].base, cmd->argv[3].len))
+        return "-ERR RAFTKV.FSET: key: 1..250 bytes, no space or control character\r\n";
+    if (cmd->argv[4].len > fe->config.max_value)
+        return "-ERR RAFTKV.FSET: value: larger than max_value_bytes\r\n";
+    return NULL;
 }
 
-static void dispatch_fast(fe_session *s, const proto_resp_cmd *cmd)
+static void fast_go(fe_req *req, const proto_resp_cmd *cmd)
 {
-    frontend *fe = s->fe;
+    frontend *fe = req->s->fe;
     uint64_t session = 0, seq = 0;
-    const kv_slice *key = &cmd->argv[3], *value = &cmd->argv[4];
-    if (cmd->argc != 5 || !parse_u64_arg(&cmd->argv[1], &session) ||
-        !parse_u64_arg(&cmd->argv[2], &seq) || !kv_key_valid(key->base, key->len)) {
-        conn_reply(s->c, FSET_USAGE, strlen(FSET_USAGE));
-        return;
-    }
-    fe_req *req = fe_req_new(s, PROTO_RESP_CMD_FSET, true, false);
-    if (req == NULL) {
-        conn_close(s->c, "closed: out of memory for a request");
-        return;
-    }
-    const char *err = NULL;
-    if (value->len > fe->config.max_value) {
-        err = "-ERR value too large (max_value_bytes)\r\n";
-    } else {
-        kv_cmd set = {.op = KV_OP_SET, .key = *key, .value = *value};
+    const char *err = fast_args_refusal(fe, cmd, &session, &seq);
+    if (err == NULL) {
+        kv_cmd set = {.op = KV_OP_SET, .key = cmd->argv[3], .value = cmd->argv[4]};
         int rc = node_fast_write(fe->node, session, seq, &set, fast_cb, req);
         switch (rc) {
         case NODE_OK: req->state = FE_WRITING; return;
         case NODE_EFASTOFF: err = "-ERR the fast path is off on this node (fast_path)\r\n"; break;
         case NODE_ESESSION: err = "-ERR unknown session (RAFTKV.REGISTER first)\r\n"; break;
+        case NODE_ESTALE:
+            err = "-ERR stale seq: the session applied this seq already (seqs must rise)\r\n";
+            break;
         case NODE_ENOLEADER:
         case NODE_ENOTLEADER: err = "-CLUSTERDOWN no leader known\r\n"; break;
         case NODE_EBUSY: err = "-TRYAGAIN the leader is busy or recovering, retry\r\n"; break;
@@ -419,6 +417,45 @@ static void dispatch_fast(fe_session *s, const proto_resp_cmd *cmd)
         }
     }
     fe_req_done_bytes(req, err, strlen(err));
+}
+
+static void register_go(fe_req *req, const proto_resp_cmd *cmd)
+{
+    node *n = req->s->fe->node;
+    if (!node_fast_path(n)) {
+        const char *off = "-ERR the fast path is off on this node (fast_path)\r\n";
+        fe_req_done_bytes(req, off, strlen(off));
+        return;
+    }
+    kv_cmd reg = {.op = KV_OP_REGISTER};
+    if (node_is_leader(n)) {
+        if (kv_session_count(node_kv(n)) >= FAST_MAX_SESSIONS) {
+            const char *full = "-ERR too many fast-path sessions (100000; they do not expire "
+                               "yet)\r\n";
+            fe_req_done_bytes(req, full, strlen(full));
+            return;
+        }
+        if (fe_req_propose(req, &reg) == 0) return;
+    }
+    to_leader(req, cmd);
+}
+
+/* RAFTKV.FSET: on its connection, after the reads sent before it (like SET). */
+static void dispatch_fast(fe_session *s, const proto_resp_cmd *cmd)
+{
+    uint64_t session, seq;
+    const char *err = fast_args_refusal(s->fe, cmd, &session, &seq);
+    if (err != NULL) {
+        conn_reply(s->c, err, strlen(err));
+        return;
+    }
+    fe_req *req = fe_req_new(s, PROTO_RESP_CMD_FSET, true, false);
+    if (req == NULL) {
+        conn_close(s->c, "closed: out of memory for a request");
+        return;
+    }
+    if (!fe_req_write_must_wait(req)) fast_go(req, cmd);
+    else keep_copy(req, cmd); /* retried when its turn comes */
 }
 
 static void dispatch_register(fe_session *s, const proto_resp_cmd *cmd)
@@ -547,6 +584,10 @@ static void resp_retry(fe_req *req)
     }
     if (req->op == PROTO_RESP_CMD_REGISTER) {
         register_go(req, &copy->cmd);
+        return;
+    }
+    if (req->op == PROTO_RESP_CMD_FSET) {
+        fast_go(req, &copy->cmd);
         return;
     }
     /* Map again: the deadline must come from the clock of the node that proposes, now. */

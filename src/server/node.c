@@ -48,6 +48,9 @@ const char *node_strerror(int rc)
     case NODE_EMEMBER: return "not a valid membership change";
     case NODE_ECONFBUSY: return "a membership change is in progress";
     case NODE_EUNSAFE: return "the change would leave no working majority";
+    case NODE_ESESSION: return "unknown fast-path session";
+    case NODE_EFASTOFF: return "the fast path is off";
+    case NODE_ESTALE: return "that seq of the session was applied already";
     default: return "unknown error";
     }
 }
@@ -523,6 +526,11 @@ void node_cancel(node *n, void *ctx)
 
 /* ---- the fast path ---------------------------------------------------------------------------- */
 
+bool node_fast_path(const node *n)
+{
+    return n->cfg.fast_path;
+}
+
 int node_fast_write(node *n, uint64_t session, uint64_t seq, const kv_cmd *cmd, node_fast_cb cb,
                     void *ctx)
 {
@@ -531,8 +539,14 @@ int node_fast_write(node *n, uint64_t session, uint64_t seq, const kv_cmd *cmd, 
     if (!n->cfg.fast_path)
         return NODE_EFASTOFF;
     uint64_t last;
-    if (raft_get_role(n->r) == RAFT_LEADER && !kv_session_seq(n->kv, session, &last))
-        return NODE_ESESSION;
+    if (raft_get_role(n->r) == RAFT_LEADER) {
+        if (!kv_session_seq(n->kv, session, &last))
+            return NODE_ESESSION;
+        /* Applied already: a client reusing a seq would be told a write succeeded that the
+         * state machine skips. */
+        if (seq <= last)
+            return NODE_ESTALE;
+    }
     kv_cmd c = *cmd;
     c.now_ms = node_now_ms(n);
     size_t len = kv_cmd_encoded_size(&c);
@@ -943,8 +957,14 @@ static void process_ready(node *n)
     raft_ready_get(n->r, rd);
     n->ready_busy = true;
     node_learn_entries(n, rd->entries, rd->n_entries);
-    for (fast_pending *f = n->fast_head; f != NULL; f = f->next)
-        f->in_ready = true; /* taken before this Ready: its d-log entries are in it */
+    /* Every fast write taken since the last Ready is in this one (one d-log entry each), unless the
+     * core ran out of memory copying them: mark exactly as many as it carries. */
+    size_t carried = rd->n_fast;
+    for (fast_pending *f = n->fast_head; f != NULL && carried > 0; f = f->next)
+        if (!f->in_ready) {
+            f->in_ready = true;
+            carried--;
+        }
     if (rd->truncate_from != 0)
         log_printf("log truncated from index %" PRIu64 " (conflict with the leader's log)",
                    rd->truncate_from);
@@ -1173,15 +1193,36 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     }
     raft_entry *fast = NULL; /* the stored d-log (fast path) */
     size_t n_fast = 0;
-    if (cfg->fast_path) {
+    char dpath[CONFIG_PATH_MAX + 8];
+    snprintf(dpath, sizeof dpath, "%s/dlog", cfg->data_dir);
+    if (cfg->fast_path || access(dpath, F_OK) == 0) {
         char derr[DLOG_ERRMSG_SIZE] = "";
-        if (dlog_open(cfg->data_dir, &n->disk_vfs, &n->dl, &fast, &n_fast, derr) != DLOG_OK) {
-            log_printf("cannot open the d-log in %s: %s", cfg->data_dir, derr);
+        int drc = dlog_open(cfg->data_dir, &n->disk_vfs, &n->dl, &fast, &n_fast, derr);
+        const char *why = drc != DLOG_OK ? derr : NULL;
+        char off[256];
+        if (drc == DLOG_OK && !cfg->fast_path && n_fast > 0) {
+            /* Without the fast path no recovery runs: those acknowledged writes would vanish. */
+            snprintf(off, sizeof off, "it holds %zu fast write(s) but fast_path is off: turn it "
+                     "on (on every node), or remove the file if those writes may be lost", n_fast);
+            why = off;
+        }
+        if (why != NULL) {
+            log_printf("cannot open the d-log %s: %s", dpath, why);
+            free(fast);
+            dlog_close(n->dl);
             storage_loaded_free(&loaded);
             storage_close(n->st);
             kv_store_free(n->kv);
             free(n);
             return -1;
+        }
+        uint64_t at, cut = dlog_cut(n->dl, &at);
+        if (cut > 0)
+            log_printf("d-log %s: torn tail of %" PRIu64 " bytes at offset %" PRIu64 " cut", dpath,
+                       cut, at);
+        if (!cfg->fast_path) { /* empty: not needed */
+            dlog_close(n->dl);
+            n->dl = NULL;
         }
     }
     /* Armed only once the storage is open (in place: the storage keeps &n->disk_vfs, and no
@@ -1192,6 +1233,8 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
         disk_fault_wrap(&n->disk_fault, &n->disk_vfs);
     }
     if (loaded.snapshot.index != 0 && node_snap_load(n, loaded.snapshot.index) != 0) {
+        free(fast);
+        dlog_close(n->dl);
         storage_loaded_free(&loaded);
         storage_close(n->st);
         kv_store_free(n->kv);
@@ -1262,6 +1305,7 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     storage_loaded_free(&loaded);
     if (rc != RAFT_OK) {
         log_printf("cannot start the Raft core from %s: %s", cfg->data_dir, raft_strerror(rc));
+        dlog_close(n->dl);
         storage_close(n->st);
         kv_store_free(n->kv);
         free(n);

@@ -50,6 +50,7 @@ enum {
                              majority of the new configuration (etcd's strict check) */
     NODE_ESESSION = -12,  /* fast path: the leader knows no such session (RAFTKV.REGISTER) */
     NODE_EFASTOFF = -13,  /* fast path: not enabled on this node (fast_path in raft.json) */
+    NODE_ESTALE = -14,    /* fast path: the leader applied that seq of the session already */
 };
 const char *node_strerror(int rc);
 
@@ -91,9 +92,12 @@ int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, nod
  * and every voter of ack->conf acknowledged; the leader's ack has index != 0), or an error
  * (NODE_ESTOPPING). Returns NODE_EFASTOFF, NODE_ENOLEADER (a follower that knows no leader),
  * NODE_EBUSY (a leader recovering), NODE_ESESSION (a leader that knows no such session),
+ * NODE_ESTALE (a leader that applied this seq of the session already: seqs must rise),
  * NODE_ETOOBIG at once. A session is opened with a KV_OP_REGISTER write (node_write): its id is
  * the entry's index (kv_result.version). */
 typedef void (*node_fast_cb)(void *ctx, int status, const raft_fast_ack *ack);
+/* Whether the fast path is on here (fast_path in raft.json). */
+bool node_fast_path(const node *n);
 int node_fast_write(node *n, uint64_t session, uint64_t seq, const kv_cmd *cmd, node_fast_cb cb,
                     void *ctx);
 

@@ -25,6 +25,7 @@ struct dlog {
     char path[1024], tmp[1024], dir[1024];
     vfs_file *f;
     uint64_t size;
+    uint64_t cut_at, cut_bytes; /* the torn tail dlog_open cut */
     bool failed;
     char err[DLOG_ERRMSG_SIZE];
 };
@@ -104,34 +105,54 @@ static void replay_drop(replay *r, raft_term below)
     r->n = kept;
 }
 
+/* A well-formed record (sane length, matching checksum, known kind) at off. */
+static bool record_at(const uint8_t *buf, uint64_t size, uint64_t off)
+{
+    if (size - off < REC_FIXED + 8)
+        return false;
+    uint32_t len = le_get32(buf + off + 4);
+    if (len < 8 || len > MAX_PAYLOAD || size - off - REC_FIXED < len)
+        return false;
+    uint8_t kind = buf[off + 8];
+    return (kind == KIND_ENTRY || kind == KIND_DROP) &&
+           le_get32(buf + off) == crc32c(0, buf + off + 4, 5 + (size_t)len);
+}
+
+/* A bad record at off is a torn write only if nothing valid comes after it: the tail is zeros (a
+ * file extended but not written), or no offset after off holds a well-formed record. Otherwise
+ * records that were acknowledged follow: corruption, never cut. Returns the first offset after
+ * off where a record parses, or 0. */
+static uint64_t valid_after(const uint8_t *buf, uint64_t size, uint64_t off)
+{
+    bool zeros = true;
+    for (uint64_t p = off; p < size && zeros; p++)
+        zeros = buf[p] == 0;
+    if (zeros)
+        return 0;
+    for (uint64_t p = off + 1; p + REC_FIXED + 8 <= size; p++)
+        if (record_at(buf, size, p))
+            return p;
+    return 0;
+}
+
 static int64_t replay_all(const uint8_t *buf, uint64_t size, replay *r, char *err, size_t errlen,
                           const char *path)
 {
     uint64_t off = HEADER;
     while (off < size) {
-        uint64_t left = size - off;
-        if (left < REC_FIXED + 8)
-            return (int64_t)off; /* cut short: torn */
+        if (!record_at(buf, size, off)) {
+            uint64_t next = valid_after(buf, size, off);
+            if (next == 0)
+                return (int64_t)off; /* a torn tail: the caller cuts it */
+            uint32_t len = size - off >= 8 ? le_get32(buf + off + 4) : 0;
+            snprintf(err, errlen, "%.160s: record at offset %llu (length field %u) is damaged, "
+                     "and a valid record follows at offset %llu", path, (unsigned long long)off,
+                     len, (unsigned long long)next);
+            return -1;
+        }
         uint32_t len = le_get32(buf + off + 4);
         uint8_t kind = buf[off + 8];
-        if (len < 8 || len > MAX_PAYLOAD || left - REC_FIXED < len) {
-            if (left - REC_FIXED < len && len <= MAX_PAYLOAD)
-                return (int64_t)off; /* runs past the end: torn */
-            snprintf(err, errlen, "%.160s: record at offset %llu: length %u out of range", path,
-                     (unsigned long long)off, len);
-            return -1;
-        }
         uint64_t end = off + REC_FIXED + len;
-        bool crc_ok = le_get32(buf + off) == crc32c(0, buf + off + 4, 5 + (size_t)len);
-        if (!crc_ok || (kind != KIND_ENTRY && kind != KIND_DROP)) {
-            if (end >= size)
-                return (int64_t)off; /* the last record, damaged: a torn write */
-            snprintf(err, errlen, "%.160s: record at offset %llu: %s, and %llu bytes follow it",
-                     path, (unsigned long long)off,
-                     crc_ok ? "unknown kind" : "checksum mismatch",
-                     (unsigned long long)(size - end));
-            return -1;
-        }
         raft_term term = le_get64(buf + off + 9);
         if (kind == KIND_DROP) {
             replay_drop(r, term);
@@ -231,6 +252,8 @@ int dlog_open(const char *dir, vfs *v, dlog **out, raft_entry **entries, size_t 
         goto out;
     }
     if ((uint64_t)good < size) { /* a torn tail: cut it */
+        d->cut_at = (uint64_t)good;
+        d->cut_bytes = size - (uint64_t)good;
         if ((e = v->truncate(v, d->f, (uint64_t)good)) < 0 || (e = v->fdatasync(v, d->f)) < 0) {
             free(r.items);
             rc = fail(d, DLOG_EFATAL, "truncate a torn tail", e);
@@ -277,7 +300,7 @@ int dlog_append(dlog *d, const raft_entry *entries, size_t n, raft_term drop_bel
     size_t bytes = records_bytes(entries, n, drop_below != 0);
     uint8_t *buf = malloc(bytes);
     if (!buf)
-        return DLOG_ENOMEM;
+        return fail(d, DLOG_ENOMEM, "append", -ENOMEM);
     encode_all(buf, entries, n, drop_below);
     int e = write_all(d, d->f, buf, bytes, d->size);
     free(buf);
@@ -290,6 +313,11 @@ int dlog_append(dlog *d, const raft_entry *entries, size_t n, raft_term drop_bel
 }
 
 uint64_t dlog_size(const dlog *d) { return d->size; }
+uint64_t dlog_cut(const dlog *d, uint64_t *at)
+{
+    *at = d->cut_at;
+    return d->cut_bytes;
+}
 
 int dlog_rewrite(dlog *d, const raft_entry *entries, size_t n)
 {

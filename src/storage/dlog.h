@@ -12,9 +12,10 @@
  * to "dlog.tmp", syncs it, renames it over "dlog" and syncs the directory: a crash leaves the old
  * file or the new one.
  *
- * RECOVERY (dlog_open). A record cut short at the end of the file, or a damaged LAST record, is a
- * torn write: the file is truncated before it (and synced). A damaged record followed by more
- * bytes is corruption: DLOG_ECORRUPT, with the file and offset in the message -- never skipped.
+ * RECOVERY (dlog_open). A damaged record with nothing valid after it -- the tail is zeros, or no
+ * later offset holds a well-formed record (length, checksum, kind) -- is a torn write: the file is
+ * truncated before it (and synced; dlog_cut says where). A damaged record followed by a valid one
+ * is corruption: DLOG_ECORRUPT, naming the file and both offsets -- never skipped, never cut.
  * A missing file is an empty d-log.
  *
  * FAILURE. A failed write or sync makes the dlog failed for good (DLOG_EFATAL): the node stops.
@@ -51,6 +52,8 @@ int dlog_open(const char *dir, vfs *v, dlog **out, raft_entry **entries, size_t 
 int dlog_append(dlog *d, const raft_entry *entries, size_t n, raft_term drop_below);
 /* Bytes in the file: the caller rewrites it once it is much larger than what is live. */
 uint64_t dlog_size(const dlog *d);
+/* The torn tail dlog_open cut: its length (0: none) and offset (*at), for the caller's log. */
+uint64_t dlog_cut(const dlog *d, uint64_t *at);
 /* Replaces the file with exactly these entries (atomically, see above). */
 int dlog_rewrite(dlog *d, const raft_entry *entries, size_t n);
 const char *dlog_errmsg(const dlog *d);

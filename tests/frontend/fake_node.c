@@ -317,6 +317,8 @@ int node_fast_write(node *n, uint64_t session, uint64_t seq, const kv_cmd *cmd, 
     return NODE_EFASTOFF;
 }
 
+bool node_fast_path(const node *n) { (void)n; return false; }
+
 bool node_is_leader(const node *n) { return n->leader_view == n->id; }
 
 bool node_is_outside(const node *n) { (void)n; return false; }
