@@ -1274,12 +1274,17 @@ int raft_step(raft *r, const raft_msg *m)
 /* Tick, propose, read, compact */
 
 static void fast_collect(raft *r);
+static void fast_recovery_finish(raft *r);
 
 void raft_tick(raft *r)
 {
-    if (r->role == RAFT_LEADER && r->fast_recovering &&
-        ++r->fast_elapsed >= r->cfg.heartbeat_tick)
-        fast_collect(r); /* answers lost, or voters down: ask again */
+    if (r->role == RAFT_LEADER && r->fast_recovering) {
+        fast_recovery_finish(r); /* after an allocation failure */
+        /* Answers lost, or voters down: ask again, but once per election timeout (an answer
+         * may be a large d-log still on its way). */
+        if (r->fast_recovering && ++r->fast_elapsed >= r->cfg.election_tick)
+            fast_collect(r);
+    }
     if (r->role != RAFT_LEADER) {
         r->election_elapsed++;
         if (r->election_elapsed >= r->randomized_timeout && promotable(r))
@@ -1925,6 +1930,15 @@ static void fast_recovery_finish(raft *r)
     release_waiting_reads(r);
 }
 
+/* A d-log travels in one FAST_STATE message: well below the transport's frame limit. */
+#define FAST_DLOG_MAX (64ull << 20)
+
+static uint64_t fast_dlog_limit(const raft *r)
+{
+    uint64_t limit = r->cfg.max_uncommitted_bytes;
+    return limit != 0 && limit < FAST_DLOG_MAX ? limit : FAST_DLOG_MAX;
+}
+
 int raft_fast_accept(raft *r, const void *data, uint32_t len, raft_fast_ack *ack)
 {
     if (!r->cfg.fast_path || len < RAFT_FAST_HEADER || data == NULL)
@@ -1936,13 +1950,17 @@ int raft_fast_accept(raft *r, const void *data, uint32_t len, raft_fast_ack *ack
         return RAFT_ENOLEADER;
     if (leading && r->fast_recovering)
         return RAFT_EBUSY;
+    /* A configuration change in flight: a write acknowledged by the new voters alone could be
+     * missing from the d-log of a voter the change removes, and a leader elected in the old
+     * configuration would not recover it (found by review: seeds 101193, 306760). */
+    if (leading && r->conf_index > r->commit && !BUG(r, RAFT_BUG_FAST_CONF_CHANGE))
+        return RAFT_EBUSY;
     if (leading && r->cfg.max_uncommitted_bytes && r->uncommitted_bytes > 0 &&
         r->uncommitted_bytes + len > r->cfg.max_uncommitted_bytes)
         return RAFT_EBUSY;
     /* A follower's d-log empties only as writes commit: writes nobody orders (a client sending
      * to followers only) must not fill its memory. */
-    if (r->cfg.max_uncommitted_bytes && r->dlog_bytes > 0 &&
-        r->dlog_bytes + len > r->cfg.max_uncommitted_bytes)
+    if (r->dlog_bytes > 0 && r->dlog_bytes + len > fast_dlog_limit(r))
         return RAFT_EBUSY;
     raft_entry e = {.term = r->term, .type = RAFT_ENTRY_FAST, .len = len, .data = data};
     if (fast_push(&r->dlog, &e) != RAFT_OK)

@@ -275,6 +275,7 @@ enum {
     RAFT_BUG_FAST_NO_RECOVERY = 1u << 8,  /* a new leader recovers no d-log entry */
     RAFT_BUG_FAST_READ_COMMIT = 1u << 9,  /* read index = commit, ignoring fast entries */
     RAFT_BUG_FAST_PROPOSE_EARLY = 1u << 10, /* take proposals while recovering d-logs */
+    RAFT_BUG_FAST_CONF_CHANGE = 1u << 11,   /* take fast writes while a change is uncommitted */
 };
 
 typedef struct raft_config {
@@ -383,8 +384,9 @@ typedef struct raft_fast_ack {
 
 /* Takes a fast write: data (len >= RAFT_FAST_HEADER, copied) = header + command. RAFT_EINVAL:
  * the fast path is off or the header is missing; RAFT_ENOLEADER: no leader known in this term (a
- * candidate, a node just restarted); RAFT_EBUSY: a leader still recovering, too many uncommitted
- * bytes, or a d-log holding max_uncommitted_bytes already; RAFT_ETOOBIG. */
+ * candidate, a node just restarted); RAFT_EBUSY: a leader still recovering or with a
+ * configuration change uncommitted, too many uncommitted bytes, or a d-log full (the smaller of
+ * max_uncommitted_bytes and 64 MiB: it travels in one message); RAFT_ETOOBIG. */
 int raft_fast_accept(raft *r, const void *data, uint32_t len, raft_fast_ack *ack);
 
 /* Asks for a linearizable read. On a leader the confirming heartbeat round leaves with the next

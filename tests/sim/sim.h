@@ -296,6 +296,7 @@ typedef struct sim_fast_op {
     uint64_t seq;
     uint64_t start;
     uint64_t done_at;  /* virtual time it completed; 0 = not (yet) */
+    raft_term done_term; /* the term of the acknowledgements that completed it */
     raft_index applied; /* first index it was applied at, anywhere; 0 = not yet */
     struct {
         raft_term term;
@@ -360,7 +361,7 @@ typedef struct sim_options {
     bool process_exits;    /* a node stopped by a disk error keeps its unsynced writes on half
                               the stops (no power loss) */
     bool no_storage_workarounds; /* reproduce the storage bug sim_disk.c works around */
-    bool fast;  /* the fast path on every seed without membership changes (else a third) */
+    bool fast;  /* the fast path on every seed (else on a third) */
     bool trace;
     bool demo;
     uint32_t fault_ticks;    /* length of the fault phase */

@@ -20,7 +20,7 @@
  *    duplicate); when a write is first applied anywhere, no write that had completed before it
  *    started may still be unapplied;
  *  - when a leader appends a new write (a proposal or a fast write), every completed write not
- *    applied anywhere yet must already be in its log;
+ *    applied anywhere yet, completed in its term or an earlier one, must already be in its log;
  *  - stale-read: a read returns a state holding every fast write completed before it started;
  *  - at the end of a run that converged, every completed fast write was applied.
  */
@@ -217,6 +217,7 @@ void sim_fast_ack(sim *s, int slot, uint64_t opi, const raft_fast_ack *ack)
         if (!(op->acks[t].mask & (1u << (conf->voters[v] - 1))))
             return;
     op->done_at = s->now;
+    op->done_term = ack->term;
     s->fast_stats.completed++;
     if (op->seq > s->fast_done_seq[op->session - 1])
         s->fast_done_seq[op->session - 1] = op->seq;
@@ -291,7 +292,10 @@ void sim_fast_check_leader_append(sim *s, int slot, const char *what)
     raft *r = s->nodes[slot].r;
     for (size_t i = 0; i < s->n_fast_unapplied; i++) {
         const sim_fast_op *w = &s->fast_ops[s->fast_unapplied[i]];
-        if (w->applied == 0 && w->done_at != 0 && w->done_at < s->now && !in_log(r, w))
+        /* A leader of an older term (deposed, not knowing it) cannot have it; its appends never
+         * commit over the newer term's leader. */
+        if (w->applied == 0 && w->done_at != 0 && w->done_at < s->now &&
+            raft_get_term(r) >= w->done_term && !in_log(r, w))
             sim_violation(s, SIM_CHECK_FAST,
                           "leader node %d (term %llu) appends %s while fast write %u/%llu, "
                           "completed at t=%.3fs, is neither applied nor in its log",

@@ -47,6 +47,7 @@ static const struct {
     {"FAST_NO_RECOVERY", RAFT_BUG_FAST_NO_RECOVERY, 0},
     {"FAST_READ_COMMIT", RAFT_BUG_FAST_READ_COMMIT, 0},
     {"FAST_PROPOSE_EARLY", RAFT_BUG_FAST_PROPOSE_EARLY, 0},
+    {"FAST_CONF_CHANGE", RAFT_BUG_FAST_CONF_CHANGE, 0},
     {"LYING_FSYNC", 0, SIM_BUG_LYING_FSYNC},
 };
 
@@ -84,7 +85,7 @@ static void usage(void)
             "profiles: calm lossy partitions crashes everything churn\n"
             "checks: election-safety log-matching leader-completeness state-machine-safety\n"
             "        commit-monotonic stale-read liveness contract durability fast-path\n"
-            "--fast: the fast path on every seed without membership changes (else a third)\n",
+            "--fast: the fast path on every seed (else on a third)\n",
             SIM_PROGRAM, SIM_PROGRAM, SIM_PROGRAM);
 }
 
