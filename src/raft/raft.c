@@ -2168,6 +2168,24 @@ size_t raft_fast_dlog(const raft *r, const raft_entry **entries)
     return r->dlog.len;
 }
 
+size_t raft_fast_prune(raft *r, bool (*done)(void *ctx, uint64_t session, uint64_t seq),
+                       void *ctx)
+{
+    size_t kept = 0, before = r->dlog.len;
+    for (size_t i = 0; i < r->dlog.len; i++) {
+        raft_entry *e = &r->dlog.items[i];
+        uint64_t session, seq;
+        if (raft_fast_id(e, &session, &seq) && done(ctx, session, seq)) {
+            r->dlog_bytes -= e->len;
+            free((void *)e->data);
+        } else {
+            r->dlog.items[kept++] = *e;
+        }
+    }
+    r->dlog.len = kept;
+    return before - kept;
+}
+
 bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out)
 {
     if (r->role != RAFT_LEADER)

@@ -479,5 +479,12 @@ size_t raft_fast_pending(const raft *r);
 /* The d-log itself, in the order taken (for rewriting the stored one): *entries is valid until
  * the next mutating call. */
 size_t raft_fast_dlog(const raft *r, const raft_entry **entries);
+/* Drops the d-log entries for which done(ctx, session, seq) says the state machine is past
+ * them (it applied that seq of the session or a later one: the write is in the log for good, or
+ * its client gave up on it), e.g. writes a follower took that no leader ordered yet, or writes
+ * a snapshot covered. Returns how many were dropped. The stored d-log sheds them at its next
+ * rewrite. */
+size_t raft_fast_prune(raft *r, bool (*done)(void *ctx, uint64_t session, uint64_t seq),
+                       void *ctx);
 
 #endif /* RAFTKV_RAFT_H */

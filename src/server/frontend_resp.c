@@ -354,7 +354,7 @@ static void dispatch_member(fe_session *s, const proto_resp_cmd *cmd)
 
 #define FSET_USAGE "-ERR usage: RAFTKV.FSET <session> <seq> <key> <value>\r\n"
 
-/* Sessions never expire yet (docs/NILEXT.md, rule 9): a bound on how many may be opened. */
+/* Sessions never expire yet (docs/NILEXT.md, rule 10): a bound on how many may be opened. */
 #define FAST_MAX_SESSIONS 100000
 #define FAST_MAX_SEQ 9999999999999999ull /* 16 digits */
 

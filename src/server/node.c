@@ -681,10 +681,20 @@ static void answer_reads(node *n)
     fire_all(n);
 }
 
+/* Past it: this seq of the session, or a later one, is applied (raft_fast_prune). A session the
+ * state machine does not know yet is kept: the leader may know it. */
+static bool fast_applied(void *ctx, uint64_t session, uint64_t seq)
+{
+    uint64_t last;
+    return kv_session_seq(ctx, session, &last) && seq <= last;
+}
+
 static void sweep_cb(uv_timer_t *timer)
 {
     node *n = timer->data;
     uint64_t now = uv_now(n->loop);
+    if (n->cfg.fast_path && raft_fast_pending(n->r) > 0)
+        raft_fast_prune(n->r, fast_applied, n->kv);
     pending_list *lists[2] = {&n->writes, &n->reads};
     for (int i = 0; i < 2; i++)
         for (pending *p = lists[i]->head, *next; p != NULL; p = next) {

@@ -343,6 +343,35 @@ static void readWaitsForItsFastEntryToCommit(void **state)
     raft_free(r);
 }
 
+static bool session_one_past(void *ctx, uint64_t session, uint64_t seq)
+{
+    (void)ctx;
+    return session == 1 && seq <= 2;
+}
+
+/* Entries a follower took that no leader ordered leave its d-log once the caller says the
+ * state machine is past them. */
+static void pruneDropsWhatTheStateMachineIsPast(void **state)
+{
+    (void)state;
+    fx f;
+    raft_config cfg = fast_cfg();
+    fx_init(&f, 3, &cfg);
+    assert_int_equal(fx_elect(&f, 1), 1);
+    raft_fast_ack ack;
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        assert_int_equal(accept_on(&f, 2, 1, seq, &ack), RAFT_OK); /* node 2 only */
+    assert_int_equal(accept_on(&f, 2, 4, 1, &ack), RAFT_OK);
+    assert_int_equal(raft_fast_pending(fx_r(&f, 2)), 4);
+    assert_int_equal(raft_fast_prune(fx_r(&f, 2), session_one_past, NULL), 2);
+    assert_int_equal(raft_fast_pending(fx_r(&f, 2)), 2);
+    const raft_entry *left;
+    assert_int_equal(raft_fast_dlog(fx_r(&f, 2), &left), 2);
+    uint64_t s1, q1;
+    assert_true(raft_fast_id(&left[0], &s1, &q1) && s1 == 1 && q1 == 3);
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +382,7 @@ int main(void)
         cmocka_unit_test(readIndexCoversAcknowledgedFastWrites),
         cmocka_unit_test(noFastWriteDuringAConfigurationChange),
         cmocka_unit_test(readWaitsForItsFastEntryToCommit),
+        cmocka_unit_test(pruneDropsWhatTheStateMachineIsPast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
