@@ -328,7 +328,8 @@ static void conn_close(bench *b, conn *c, const char *why)
         count_error(b, "lost", f->preload);
         timeline_add(b, now_ns(), false);
     }
-    if (why) count_error(b, why, false);
+    /* --fast: the write the connection was part of counts once, as "incomplete" (fast_lost). */
+    if (why && !b->opt.fast) count_error(b, why, false);
     c->ring_head = c->ring_count = 0;
     if (c->fd >= 0) {
         epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL);
