@@ -1151,6 +1151,18 @@ static void handle_closed_cb(uv_handle_t *h)
     n->open_handles--;
 }
 
+/* node_start's way out once the storage is open: frees what it built, returns -1. */
+static int start_failed(node *n, storage_loaded *loaded, raft_entry *fast)
+{
+    free(fast);
+    dlog_close(n->dl);
+    storage_loaded_free(loaded);
+    storage_close(n->st);
+    kv_store_free(n->kv);
+    free(n);
+    return -1;
+}
+
 int node_start(uv_loop_t *loop, const config *cfg, node **out)
 {
     node *n = calloc(1, sizeof *n);
@@ -1218,13 +1230,7 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
         }
         if (why != NULL) {
             log_printf("cannot open the d-log %s: %s", dpath, why);
-            free(fast);
-            dlog_close(n->dl);
-            storage_loaded_free(&loaded);
-            storage_close(n->st);
-            kv_store_free(n->kv);
-            free(n);
-            return -1;
+            return start_failed(n, &loaded, fast);
         }
         uint64_t at, cut = dlog_cut(n->dl, &at);
         if (cut > 0)
@@ -1242,15 +1248,8 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
                    cfg->test_disk_fault);
         disk_fault_wrap(&n->disk_fault, &n->disk_vfs);
     }
-    if (loaded.snapshot.index != 0 && node_snap_load(n, loaded.snapshot.index) != 0) {
-        free(fast);
-        dlog_close(n->dl);
-        storage_loaded_free(&loaded);
-        storage_close(n->st);
-        kv_store_free(n->kv);
-        free(n);
-        return -1;
-    }
+    if (loaded.snapshot.index != 0 && node_snap_load(n, loaded.snapshot.index) != 0)
+        return start_failed(n, &loaded, fast);
 
     raft_config rc_cfg;
     raft_config_default(&rc_cfg);

@@ -25,7 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import Resp, RespError, info  # noqa: E402
 from peers import write_peers  # noqa: E402
-from harness import Harness  # noqa: E402
+from harness import Harness, resp_call  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 H = Harness("raftkv-fast-", log_tail=3000)
@@ -65,13 +65,7 @@ def main():
         return int(lead) if lead and lead.isdigit() and int(lead) in nodes else None
 
     def call(i, *args):
-        c = Resp(port(i), timeout=10)
-        try:
-            return c.call(*args)
-        except RespError as e:
-            return "ERR:" + str(e)
-        finally:
-            c.close()
+        return resp_call(port(i), *args, timeout=10)
 
     def burst(nodes, session, first_seq, keys, values):
         """Sends FSETs seq first_seq.. to every node in `nodes`, pipelined; returns the seqs

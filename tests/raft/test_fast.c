@@ -67,6 +67,16 @@ static raft_index last_barrier(raft *r)
     return 0;
 }
 
+/* Node 1 of voters 1..3, fast path on, one entry of term 1 in its log. */
+static raft *fast_core(void)
+{
+    raft_config cfg = cx_config(1, 3);
+    cfg.fast_path = true;
+    raft_hard_state hs = {.term = 1};
+    raft_term terms[] = {1};
+    return cx_new(&cfg, terms, 1, hs);
+}
+
 /* Every voter takes it; the leader puts it in its log at once, the followers in their d-logs;
  * the acks agree on the term and name the leader; it commits everywhere, once, and leaves every
  * d-log. */
@@ -184,11 +194,7 @@ static void newLeaderRecoversWhatEveryAnswerHolds(void **state)
 static void leaderWaitsForTheMajoritysDlogs(void **state)
 {
     (void)state;
-    raft_config cfg = cx_config(1, 3);
-    cfg.fast_path = true;
-    raft_hard_state hs = {.term = 1};
-    raft_term terms[] = {1};
-    raft *r = cx_new(&cfg, terms, 1, hs);
+    raft *r = fast_core();
     /* As a follower of term 1 it took two writes (a then b). */
     raft_msg beat = cx_msg(RAFT_MSG_HEARTBEAT, 2, 1, 1);
     raft_step(r, &beat);
@@ -298,11 +304,7 @@ static void noFastWriteDuringAConfigurationChange(void **state)
 static void readWaitsForItsFastEntryToCommit(void **state)
 {
     (void)state;
-    raft_config cfg = cx_config(1, 3);
-    cfg.fast_path = true;
-    raft_hard_state hs = {.term = 1};
-    raft_term terms[] = {1};
-    raft *r = cx_new(&cfg, terms, 1, hs);
+    raft *r = fast_core();
     cx_ready *rd = malloc(sizeof *rd);
     assert_non_null(rd);
     cx_make_leader(r, rd);
