@@ -2,7 +2,8 @@
  * members.h -- the address book that membership changes replicate: where each node is (host, peer,
  * client and RESP ports). A node added with its addresses (RAFTKV.MEMBER ADD id host ports) is
  * then known to every node, to a node restarted with an old peers file, and to a node that joins
- * later from a snapshot, because the book travels in two places:
+ * later from a snapshot (once it accepts the leader: a joining node's own peers file lists every
+ * member), because the book travels in two places:
  *   - the context of every configuration entry the leader proposes (raft_propose_conf);
  *   - the head of every snapshot file the node writes (members_snap_*), ahead of the state machine.
  * A node merges what it reads into the addresses it has (members_merge): a node it already knows

@@ -152,7 +152,8 @@ void tp_on_hello(conn *c, const uint8_t *q, size_t len)
         return;
     }
     if (from == t->cfg.self || !known_peer(t, from)) {
-        tp_refuse(c, "node id %llu is not a peer in this cluster's peers file",
+        tp_refuse(c, "node id %llu is not a peer in this cluster's peers file (nor learned from "
+                     "a membership change; a joining node's peers file must list every member)",
                (unsigned long long)from);
         return;
     }
