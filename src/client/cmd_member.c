@@ -1,6 +1,7 @@
 /*
- * cmd_member.c -- `raftkv member list | add ID [HOST:PEER_PORT:CLIENT_PORT:RESP_PORT] | remove ID`:
- * RAFTKV.MEMBER over RESP.
+ * cmd_member.c -- `raftkv member list | peers | add ID [HOST:PEER_PORT:CLIENT_PORT:RESP_PORT] |
+ * remove ID`: RAFTKV.MEMBER over RESP. `peers` prints RAFTKV.MEMBER LIST as a peers file (JSON,
+ * every node the cluster knows, non-voters with "voter": false): what a joining node is given.
  *
  * Any node will do: a follower forwards ADD/REMOVE to the leader, and the reply (+OK once the
  * change is committed) comes back the same way. The nodes are tried in order until one answers.
@@ -83,6 +84,50 @@ static int split_addr(const char *text, char words[4][256])
     return 0;
 }
 
+/* RAFTKV.MEMBER LIST's lines ("ID HOST:PEER client=C resp=R voter|not-voter") as a peers file,
+ * printed only once every line parsed. 0, or -1 when one does not. */
+static int print_peers(const char *list)
+{
+    struct {
+        unsigned long long id;
+        char host[256];
+        unsigned peer, client, resp;
+        bool voter;
+    } nodes[64];
+    size_t n = 0;
+    for (const char *line = list; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[512], role[16];
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf ? len : sizeof buf - 1), line);
+        line += len + (end ? 1 : 0);
+        if (buf[0] == '(' || buf[0] == '\0')
+            continue; /* "(a change is not committed yet)" */
+        char *colon = strrchr(buf, ':');
+        char *space = strchr(buf, ' ');
+        if (n == sizeof nodes / sizeof nodes[0] || !colon || !space || colon < space ||
+            colon - space - 1 >= (long)sizeof nodes[0].host ||
+            sscanf(colon + 1, "%u client=%u resp=%u %15s", &nodes[n].peer, &nodes[n].client,
+                   &nodes[n].resp, role) != 4 ||
+            sscanf(buf, "%llu", &nodes[n].id) != 1)
+            return -1;
+        snprintf(nodes[n].host, sizeof nodes[n].host, "%.*s", (int)(colon - space - 1),
+                 space + 1);
+        nodes[n].voter = strcmp(role, "voter") == 0;
+        n++;
+    }
+    if (n == 0)
+        return -1;
+    printf("[\n");
+    for (size_t i = 0; i < n; i++)
+        printf("  {\"id\": %llu, \"host\": \"%s\", \"peer_port\": %u, \"client_port\": %u, "
+               "\"resp_port\": %u%s}%s\n", nodes[i].id, nodes[i].host, nodes[i].peer,
+               nodes[i].client, nodes[i].resp, nodes[i].voter ? "" : ", \"voter\": false",
+               i + 1 < n ? "," : "");
+    printf("]\n");
+    return 0;
+}
+
 /* Which exit code a refusal from the server means (a change refused as unsafe, or while another
  * is in progress, is 3: the cluster is not in a state to take it). */
 static int refusal_code(const char *text)
@@ -98,12 +143,13 @@ static int refusal_code(const char *text)
 
 int cli_member(const cli_opts *opts)
 {
-    bool list = opts->nargs == 1 && strcmp(opts->args[0], "list") == 0;
+    bool peers = opts->nargs == 1 && strcmp(opts->args[0], "peers") == 0;
+    bool list = (opts->nargs == 1 && strcmp(opts->args[0], "list") == 0) || peers;
     bool adding = (opts->nargs == 2 || opts->nargs == 3) && strcmp(opts->args[0], "add") == 0;
     bool change = adding || (opts->nargs == 2 && strcmp(opts->args[0], "remove") == 0);
     if (!list && !change) {
-        fprintf(stderr, "raftkv: member: expected 'list', 'add ID [HOST:PEER_PORT:CLIENT_PORT:"
-                        "RESP_PORT]' or 'remove ID'\n(raftkv --help for usage)\n");
+        fprintf(stderr, "raftkv: member: expected 'list', 'peers', 'add ID [HOST:PEER_PORT:"
+                        "CLIENT_PORT:RESP_PORT]' or 'remove ID'\n(raftkv --help for usage)\n");
         return CLI_EXIT_USAGE;
     }
     char addr_words[4][256];
@@ -179,7 +225,17 @@ int cli_member(const cli_opts *opts)
                     nd->resp_port);
             code = refusal_code(line);
         } else if (bulk != NULL) {
-            fputs(bulk, stdout);
+            if (peers) {
+                if (print_peers(bulk) != 0) {
+                    fprintf(stderr, "raftkv: member peers: cannot read the list from %s:%u\n",
+                            nd->host, nd->resp_port);
+                    code = CLI_EXIT_UNAVAILABLE;
+                    free(bulk);
+                    break;
+                }
+            } else {
+                fputs(bulk, stdout);
+            }
             code = CLI_EXIT_OK;
         } else {
             printf("node %s %s\n", argv[2], opts->args[0][0] == 'a' ? "added" : "removed");

@@ -31,6 +31,8 @@ static const char usage_text[] =
     "  status                       table of every node (id, address, role, term, leader,\n"
     "                               commit, applied, lag) from each node's RESP INFO\n"
     "  member list                  every node the cluster knows and whether it votes\n"
+    "  member peers                 the same as a peers file (JSON): what a joining node is\n"
+    "                               given (it must list every member)\n"
     "  member add ID [HOST:PEER_PORT:CLIENT_PORT:RESP_PORT] | remove ID\n"
     "                               make node ID a voter, or no longer one; answered once the\n"
     "                               change is committed. A node no peers file lists needs its\n"

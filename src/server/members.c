@@ -33,8 +33,9 @@ bool members_peer_valid(const node_peer *p)
     if (len == 0 || len > 255)
         return false;
     for (size_t i = 0; i < len; i++)
-        if ((unsigned char)p->host[i] <= ' ' || (unsigned char)p->host[i] >= 0x7f)
-            return false;
+        if ((unsigned char)p->host[i] <= ' ' || (unsigned char)p->host[i] >= 0x7f ||
+            p->host[i] == '"' || p->host[i] == '\\')
+            return false; /* printed into JSON peers files as is */
     return true;
 }
 

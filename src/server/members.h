@@ -13,7 +13,8 @@
  *
  * FORMAT (little-endian, version 1): u8 version, u8 count (1..RAFT_MAX_NODES), then per node u64
  * id (1..2^53), u16 peer_port, u16 client_port, u16 resp_port (1..65535 each), u8 host_len
- * (1..255), host_len bytes of host (no NUL, no space or control character). Ids are unique.
+ * (1..255), host_len bytes of host (no NUL, space, quote, backslash or control character). Ids
+ * are unique.
  * In a snapshot the book is framed: u32 magic "RKVM", u32 book length, the book, u32 CRC32C of
  * the book. A snapshot that does not start with that magic (written before version 1) starts with
  * the state machine's own header, which has another magic.
@@ -39,7 +40,7 @@
 #define MEMBERS_SNAP_MAGIC 0x4d564b52u /* "RKVM" */
 
 /* Whether p is a valid entry of a book: id 1..2^53, ports 1..65535, a host of 1..255 printable
- * characters without spaces. */
+ * characters without spaces, quotes or backslashes. */
 bool members_peer_valid(const node_peer *p);
 
 /* Encodes n peers (1..RAFT_MAX_NODES, each valid, ids unique) into buf. Returns the length, or 0

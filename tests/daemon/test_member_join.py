@@ -150,8 +150,15 @@ def main():
         check(code == 2 and "known at another address" in err,
               "add 4 at another address: %d %r" % (code, err))
 
-        # 3. node 5 joins (its file lists every member: the leader may be node 4, which nodes 1-3
-        # know only from the log); nodes 1-3 learn it from the change
+        # 3. node 5 joins with a peers file from `raftkv member peers` (every member: the leader
+        # may be node 4, which nodes 1-3 know only from the log) plus itself as a spare
+        code, out, err = cli("member", "peers")
+        check(code == 0, "member peers: %d %r" % (code, err))
+        listed = json.loads(out)
+        check([p["id"] for p in listed] == [1, 2, 3, 4] and listed[3] == every[3],
+              "member peers printed %r" % (listed,))
+        with open(files[5], "w") as f:
+            json.dump(listed + [dict(every[4], voter=False)], f)
         start(5)
         code, out, err = cli("member", "add", "5", addr(5))
         check(code == 0, "add 5: %d %r %r" % (code, out, err))
