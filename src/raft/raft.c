@@ -254,6 +254,29 @@ static raft_term last_term(const raft *r)
     return raft_log_term(&r->log, raft_log_last(&r->log));
 }
 
+/* entries copied into one block (array, then data): what a message or a Ready hands out. NULL
+ * when out of memory. */
+static raft_entry *entries_block(const raft_entry *entries, size_t n)
+{
+    size_t bytes = n * sizeof(raft_entry);
+    for (size_t i = 0; i < n; i++)
+        bytes += entries[i].len;
+    raft_entry *block = malloc(bytes);
+    if (!block)
+        return NULL;
+    uint8_t *data = (uint8_t *)(block + n);
+    for (size_t i = 0; i < n; i++) {
+        block[i] = entries[i];
+        block[i].data = NULL;
+        if (entries[i].len > 0) {
+            memcpy(data, entries[i].data, entries[i].len);
+            block[i].data = data;
+            data += entries[i].len;
+        }
+    }
+    return block;
+}
+
 /* Queues a message; the entries given are copied into one block owned by the message. */
 static void send(raft *r, raft_msg m, const raft_entry *entries, uint32_t n_entries)
 {
@@ -263,24 +286,9 @@ static void send(raft *r, raft_msg m, const raft_entry *entries, uint32_t n_entr
     m.n_entries = 0;
     m.entries = NULL;
     if (n_entries > 0) {
-        size_t bytes = n_entries * sizeof(raft_entry);
-        for (uint32_t i = 0; i < n_entries; i++)
-            bytes += entries[i].len;
-        raft_entry *block = malloc(bytes);
-        if (!block)
+        m.entries = entries_block(entries, n_entries);
+        if (!m.entries)
             return; /* as if the network lost it: Raft retries */
-        uint8_t *data = (uint8_t *)(block + n_entries);
-        for (uint32_t i = 0; i < n_entries; i++) {
-            block[i] = entries[i];
-            if (entries[i].len > 0) {
-                memcpy(data, entries[i].data, entries[i].len);
-                block[i].data = data;
-                data += entries[i].len;
-            } else {
-                block[i].data = NULL;
-            }
-        }
-        m.entries = block;
         m.n_entries = n_entries;
     }
     if (VEC_PUSH(r->msgs, m) != RAFT_OK)
@@ -1573,7 +1581,6 @@ size_t raft_take_reads(raft *r, raft_read_state **reads)
 }
 
 static void fast_vec_clear(entry_vec *v);
-static raft_entry *fast_block(const raft_entry *entries, size_t n);
 
 void raft_ready_get(raft *r, raft_ready *rd)
 {
@@ -1619,7 +1626,7 @@ void raft_ready_get(raft *r, raft_ready *rd)
         r->handed_hs = rd->hard_state;
     }
     if (r->dlog_new.len > 0) {
-        own->fast = fast_block(r->dlog_new.items, r->dlog_new.len);
+        own->fast = entries_block(r->dlog_new.items, r->dlog_new.len);
         if (own->fast) {
             rd->fast = own->fast;
             rd->n_fast = r->dlog_new.len;
@@ -1740,27 +1747,6 @@ static void fast_vec_clear(entry_vec *v)
     for (size_t i = 0; i < v->len; i++)
         free((void *)v->items[i].data);
     v->len = 0;
-}
-
-/* entries copied into one block (array, then data), as a Ready hands them out. */
-static raft_entry *fast_block(const raft_entry *entries, size_t n)
-{
-    size_t bytes = n * sizeof(raft_entry);
-    for (size_t i = 0; i < n; i++)
-        bytes += entries[i].len;
-    raft_entry *block = malloc(bytes);
-    if (!block)
-        return NULL;
-    uint8_t *data = (uint8_t *)(block + n);
-    for (size_t i = 0; i < n; i++) {
-        block[i] = entries[i];
-        if (entries[i].len > 0) {
-            memcpy(data, entries[i].data, entries[i].len);
-            block[i].data = data;
-            data += entries[i].len;
-        }
-    }
-    return block;
 }
 
 /* Removes from v every entry for which drop(entry, arg) holds, keeping the order; returns the
@@ -1897,10 +1883,10 @@ static void fast_recovery_finish(raft *r)
     if (!r->fast_recovering)
         return;
     size_t answered = 0, first = RAFT_MAX_NODES;
+    int self = voter_slot(r, r->cfg.id);
     for (uint32_t i = 0; i < r->conf.n_voters; i++)
         if (r->fast_answered[i]) {
             answered++;
-            int self = voter_slot(r, r->cfg.id);
             if (first == RAFT_MAX_NODES || (int)i == self)
                 first = i; /* our own order when we vote, else the first answer's */
         }

@@ -24,6 +24,14 @@ static raft_config fast_cfg(void)
     return cfg;
 }
 
+/* Three nodes, fast path on, node 1 leading (its recovery done). */
+static void start_fast(fx *f)
+{
+    raft_config cfg = fast_cfg();
+    fx_init(f, 3, &cfg);
+    assert_int_equal(fx_elect(f, 1), 1);
+}
+
 /* A fast write's data: header (session, seq) and a short command. */
 static uint32_t write_data(uint8_t *buf, uint64_t session, uint64_t seq, const char *cmd)
 {
@@ -84,9 +92,7 @@ static void everyVoterTakesItAndItCommitsOnce(void **state)
 {
     (void)state;
     fx f;
-    raft_config cfg = fast_cfg();
-    fx_init(&f, 3, &cfg);
-    assert_int_equal(fx_elect(&f, 1), 1);
+    start_fast(&f);
     assert_true(last_barrier(fx_r(&f, 1)) > 0); /* a leader's recovery ends with a barrier */
     raft_fast_ack acks[4];
     for (int id = 1; id <= 3; id++)
@@ -152,9 +158,7 @@ static void newLeaderRecoversWhatEveryAnswerHolds(void **state)
 {
     (void)state;
     fx f;
-    raft_config cfg = fast_cfg();
-    fx_init(&f, 3, &cfg);
-    assert_int_equal(fx_elect(&f, 1), 1);
+    start_fast(&f);
     raft_fast_ack ack;
     fx_isolate(&f, 1, true);
     for (int id = 1; id <= 3; id++) {
@@ -249,9 +253,7 @@ static void readIndexCoversAcknowledgedFastWrites(void **state)
 {
     (void)state;
     fx f;
-    raft_config cfg = fast_cfg();
-    fx_init(&f, 3, &cfg);
-    assert_int_equal(fx_elect(&f, 1), 1);
+    start_fast(&f);
     fx_tick_all(&f, 2);
     raft *l = fx_r(&f, 1);
     raft_index commit = raft_commit_index(l);
@@ -281,9 +283,7 @@ static void noFastWriteDuringAConfigurationChange(void **state)
 {
     (void)state;
     fx f;
-    raft_config cfg = fast_cfg();
-    fx_init(&f, 3, &cfg);
-    assert_int_equal(fx_elect(&f, 1), 1);
+    start_fast(&f);
     fx_tick_all(&f, 2);
     raft_fast_ack ack;
     f.cut[1][2] = f.cut[1][3] = true; /* the change cannot commit */
@@ -357,9 +357,7 @@ static void pruneDropsWhatTheStateMachineIsPast(void **state)
 {
     (void)state;
     fx f;
-    raft_config cfg = fast_cfg();
-    fx_init(&f, 3, &cfg);
-    assert_int_equal(fx_elect(&f, 1), 1);
+    start_fast(&f);
     raft_fast_ack ack;
     for (uint64_t seq = 1; seq <= 3; seq++)
         assert_int_equal(accept_on(&f, 2, 1, seq, &ack), RAFT_OK); /* node 2 only */

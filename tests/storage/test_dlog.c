@@ -24,6 +24,15 @@ static raft_entry entry(raft_term term, const char *text)
                         .data = (const uint8_t *)text};
 }
 
+/* An empty fault-injecting disk holding the directory DIR. */
+static vfs *fresh_disk(uint64_t seed)
+{
+    vfs *v = vfs_fault_new(seed);
+    assert_non_null(v);
+    assert_int_equal(v->mkdir(v, DIR), 0);
+    return v;
+}
+
 static dlog *reopen(vfs *v, raft_entry **got, size_t *n)
 {
     dlog *d = NULL;
@@ -46,8 +55,7 @@ static void expect(const raft_entry *got, size_t n, const raft_entry *want, size
 static void appendsDropsAndCrashes(void **state)
 {
     (void)state;
-    vfs *v = vfs_fault_new(1);
-    assert_int_equal(v->mkdir(v, DIR), 0);
+    vfs *v = fresh_disk(1);
     raft_entry *got;
     size_t n;
     dlog *d = reopen(v, &got, &n);
@@ -75,8 +83,7 @@ static void tornTailIsCutMiddleDamageIsRefused(void **state)
     (void)state;
     /* A torn append: written without a sync, then a torn power loss. */
     for (uint64_t seed = 1; seed <= 40; seed++) {
-        vfs *v = vfs_fault_new(seed);
-        assert_int_equal(v->mkdir(v, DIR), 0);
+        vfs *v = fresh_disk(seed);
         raft_entry *got;
         size_t n;
         dlog *d = reopen(v, &got, &n);
@@ -94,8 +101,7 @@ static void tornTailIsCutMiddleDamageIsRefused(void **state)
         vfs_fault_free(v);
     }
     /* A flipped bit in the first of two records: refused, naming the offset. */
-    vfs *v = vfs_fault_new(7);
-    assert_int_equal(v->mkdir(v, DIR), 0);
+    vfs *v = fresh_disk(7);
     raft_entry *got;
     size_t n;
     dlog *d = reopen(v, &got, &n);
@@ -111,8 +117,7 @@ static void tornTailIsCutMiddleDamageIsRefused(void **state)
 
     /* A damaged LENGTH field (pointing past the end) in the first of three records is not a
      * torn tail: valid records follow it (a review found this one cut everything). */
-    v = vfs_fault_new(8);
-    assert_int_equal(v->mkdir(v, DIR), 0);
+    v = fresh_disk(8);
     d = reopen(v, &got, &n);
     raft_entry three[3] = {entry(1, "one"), entry(1, "two"), entry(1, "three")};
     assert_int_equal(dlog_append(d, three, 3, 0), DLOG_OK);
@@ -127,8 +132,7 @@ static void tornTailIsCutMiddleDamageIsRefused(void **state)
 static void zeroTailIsTorn(void **state)
 {
     (void)state;
-    vfs *v = vfs_fault_new(9);
-    assert_int_equal(v->mkdir(v, DIR), 0);
+    vfs *v = fresh_disk(9);
     raft_entry *got;
     size_t n;
     dlog *d = reopen(v, &got, &n);
@@ -157,8 +161,7 @@ static void zeroTailIsTorn(void **state)
 static void rewriteKeepsExactlyTheLiveEntries(void **state)
 {
     (void)state;
-    vfs *v = vfs_fault_new(3);
-    assert_int_equal(v->mkdir(v, DIR), 0);
+    vfs *v = fresh_disk(3);
     raft_entry *got;
     size_t n;
     dlog *d = reopen(v, &got, &n);
