@@ -109,6 +109,7 @@ int members_decode(const uint8_t *buf, size_t len, node_peer *out, uint32_t *n, 
         memcpy(p->host, buf + off + 15, hl);
         p->host[hl] = '\0';
         p->spare = true;
+        p->learned = true;
         if (strlen(p->host) != hl || !members_peer_valid(p)) { /* a NUL would shorten the host */
             snprintf(err, errlen, "members: node %u at offset %zu: id %llu, ports %u/%u/%u or "
                      "host not valid", i, off, (unsigned long long)p->id, p->peer_port,
@@ -159,6 +160,7 @@ int members_merge(node_peer *into, uint32_t *n_into, const node_peer *from, uint
         }
         into[at] = from[i];
         into[at].spare = true;
+        into[at].learned = true;
         (*n_into)++;
         if (added != NULL)
             added[count] = into[at];

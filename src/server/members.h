@@ -8,8 +8,12 @@
  *   - the head of every snapshot file the node writes (members_snap_*), ahead of the state machine.
  * A node merges what it reads into the addresses it has (members_merge): a node it already knows
  * keeps the address its own peers file gives (the local file wins; host names are resolved at
- * every dial anyway), an unknown one is added. Nothing is ever forgotten: a removed node stays
- * known, as a non-voter, and may be added back.
+ * every dial anyway), an unknown one is added, and one learned earlier from a book takes the
+ * newer book's address. Only the voters of the configuration a book comes with are taken from it,
+ * and a node forgets every node it learned from a book once a committed configuration leaves it
+ * out (forget_outside in node.c; the nodes of its own peers file stay): such a removed node's id
+ * may be added back, at another address, and the 16 nodes a configuration holds are 16 at a time,
+ * not 16 ever.
  *
  * FORMAT (little-endian, version 1): u8 version, u8 count (1..RAFT_MAX_NODES), then per node u64
  * id (1..2^53), u16 peer_port, u16 client_port, u16 resp_port (1..65535 each), u8 host_len
@@ -47,14 +51,14 @@ bool members_peer_valid(const node_peer *p);
  * when they are not encodable or cap is too small. The spare flag is not encoded. */
 size_t members_encode(const node_peer *peers, uint32_t n, uint8_t *buf, size_t cap);
 
-/* Decodes a book into out (RAFT_MAX_NODES slots), every peer marked spare (a book says where a
- * node is, not whether it votes). 0, or -1 with the reason in err. */
+/* Decodes a book into out (RAFT_MAX_NODES slots), every peer marked spare and learned (a book
+ * says where a node is, not whether it votes). 0, or -1 with the reason in err. */
 int members_decode(const uint8_t *buf, size_t len, node_peer *out, uint32_t *n, char *err,
                    size_t errlen);
 
 /* Adds to into (*n_into peers, kept in id order, RAFT_MAX_NODES slots) each peer of from whose id
- * is not there yet, as a spare, and copies the ones added to added (RAFT_MAX_NODES slots, may be
- * NULL). Returns how many were added, or -1 (nothing added) when they would not fit. */
+ * is not there yet, as a learned spare, and copies the ones added to added (RAFT_MAX_NODES slots,
+ * may be NULL). Returns how many were added, or -1 (nothing added) when they would not fit. */
 int members_merge(node_peer *into, uint32_t *n_into, const node_peer *from, uint32_t n_from,
                   node_peer *added);
 

@@ -197,10 +197,47 @@ static void conf_text(const raft_conf *c, char *buf, size_t cap)
         snprintf(buf, cap, "(none)");
 }
 
-void node_learn(node *n, const node_peer *book, uint32_t count, const char *source)
+static bool same_address(const node_peer *a, const node_peer *b)
 {
-    node_peer added[RAFT_MAX_NODES];
-    int fresh = members_merge(n->cfg.peers, &n->cfg.n_peers, book, count, added);
+    return strcmp(a->host, b->host) == 0 && a->peer_port == b->peer_port &&
+           a->client_port == b->client_port && a->resp_port == b->resp_port;
+}
+
+void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf *voters,
+                const char *source)
+{
+    node_peer take[RAFT_MAX_NODES], added[RAFT_MAX_NODES];
+    uint32_t nt = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        const node_peer *b = &book[i];
+        /* A non-voter's address is nothing this node needs, and it may be long gone: taking it
+         * would bring a forgotten node back. */
+        if (b->id == n->cfg.id || !raft_conf_has(voters, b->id))
+            continue;
+        node_peer *known = NULL;
+        for (uint32_t k = 0; k < n->cfg.n_peers; k++)
+            if (n->cfg.peers[k].id == b->id)
+                known = &n->cfg.peers[k];
+        if (known == NULL) {
+            take[nt++] = *b;
+            continue;
+        }
+        if (!known->learned || same_address(known, b))
+            continue; /* this node's peers file wins over any book */
+        log_printf("node %" PRIu64 " moved from %s (peer %u, client %u, resp %u) to %s (peer %u, "
+                   "client %u, resp %u), from %s", b->id, known->host, known->peer_port,
+                   known->client_port, known->resp_port, b->host, b->peer_port, b->client_port,
+                   b->resp_port, source);
+        snprintf(known->host, sizeof known->host, "%s", b->host);
+        known->peer_port = b->peer_port;
+        known->client_port = b->client_port;
+        known->resp_port = b->resp_port;
+        if (n->tp != NULL) {
+            transport_remove_peer(n->tp, b->id);
+            transport_add_peer(n->tp, known);
+        }
+    }
+    int fresh = members_merge(n->cfg.peers, &n->cfg.n_peers, take, nt, added);
     if (fresh < 0) {
         log_printf("%s names more nodes than the %d this build knows at once: the new ones are "
                    "ignored", source, RAFT_MAX_NODES);
@@ -215,8 +252,46 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const char *sour
     }
 }
 
-void node_learn_entries(node *n, const raft_entry *entries, size_t count)
+/* Forgets every node learned from a book that conf (committed at index at) leaves out: no leader
+ * will replicate to it again, its connections are closed and its handshakes refused, and its id
+ * may be added back at another address. Without this a cluster that replaces nodes would run out
+ * of the RAFT_MAX_NODES slots after 16 ids. The nodes of this node's own peers file stay: the
+ * file is the operator's word, and bounded (a removed one is dialed, and told its removal when
+ * it campaigns, as before). */
+static void forget_outside(node *n, const raft_conf *conf, raft_index at)
 {
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n->cfg.n_peers; i++) {
+        node_peer p = n->cfg.peers[i];
+        if (!p.learned || p.id == n->cfg.id || raft_conf_has(conf, p.id)) {
+            n->cfg.peers[kept++] = p;
+            continue;
+        }
+        log_printf("forgot node %" PRIu64 " at %s (peer %u): the configuration committed at "
+                   "index %" PRIu64 " leaves it out", p.id, p.host, p.peer_port, at);
+        if (n->tp != NULL)
+            transport_remove_peer(n->tp, p.id);
+    }
+    n->cfg.n_peers = kept;
+}
+
+/* forget_outside for the configuration in force once it is committed (an uncommitted one may be
+ * truncated, and the one before it needs its voters back). */
+static void forget_if_committed(node *n)
+{
+    raft_index at = raft_conf_index(n->r);
+    if (at == n->forgot_at || at > raft_commit_index(n->r))
+        return;
+    n->forgot_at = at;
+    forget_outside(n, raft_get_conf(n->r), at);
+}
+
+void node_learn_entries(node *n, const raft_entry *entries, size_t count, raft_index commit)
+{
+    size_t last_conf = SIZE_MAX;
+    for (size_t i = 0; i < count; i++)
+        if (entries[i].type == RAFT_ENTRY_CONFIG)
+            last_conf = i;
     for (size_t i = 0; i < count; i++) {
         const raft_entry *e = &entries[i];
         if (e->type != RAFT_ENTRY_CONFIG)
@@ -227,15 +302,20 @@ void node_learn_entries(node *n, const raft_entry *entries, size_t count)
         node_peer book[RAFT_MAX_NODES];
         uint32_t nb = 0;
         char err[160] = "", source[80];
-        if (raft_codec_conf_decode(e->data, e->len, &conf, &ctx, &ctx_len, err, sizeof err) != 0 ||
-            ctx_len == 0)
-            continue; /* the core checked the entry; no book (an older leader): nothing to learn */
+        if (raft_codec_conf_decode(e->data, e->len, &conf, &ctx, &ctx_len, err, sizeof err) != 0)
+            continue; /* the core checked the entry */
         snprintf(source, sizeof source, "the configuration entry at index %" PRIu64, e->index);
-        if (members_decode(ctx, ctx_len, book, &nb, err, sizeof err) != 0) {
+        if (ctx_len == 0)
+            nb = 0; /* no book (an older leader): nothing to learn */
+        else if (members_decode(ctx, ctx_len, book, &nb, err, sizeof err) != 0)
             log_printf("%s: %s (its addresses are ignored)", source, err);
-            continue;
-        }
-        node_learn(n, book, nb, source);
+        node_learn(n, book, nb, &conf, source);
+        /* In order, so that a log that added and removed many nodes never holds them all (a
+         * restart replays the whole log, and its commit index may be 0). A configuration entry
+         * with another one after it is committed: a leader proposes a change only once the one
+         * before it in its log is committed, and by log matching that log had this prefix. */
+        if (i != last_conf || e->index <= commit)
+            forget_outside(n, &conf, e->index);
     }
 }
 
@@ -276,7 +356,8 @@ const char *node_voters_refusal(const node *n, raft_id id, bool add, const node_
     if (known != NULL && addr != NULL &&
         (strcmp(known->host, addr->host) != 0 || known->peer_port != addr->peer_port ||
          known->client_port != addr->client_port || known->resp_port != addr->resp_port))
-        return "is known at another address (add it without one)";
+        return "is known at another address: add it without one, or to move it remove it "
+               "first (a removed node is forgotten once its removal commits)";
     if (add && raft_conf_has(c, id))
         return "is already a voter";
     if (!add && !raft_conf_has(c, id))
@@ -396,8 +477,10 @@ int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, nod
     /* Every configuration entry carries the whole address book, the new node's included: any
      * node that reads the entry can reach every member (members.h). */
     node_peer book[RAFT_MAX_NODES];
-    uint32_t nb = n->cfg.n_peers;
-    memcpy(book, n->cfg.peers, nb * sizeof book[0]);
+    uint32_t nb = 0;
+    for (uint32_t i = 0; i < n->cfg.n_peers; i++)
+        if (raft_conf_has(&next, n->cfg.peers[i].id))
+            book[nb++] = n->cfg.peers[i]; /* readers take only the voters anyway */
     if (add && addr != NULL && config_peer(&n->cfg, id) == NULL)
         members_merge(book, &nb, addr, 1, NULL);
     uint8_t ctx_buf[MEMBERS_MAX_BYTES];
@@ -798,6 +881,7 @@ static void observe(node *n)
                        : " (this node is not a voter: it follows, and never campaigns)");
         n->last_conf = *conf;
     }
+    forget_if_committed(n);
     if (n->last_role == RAFT_LEADER && role != RAFT_LEADER) {
         /* Writes already committed stay: applying answers them (a leader that removed itself
          * steps down the moment its removal commits, before applying it). */
@@ -930,7 +1014,7 @@ static void ready_done(disk_job *job)
         j->restore = NULL;
         char source[64];
         snprintf(source, sizeof source, "the snapshot at index %" PRIu64, n->rd.snapshot.index);
-        node_learn(n, j->book.peers, j->book.n, source);
+        node_learn(n, j->book.peers, j->book.n, &n->rd.snapshot.conf, source);
         n->applied_since_snapshot = 0;
         log_printf("snapshot installed: index %" PRIu64 " term %" PRIu64 " (state machine "
                    "replaced)", n->rd.snapshot.index, n->rd.snapshot.term);
@@ -966,7 +1050,7 @@ static void process_ready(node *n)
     raft_ready *rd = &n->rd;
     raft_ready_get(n->r, rd);
     n->ready_busy = true;
-    node_learn_entries(n, rd->entries, rd->n_entries);
+    node_learn_entries(n, rd->entries, rd->n_entries, raft_commit_index(n->r));
     /* Every fast write taken since the last Ready is in this one (one d-log entry each), unless the
      * core ran out of memory copying them: mark exactly as many as it carries. */
     size_t carried = rd->n_fast;
@@ -1248,7 +1332,7 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
                    cfg->test_disk_fault);
         disk_fault_wrap(&n->disk_fault, &n->disk_vfs);
     }
-    if (loaded.snapshot.index != 0 && node_snap_load(n, loaded.snapshot.index) != 0)
+    if (loaded.snapshot.index != 0 && node_snap_load(n, &loaded.snapshot) != 0)
         return start_failed(n, &loaded, fast);
 
     raft_config rc_cfg;
@@ -1284,7 +1368,7 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     if (max_entry > rc_cfg.max_entry_bytes)
         rc_cfg.max_entry_bytes = (uint32_t)max_entry;
     rc_cfg.max_uncommitted_bytes = cfg->max_uncommitted_bytes;
-    node_learn_entries(n, loaded.entries, loaded.n_entries);
+    node_learn_entries(n, loaded.entries, loaded.n_entries, loaded.hard_state.commit);
     raft_restore restore;
     storage_loaded_restore(&loaded, &restore);
     /* Fast writes the snapshot already applied are done with. */
@@ -1322,6 +1406,7 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     }
     n->last_term = raft_get_term(n->r);
     n->last_role = raft_get_role(n->r);
+    forget_if_committed(n); /* before the transport dials anyone */
 
     n->dk = disk_start(loop);
     transport_config tc = {

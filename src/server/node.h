@@ -63,6 +63,9 @@ typedef struct node_peer {
     uint16_t resp_port;   /* RESP2 */
     bool spare;           /* "voter": false -- outside the initial configuration, added later
                              with RAFTKV.MEMBER ADD (the log and snapshots then say who votes) */
+    bool learned;         /* from an address book (a configuration entry, a snapshot), not from
+                             this node's peers file: forgotten once a committed configuration
+                             leaves it out (forget_outside in node.c) */
 } node_peer;
 
 typedef void (*node_write_cb)(void *ctx, int status, const kv_result *result);

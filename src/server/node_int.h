@@ -131,6 +131,7 @@ struct node {
     raft_term last_term;
     raft_id last_leader;
     raft_conf last_conf; /* the voters last logged (empty at start: the first observe logs them) */
+    raft_index forgot_at; /* the committed configuration forget_if_committed last applied */
 
     pending_list writes, reads, firing;
     fast_pending *fast_head, *fast_tail; /* in the order taken */
@@ -158,15 +159,18 @@ void node_fatal(node *n, const char *what, const char *why) __attribute__((noret
 /* Completes a graceful stop once no disk work is left (every disk job's done() calls it). */
 void node_try_finish_stop(node *n);
 
-/* Adds the nodes of book this node does not know to its peers (and dials them), logging one line
- * each that names source ("the snapshot at index 7", ...). */
-void node_learn(node *n, const node_peer *book, uint32_t count, const char *source);
-/* node_learn for the address book of every configuration entry among entries. */
-void node_learn_entries(node *n, const raft_entry *entries, size_t count);
+/* Adds the voters (of voters) in book that this node does not know to its peers and dials them,
+ * and moves a learned one whose address changed, logging one line each that names source ("the
+ * snapshot at index 7", ...). Non-voters in book are ignored. */
+void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf *voters,
+                const char *source);
+/* node_learn for every configuration entry among entries, in order; after each one at or below
+ * commit, forgets the nodes it leaves out (see forget_outside in node.c). */
+void node_learn_entries(node *n, const raft_entry *entries, size_t count, raft_index commit);
 
 /* node_snap.c */
 /* Loads the newest snapshot's state machine into kv at start. 0, or -1 after logging. */
-int node_snap_load(node *n, raft_index index);
+int node_snap_load(node *n, const raft_snapshot_meta *meta);
 /* Starts a local snapshot if the threshold is reached and none is running. */
 void node_snap_maybe_take(node *n);
 /* A chunk of a snapshot from the leader (transport callback). */

@@ -201,8 +201,9 @@ static void submit(node *n, snap_job *j)
     disk_submit(n->dk, &j->base);
 }
 
-int node_snap_load(node *n, raft_index index)
+int node_snap_load(node *n, const raft_snapshot_meta *meta)
 {
+    raft_index index = meta->index;
     char err[SNAP_ERRMSG_SIZE + 64];
     node_book book;
     kv_restore *kr = node_snap_read(n, index, &book, err, sizeof err);
@@ -212,7 +213,7 @@ int node_snap_load(node *n, raft_index index)
     }
     char source[64];
     snprintf(source, sizeof source, "the snapshot at index %" PRIu64, index);
-    node_learn(n, book.peers, book.n, source);
+    node_learn(n, book.peers, book.n, &meta->conf, source);
     int rc = kv_restore_finish(kr, n->kv);
     if (rc != KV_OK)
         log_printf("cannot load the snapshot in %s: %s", n->cfg.data_dir, kv_restore_error(kr));

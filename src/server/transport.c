@@ -26,13 +26,26 @@ uint8_t *tp_frame_new(uint8_t kind, size_t payload)
 
 /* ---- handles -------------------------------------------------------------------------------- */
 
+static void free_out(peer_out *p)
+{
+    free(p->batch);
+    free(p);
+}
+
 static void maybe_free(transport *t)
 {
     if (t->closing && t->open_handles == 0) {
         for (uint32_t i = 0; i < t->n_outs; i++)
-            free(t->outs[i].batch);
+            free_out(t->outs[i]);
         free(t);
     }
+}
+
+/* Frees a forgotten peer once nothing points at it any more. */
+static void release_retired(peer_out *p)
+{
+    if (p->retired && p->timer_closed && p->conns == 0 && p->resolving == NULL)
+        free_out(p);
 }
 
 static void handle_closed_cb(uv_handle_t *h)
@@ -46,6 +59,10 @@ static void conn_closed_cb(uv_handle_t *h)
 {
     conn *c = (conn *)h;
     transport *t = c->t;
+    if (c->out != NULL) {
+        c->out->conns--;
+        release_retired(c->out);
+    }
     free(c->rbuf);
     free(c);
     t->open_handles--;
@@ -175,8 +192,8 @@ bool tp_enqueue(peer_out *p, uint8_t *frame)
 peer_out *tp_find_out(transport *t, raft_id id)
 {
     for (uint32_t i = 0; i < t->n_outs; i++)
-        if (t->outs[i].addr.id == id)
-            return &t->outs[i];
+        if (t->outs[i]->addr.id == id)
+            return t->outs[i];
     return NULL;
 }
 
@@ -216,7 +233,7 @@ void transport_send(transport *t, const raft_msg *msg)
 void transport_flush(transport *t)
 {
     for (uint32_t i = 0; i < t->n_outs; i++)
-        tp_flush_peer(&t->outs[i]);
+        tp_flush_peer(t->outs[i]);
 }
 
 /* ---- connection teardown -------------------------------------------------------------------- */
@@ -237,7 +254,7 @@ void tp_conn_close(conn *c, const char *why)
         p->c = NULL;
         tp_flush_peer(p); /* drops the batch: nothing is ready to carry it */
         tp_snap_end(p, true);
-        if (!t->closing)
+        if (!t->closing && !p->retired)
             schedule_retry(p);
     } else {
         if (c->state == C_READY && why != NULL)
@@ -450,6 +467,7 @@ static void connect_to(peer_out *p, const struct sockaddr *sa)
         return;
     }
     c->out = p;
+    p->conns++;
     snprintf(c->addr, sizeof c->addr, "%.40s:%u", p->addr.host, p->addr.peer_port);
     p->c = c;
     c->state = C_WELCOME_WAIT;
@@ -467,9 +485,10 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     p->resolving = NULL;
     free(req);
     t->open_handles--;
-    if (t->closing) {
+    if (t->closing || p->retired) {
         if (res != NULL)
             uv_freeaddrinfo(res);
+        release_retired(p);
         maybe_free(t);
         return;
     }
@@ -598,7 +617,7 @@ static void sweep_cb(uv_timer_t *timer)
             tp_refuse(c, "no handshake within %u ms", t->cfg.handshake_timeout_ms);
     }
     for (uint32_t i = 0; i < t->n_outs; i++) {
-        conn *c = t->outs[i].c;
+        conn *c = t->outs[i]->c;
         if (c != NULL && c->state != C_READY && now - c->opened_ms > t->cfg.handshake_timeout_ms)
             tp_conn_close(c, NULL);
     }
@@ -620,8 +639,8 @@ void transport_pause(transport *t, raft_id peer, bool pause)
 bool transport_connected(const transport *t, raft_id peer)
 {
     for (uint32_t i = 0; i < t->n_outs; i++)
-        if (t->outs[i].addr.id == peer)
-            return t->outs[i].c != NULL && t->outs[i].c->state == C_READY;
+        if (t->outs[i]->addr.id == peer)
+            return t->outs[i]->c != NULL && t->outs[i]->c->state == C_READY;
     return false;
 }
 
@@ -632,7 +651,7 @@ transport_stats transport_get_stats(const transport *t)
 
 /* ---- start / close -------------------------------------------------------------------------- */
 
-static void start_peer(transport *t, const node_peer *addr);
+static int start_peer(transport *t, const node_peer *addr);
 
 int transport_start(uv_loop_t *loop, const transport_config *cfg, const transport_cbs *cbs,
                     transport **out)
@@ -685,22 +704,31 @@ int transport_start(uv_loop_t *loop, const transport_config *cfg, const transpor
     t->sweep.data = t;
     t->open_handles++;
     uv_timer_start(&t->sweep, sweep_cb, 1000, 1000);
-    for (uint32_t i = 0; i < cfg->n_peers; i++)
-        if (t->peers[i].id != cfg->self)
-            start_peer(t, &t->peers[i]);
     *out = t;
+    for (uint32_t i = 0; i < cfg->n_peers; i++)
+        if (t->peers[i].id != cfg->self && start_peer(t, &t->peers[i]) != 0) {
+            log_printf("transport: out of memory starting peer %llu",
+                       (unsigned long long)t->peers[i].id);
+            transport_close(t); /* frees t once its handles are closed */
+            *out = NULL;
+            return UV_ENOMEM;
+        }
     return 0;
 }
 
-static void start_peer(transport *t, const node_peer *addr)
+static int start_peer(transport *t, const node_peer *addr)
 {
-    peer_out *p = &t->outs[t->n_outs++];
+    peer_out *p = t->n_outs < RAFT_MAX_NODES ? calloc(1, sizeof *p) : NULL;
+    if (p == NULL)
+        return UV_ENOMEM;
+    t->outs[t->n_outs++] = p;
     p->t = t;
     p->addr = *addr;
     uv_timer_init(t->loop, &p->retry);
     p->retry.data = p;
     t->open_handles++;
     dial(p);
+    return 0;
 }
 
 int transport_add_peer(transport *t, const node_peer *peer)
@@ -709,17 +737,59 @@ int transport_add_peer(transport *t, const node_peer *peer)
         return 0;
     if (t->cfg.n_peers >= RAFT_MAX_NODES)
         return UV_ENOSPC;
+    int rc = start_peer(t, peer);
+    if (rc != 0) {
+        log_printf("peer %llu: cannot be added: out of memory", (unsigned long long)peer->id);
+        return rc;
+    }
     t->peers[t->cfg.n_peers++] = *peer;
     log_printf("peer %llu: added at %s:%u", (unsigned long long)peer->id, peer->host,
                peer->peer_port);
-    start_peer(t, peer);
     return 0;
+}
+
+static void timer_closed_cb(uv_handle_t *h);
+
+void transport_remove_peer(transport *t, raft_id id)
+{
+    if (t->closing)
+        return;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < t->cfg.n_peers; i++)
+        if (t->peers[i].id != id)
+            t->peers[kept++] = t->peers[i];
+    bool known = kept != t->cfg.n_peers;
+    t->cfg.n_peers = kept;
+    for (conn *c = t->inbound, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->peer_id == id)
+            tp_conn_close(c, "it was removed from the cluster");
+    }
+    kept = 0;
+    for (uint32_t i = 0; i < t->n_outs; i++) {
+        peer_out *p = t->outs[i];
+        if (p->addr.id != id) {
+            t->outs[kept++] = p;
+            continue;
+        }
+        p->retired = true; /* before the close: no redial */
+        if (p->c != NULL) /* ends a snapshot being streamed to it, too */
+            tp_conn_close(p->c, "it was removed from the cluster");
+        uv_close((uv_handle_t *)&p->retry, timer_closed_cb); /* frees p, last (release_retired) */
+    }
+    t->n_outs = kept;
+    if (known) {
+        t->forgotten[t->n_forgotten++ % 32] = id;
+        log_printf("peer %llu: forgotten (removed from the cluster)", (unsigned long long)id);
+    }
 }
 
 static void timer_closed_cb(uv_handle_t *h)
 {
     peer_out *p = h->data;
     transport *t = p->t;
+    p->timer_closed = true;
+    release_retired(p);
     t->open_handles--;
     maybe_free(t);
 }
@@ -733,7 +803,7 @@ void transport_close(transport *t)
     uv_close((uv_handle_t *)&t->listener, handle_closed_cb);
     uv_close((uv_handle_t *)&t->sweep, handle_closed_cb);
     for (uint32_t i = 0; i < t->n_outs; i++) {
-        peer_out *p = &t->outs[i];
+        peer_out *p = t->outs[i];
         if (p->c != NULL)
             tp_conn_close(p->c, NULL);
         if (p->resolving != NULL)

@@ -71,6 +71,11 @@ struct peer_out {
     raft_index snap_index;
     raft_term snap_term;
     bool snap_started;
+    /* Forgotten (transport_remove_peer): out of t->outs, freed by release_retired once its
+     * timer, connections and name lookup are all closed (each still points at it). */
+    bool retired;
+    bool timer_closed;
+    unsigned conns; /* outbound connections not closed yet */
 };
 
 struct transport {
@@ -83,7 +88,7 @@ struct transport {
     transport_cbs cbs;
     uv_tcp_t listener;
     uv_timer_t sweep;
-    peer_out outs[RAFT_MAX_NODES];
+    peer_out *outs[RAFT_MAX_NODES]; /* one per known peer (allocated: handles point at them) */
     uint32_t n_outs;
     conn *inbound;
     transport_stats stats;
@@ -95,6 +100,8 @@ struct transport {
         unsigned suppressed;
     } refusals[8];
     int open_handles;
+    raft_id forgotten[32]; /* the last ids transport_remove_peer took, for the refusal's words */
+    uint32_t n_forgotten;  /* how many were ever taken (the ring's next slot, modulo 32) */
 };
 
 

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""A cluster that replaces nodes for ever: nodes joined by address are forgotten once their
+removal commits, so ids beyond the 16 a configuration holds can come and go (label integration).
+
+Nodes 1-3 run with a peers file of 1-3 only (the default snapshot threshold: the log keeps every
+configuration entry).
+  1. For k = 4 .. 19 (19 distinct ids, more than 16): node k starts with a peers file of the
+     voters and itself (a spare), `raftkv member add k HOST:PORTS` takes it, it serves a value
+     written through the leader, `raftkv member remove k` removes it, and nodes 1-3 each log
+     that they forgot it. Node 19 stays up after its removal: the others refuse its dials,
+     saying it was removed.
+  2. Node 4 comes back at new ports with an empty data directory: `raftkv member add 4` with the
+     new address is taken (a forgotten id is unknown again), every node logs that it learned node
+     4 at the new peer port, and node 4 serves every value.
+  3. Node 1 restarts: its log replays 33 configuration changes naming 19 ids, and it knows at
+     most the members at any point (no "names more nodes than" line), connects to node 4 at its
+     new address, and lists exactly nodes 1-4 in RAFTKV.MEMBER LIST.
+
+usage: test_member_cycle.py PATH/TO/raftkvd
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp import info  # noqa: E402
+from peers import free_ports  # noqa: E402
+from harness import Harness, resp_call  # noqa: E402
+
+RAFTKVD = os.path.abspath(sys.argv[1])
+RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")
+H = Harness("raftkv-member-cycle-")
+procs, TMP, check, wait = H.procs, H.tmp, H.check, H.wait
+LAST = 19
+
+
+def call(port, *args):
+    """resp_call, or None while nothing listens on port yet."""
+    try:
+        return resp_call(port, *args)
+    except OSError:
+        return None
+
+
+def main():
+    ports = free_ports(3 * (LAST + 1))
+    nodes = {i: {"id": i, "host": "127.0.0.1", "peer_port": ports[3 * i - 3],
+                 "client_port": ports[3 * i - 2], "resp_port": ports[3 * i - 1]}
+             for i in range(1, LAST + 1)}
+    p123 = os.path.join(TMP, "peers123.json")
+    with open(p123, "w") as f:
+        json.dump([nodes[i] for i in (1, 2, 3)], f)
+
+    def start(i, peers_path, data):
+        log = open(H.log_path(i), "a")
+        procs[i] = subprocess.Popen([RAFTKVD, "--id", str(i), "--peers", peers_path,
+                                     "--data-dir", os.path.join(TMP, data)],
+                                    stdout=log, stderr=log)
+
+    def joining_file(i):
+        path = os.path.join(TMP, "peers%d.json" % i)
+        with open(path, "w") as f:
+            json.dump([nodes[j] for j in (1, 2, 3)] + [dict(nodes[i], voter=False)], f)
+        return path
+
+    def kill(i):
+        procs[i].send_signal(signal.SIGKILL)
+        procs[i].wait()
+
+    def log_of(i):
+        with open(H.log_path(i)) as f:
+            return f.read()
+
+    def cli(*args):
+        r = subprocess.run([RAFTKV, "--peers", p123] + list(args), capture_output=True,
+                           text=True, timeout=60)
+        return r.returncode, r.stdout, r.stderr
+
+    def addr(i):
+        e = nodes[i]
+        return "127.0.0.1:%d:%d:%d" % (e["peer_port"], e["client_port"], e["resp_port"])
+
+    def leader():
+        v = info(nodes[1]["resp_port"])
+        lead = v.get("leader", "0") if v else "0"
+        return int(lead) if lead.isdigit() and int(lead) in (1, 2, 3) else None
+
+    def write(key, value):
+        def ok():
+            lead = leader()
+            return lead is not None and \
+                call(nodes[lead]["resp_port"], "SET", key, value) == "OK"
+        wait("SET %s" % key, ok)
+
+    try:
+        for i in (1, 2, 3):
+            start(i, p123, "data%d" % i)
+        wait("a leader", leader)
+
+        # 1. ids 4 .. 19 join and leave in turn
+        for k in range(4, LAST + 1):
+            start(k, joining_file(k), "data%d" % k)
+            code, out, err = cli("member", "add", str(k), addr(k))
+            check(code == 0, "add %d: %d %r %r" % (k, code, out, err))
+            write("k%d" % k, "v%d" % k)
+            wait("node %d to serve k%d" % (k, k),
+                 lambda k=k: call(nodes[k]["resp_port"], "GET", "k%d" % k) == b"v%d" % k)
+            code, out, err = cli("member", "remove", str(k))
+            check(code == 0, "remove %d: %d %r %r" % (k, code, out, err))
+            for i in (1, 2, 3):
+                wait("node %d to forget node %d" % (i, k),
+                     lambda i=i, k=k: "forgot node %d at 127.0.0.1" % k in log_of(i))
+            if k != LAST:
+                kill(k)
+        wait("node %d to be refused as removed" % LAST,
+             lambda: "node id %d was removed from the cluster" % LAST in log_of(LAST))
+        kill(LAST)
+        for i in (1, 2, 3):
+            check("names more nodes than" not in log_of(i), "node %d ran out of slots" % i)
+
+        # 2. id 4 again, at new ports, from an empty data directory
+        fresh = free_ports(3)
+        nodes[4] = dict(nodes[4], peer_port=fresh[0], client_port=fresh[1], resp_port=fresh[2])
+        start(4, joining_file(4), "data4-again")
+        code, out, err = cli("member", "add", "4", addr(4))
+        check(code == 0, "add 4 at new ports: %d %r %r" % (code, out, err))
+        for i in (1, 2, 3):
+            wait("node %d to learn node 4 at its new port" % i,
+                 lambda i=i: "learned node 4 at 127.0.0.1 (peer %d," % fresh[0] in log_of(i))
+        write("again", "yes")
+        wait("node 4 (again) to serve the last write",
+             lambda: call(nodes[4]["resp_port"], "GET", "again") == b"yes")
+        for k in range(4, LAST + 1):
+            check(call(nodes[4]["resp_port"], "GET", "k%d" % k) == b"v%d" % k,
+                  "node 4 (again) does not serve k%d" % k)
+
+        # 3. node 1 replays every change
+        kill(1)
+        start(1, p123, "data1")
+        wait("node 1 to connect to node 4 at its new address",
+             lambda: "connected=1" in (info(nodes[1]["resp_port"]) or {}).get("peer_4", ""))
+        check("names more nodes than" not in log_of(1), "node 1 ran out of slots on replay")
+        listing = call(nodes[1]["resp_port"], "RAFTKV.MEMBER", "LIST")
+        check(isinstance(listing, bytes), "LIST on node 1: %r" % (listing,))
+        ids = sorted(int(line.split()[0]) for line in listing.decode().splitlines() if line)
+        check(ids == [1, 2, 3, 4], "node 1 lists %r after its restart" % (ids,))
+        print("ok: ids 4-%d joined and left in turn (%d distinct ids), each forgotten once its "
+              "removal committed; id 4 came back at new ports; node 1 replayed it all"
+              % (LAST, LAST))
+    finally:
+        H.cleanup()
+
+
+if __name__ == "__main__":
+    main()
