@@ -167,9 +167,9 @@ void tp_on_hello(conn *c, const uint8_t *q, size_t len)
         return;
     }
     if (from == t->cfg.self || !known_peer(t, from)) {
-        tp_refuse(c, "node id %llu is not a member known here: not in this node's peers file "
-                     "nor learned from a membership change, or removed from the cluster (a "
-                     "joining node's peers file must list every member)",
+        tp_refuse(c, "node id %llu is not a peer here: not in this node's peers file nor "
+                     "learned from a membership change, or removed since (a joining node's "
+                     "peers file must list every member)",
                (unsigned long long)from);
         return;
     }
