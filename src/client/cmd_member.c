@@ -84,47 +84,24 @@ static int split_addr(const char *text, char words[4][256])
     return 0;
 }
 
-/* RAFTKV.MEMBER LIST's lines ("ID HOST:PEER client=C resp=R voter|not-voter") as a peers file,
- * printed only once every line parsed. 0, or -1 when one does not. */
+/* RAFTKV.MEMBER LIST's lines as a peers file, printed only once every line parsed. 0, or -1 when
+ * one does not. */
 static int print_peers(const char *list)
 {
-    struct {
-        unsigned long long id;
-        char host[256];
-        unsigned peer, client, resp;
-        bool voter;
-    } nodes[64];
-    size_t n = 0;
-    for (const char *line = list; *line != '\0';) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        char buf[512], role[16];
-        snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf ? len : sizeof buf - 1), line);
-        line += len + (end ? 1 : 0);
-        if (buf[0] == '(' || buf[0] == '\0')
-            continue; /* "(a change is not committed yet)" */
-        char *colon = strrchr(buf, ':');
-        char *space = strchr(buf, ' ');
-        if (n == sizeof nodes / sizeof nodes[0] || !colon || !space || colon < space ||
-            colon - space - 1 >= (long)sizeof nodes[0].host ||
-            sscanf(colon + 1, "%u client=%u resp=%u %15s", &nodes[n].peer, &nodes[n].client,
-                   &nodes[n].resp, role) != 4 ||
-            sscanf(buf, "%llu", &nodes[n].id) != 1)
-            return -1;
-        snprintf(nodes[n].host, sizeof nodes[n].host, "%.*s", (int)(colon - space - 1),
-                 space + 1);
-        nodes[n].voter = strcmp(role, "voter") == 0;
-        n++;
-    }
-    if (n == 0)
+    ep_list nodes;
+    bool voter[EP_MAX_NODES];
+    if (ep_parse_member_list(list, &nodes, voter) != EP_OK)
         return -1;
     printf("[\n");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < nodes.count; i++) {
+        const ep_node *nd = &nodes.nodes[i];
         printf("  {\"id\": %llu, \"host\": \"%s\", \"peer_port\": %u, \"client_port\": %u, "
-               "\"resp_port\": %u%s}%s\n", nodes[i].id, nodes[i].host, nodes[i].peer,
-               nodes[i].client, nodes[i].resp, nodes[i].voter ? "" : ", \"voter\": false",
-               i + 1 < n ? "," : "");
+               "\"resp_port\": %u%s}%s\n", (unsigned long long)nd->id, nd->host, nd->peer_port,
+               nd->client_port, nd->resp_port, voter[i] ? "" : ", \"voter\": false",
+               i + 1 < nodes.count ? "," : "");
+    }
     printf("]\n");
+    ep_list_free(&nodes);
     return 0;
 }
 

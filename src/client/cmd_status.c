@@ -14,6 +14,7 @@ int cli_status(const cli_opts *opts)
     ep_list nodes;
     int code = cli_nodes(opts, &nodes);
     if (code != CLI_EXIT_OK) return code;
+    status_add_members(&nodes, opts->kvc.timeout_ms); /* nodes joined by address, too */
     status_row *rows = status_collect(&nodes, opts->kvc.timeout_ms);
     if (!rows) {
         ep_list_free(&nodes);

@@ -66,6 +66,7 @@ int ep_parse_cluster(const char *spec, ep_list *out, char *err, size_t errcap)
 {
     out->nodes = NULL;
     out->count = 0;
+    out->ids_known = false;
     ep_node *nodes = calloc(EP_MAX_NODES, sizeof *nodes);
     if (!nodes) {
         snprintf(err, errcap, "--cluster: out of memory");
@@ -209,6 +210,7 @@ int ep_parse_peers_json(const char *json, const char *name, ep_list *out, char *
     }
     out->nodes = nodes;
     out->count = (size_t)size;
+    out->ids_known = true;
     return EP_OK;
 }
 
@@ -247,4 +249,71 @@ void ep_list_free(ep_list *list)
     free(list->nodes);
     list->nodes = NULL;
     list->count = 0;
+}
+
+int ep_parse_member_list(const char *text, ep_list *out, bool *voter)
+{
+    out->nodes = NULL;
+    out->count = 0;
+    out->ids_known = true;
+    ep_node *nodes = calloc(EP_MAX_NODES, sizeof *nodes);
+    if (!nodes) return EP_ENOMEM;
+    size_t n = 0;
+    for (const char *line = text; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[512], role[16];
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf ? len : sizeof buf - 1), line);
+        line += len + (end ? 1 : 0);
+        if (buf[0] == '(' || buf[0] == '\0') continue; /* "(a change is not committed yet)" */
+        char *colon = strrchr(buf, ':');
+        char *space = strchr(buf, ' ');
+        unsigned long long id;
+        unsigned peer, client, resp;
+        if (n == EP_MAX_NODES || !colon || !space || colon < space ||
+            colon - space - 1 >= EP_HOST_MAX || colon - space - 1 < 1 ||
+            sscanf(colon + 1, "%u client=%u resp=%u %15s", &peer, &client, &resp, role) != 4 ||
+            sscanf(buf, "%llu", &id) != 1 || id == 0 || peer == 0 || peer > 65535 ||
+            client == 0 || client > 65535 || resp == 0 || resp > 65535 ||
+            (strcmp(role, "voter") != 0 && strcmp(role, "not-voter") != 0)) {
+            free(nodes);
+            return EP_EINVAL;
+        }
+        nodes[n].id = id;
+        snprintf(nodes[n].host, sizeof nodes[n].host, "%.*s", (int)(colon - space - 1), space + 1);
+        nodes[n].peer_port = (uint16_t)peer;
+        nodes[n].client_port = (uint16_t)client;
+        nodes[n].resp_port = (uint16_t)resp;
+        if (voter) voter[n] = strcmp(role, "voter") == 0;
+        n++;
+    }
+    if (n == 0) {
+        free(nodes);
+        return EP_EINVAL;
+    }
+    out->nodes = nodes;
+    out->count = n;
+    return EP_OK;
+}
+
+int ep_list_merge(ep_list *list, const ep_list *more)
+{
+    bool by_id = list->ids_known && more->ids_known;
+    int added = 0;
+    for (size_t i = 0; i < more->count && list->count < EP_MAX_NODES; i++) {
+        const ep_node *m = &more->nodes[i];
+        bool there = false;
+        for (size_t j = 0; j < list->count && !there; j++) {
+            const ep_node *l = &list->nodes[j];
+            there = by_id ? l->id == m->id
+                          : strcmp(l->host, m->host) == 0 && l->client_port == m->client_port;
+        }
+        if (there) continue;
+        ep_node *grown = realloc(list->nodes, (list->count + 1) * sizeof *grown);
+        if (!grown) return EP_ENOMEM;
+        list->nodes = grown;
+        list->nodes[list->count++] = *m;
+        added++;
+    }
+    return added;
 }

@@ -14,6 +14,7 @@
 #ifndef RAFTKV_ENDPOINTS_H
 #define RAFTKV_ENDPOINTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,7 @@ typedef struct ep_node {
 typedef struct ep_list {
     ep_node *nodes;
     size_t count;
+    bool ids_known; /* the ids are the nodes' own (a peers file), not 1..n (--cluster) */
 } ep_list;
 
 int ep_parse_cluster(const char *spec, ep_list *out, char *err, size_t errcap);
@@ -41,6 +43,15 @@ int ep_load_peers(const char *path, ep_list *out, char *err, size_t errcap);
 int ep_parse_peers_json(const char *json, const char *name, ep_list *out, char *err,
                         size_t errcap);
 void ep_list_free(ep_list *list);
+
+/* Parses RAFTKV.MEMBER LIST's lines ("ID HOST:PEER_PORT client=C resp=R voter|not-voter"; a line
+ * in parentheses is a remark) into out (ids known), and whether each node votes into voter
+ * (out->count entries, at most EP_MAX_NODES; may be NULL). EP_EINVAL when a line is not that or
+ * there is none. */
+int ep_parse_member_list(const char *text, ep_list *out, bool *voter);
+/* Adds to list each node of more whose id (when both lists know ids) or host and client port is
+ * not there yet, up to EP_MAX_NODES. Returns how many were added, or EP_ENOMEM. */
+int ep_list_merge(ep_list *list, const ep_list *more);
 
 /* Parses "host:port" (or "[v6]:port") into host and port; EP_EINVAL when malformed. */
 int ep_parse_hostport(const char *text, char *host, size_t hostcap, uint16_t *port);

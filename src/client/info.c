@@ -15,6 +15,12 @@ static const char info_request[] = "*1\r\n$4\r\nINFO\r\n";
 int info_fetch(const char *host, uint16_t port, int timeout_ms, char **text, size_t *len,
                char *err, size_t errcap)
 {
+    return info_fetch_bulk(host, port, timeout_ms, info_request, "INFO", text, len, err, errcap);
+}
+
+int info_fetch_bulk(const char *host, uint16_t port, int timeout_ms, const char *request,
+                    const char *what, char **text, size_t *len, char *err, size_t errcap)
+{
     *text = NULL;
     *len = 0;
     conn *c = NULL;
@@ -22,13 +28,13 @@ int info_fetch(const char *host, uint16_t port, int timeout_ms, char **text, siz
     int rc = INFO_ECONN;
     const char *line;
     size_t line_len;
-    if (conn_write_all(c, info_request, sizeof info_request - 1) != CONN_OK ||
+    if (conn_write_all(c, request, strlen(request)) != CONN_OK ||
         conn_read_line(c, &line, &line_len) != CONN_OK) {
         snprintf(err, errcap, "%s", conn_errmsg(c));
         goto out;
     }
     if (line_len < 2 || line[0] != '$') {
-        snprintf(err, errcap, "%s: INFO: expected a bulk string, got '%.*s'", conn_addr(c),
+        snprintf(err, errcap, "%s: %s: expected a bulk string, got '%.*s'", conn_addr(c), what,
                  (int)(line_len > 60 ? 60 : line_len), line);
         rc = INFO_EPROTO;
         goto out;
@@ -36,22 +42,23 @@ int info_fetch(const char *host, uint16_t port, int timeout_ms, char **text, siz
     size_t size = 0;
     for (size_t i = 1; i < line_len; i++) {
         if (line[i] < '0' || line[i] > '9' || size > INFO_MAX_REPLY) {
-            snprintf(err, errcap, "%s: INFO: bad bulk length '%.*s' (limit %d bytes)",
-                     conn_addr(c), (int)(line_len > 30 ? 30 : line_len), line, INFO_MAX_REPLY);
+            snprintf(err, errcap, "%s: %s: bad bulk length '%.*s' (limit %d bytes)",
+                     conn_addr(c), what, (int)(line_len > 30 ? 30 : line_len), line,
+                     INFO_MAX_REPLY);
             rc = INFO_EPROTO;
             goto out;
         }
         size = size * 10 + (size_t)(line[i] - '0');
     }
     if (size > INFO_MAX_REPLY) {
-        snprintf(err, errcap, "%s: INFO: reply of %zu bytes over the %d-byte limit", conn_addr(c),
-                 size, INFO_MAX_REPLY);
+        snprintf(err, errcap, "%s: %s: reply of %zu bytes over the %d-byte limit", conn_addr(c),
+                 what, size, INFO_MAX_REPLY);
         rc = INFO_EPROTO;
         goto out;
     }
     char *body = malloc(size + 2);
     if (!body) {
-        snprintf(err, errcap, "%s: INFO: out of memory", conn_addr(c));
+        snprintf(err, errcap, "%s: %s: out of memory", conn_addr(c), what);
         rc = INFO_ENOMEM;
         goto out;
     }

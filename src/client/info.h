@@ -37,6 +37,10 @@ enum { INFO_OK = 0, INFO_ECONN = -1, INFO_EPROTO = -2, INFO_ENOMEM = -3 };
 /* Sends INFO to host:port (RESP2) and returns the bulk text. err names the address on failure. */
 int info_fetch(const char *host, uint16_t port, int timeout_ms, char **text, size_t *len,
                char *err, size_t errcap);
+/* The same for any request (RESP2, whole) whose reply is a bulk string; what names it in err. An
+ * error reply is INFO_EPROTO with its text in err. */
+int info_fetch_bulk(const char *host, uint16_t port, int timeout_ms, const char *request,
+                    const char *what, char **text, size_t *len, char *err, size_t errcap);
 
 /* Never fails: fields not found keep has_X = false. */
 void info_parse(const char *text, size_t len, info_state *out);

@@ -3,6 +3,7 @@
  *
  * Every node of the list is asked for INFO on its RESP port, one after the other; a node that
  * cannot be reached (or has no known RESP port) is shown as "down" and never stops the others.
+ * `raftkv status` first adds the members the list lacks (status_add_members).
  *
  *     ID  ADDRESS          ROLE      TERM  LEADER  COMMIT  APPLIED  LAG
  *     1   127.0.0.1:7001   leader    3     1       120     120      0
@@ -31,6 +32,10 @@ typedef struct status_row {
     info_state state;
 } status_row;
 
+/* Adds to nodes the members the cluster knows that nodes lacks (joined by address, so in no
+ * peers file): RAFTKV.MEMBER LIST from the first node that answers it. Best effort: the number
+ * added, 0 when no node answered. */
+int status_add_members(ep_list *nodes, int timeout_ms);
 /* NULL only when out of memory. */
 status_row *status_collect(const ep_list *nodes, int timeout_ms);
 /* Index of the row that reports itself leader with the highest term, or -1. */

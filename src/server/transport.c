@@ -763,7 +763,7 @@ void transport_remove_peer(transport *t, raft_id id)
     for (conn *c = t->inbound, *next; c != NULL; c = next) {
         next = c->next;
         if (c->peer_id == id)
-            tp_conn_close(c, "it was removed from the cluster");
+            tp_conn_close(c, "forgotten");
     }
     kept = 0;
     for (uint32_t i = 0; i < t->n_outs; i++) {
@@ -774,13 +774,13 @@ void transport_remove_peer(transport *t, raft_id id)
         }
         p->retired = true; /* before the close: no redial */
         if (p->c != NULL) /* ends a snapshot being streamed to it, too */
-            tp_conn_close(p->c, "it was removed from the cluster");
+            tp_conn_close(p->c, "forgotten");
         uv_close((uv_handle_t *)&p->retry, timer_closed_cb); /* frees p, last (release_retired) */
     }
     t->n_outs = kept;
     if (known) {
         t->forgotten[t->n_forgotten++ % 32] = id;
-        log_printf("peer %llu: forgotten (removed from the cluster)", (unsigned long long)id);
+        log_printf("peer %llu: forgotten (no connection, no dial)", (unsigned long long)id);
     }
 }
 

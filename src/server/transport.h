@@ -93,9 +93,10 @@ int transport_start(uv_loop_t *loop, const transport_config *cfg, const transpor
  * and its handshakes accepted. 0 (also when it is known already, or is self), UV_ENOSPC when
  * RAFT_MAX_NODES are known. The peer is copied. */
 int transport_add_peer(transport *t, const node_peer *peer);
-/* A node forgotten (a committed configuration left it out): its connections are closed, it is
- * dialed no more and its handshakes are refused; its slot is reused by a later add_peer once its
- * last connection has closed. Nothing when it is unknown. */
+/* A node forgotten (a committed configuration left it out, or it moved: add_peer follows): its
+ * connections are closed, it is dialed no more and, unless added again, its handshakes are
+ * refused as those of a removed node. Its memory goes once its last handle has closed. Nothing
+ * when it is unknown. */
 void transport_remove_peer(transport *t, raft_id id);
 /* Queues msg for msg->to (encoded now; msg may be freed on return). */
 void transport_send(transport *t, const raft_msg *msg);

@@ -1,6 +1,7 @@
 /*
  * test_client_parts.c -- the raftkv client's pure parts: --cluster specs and peers files
- * (endpoints.h), INFO parsing (info.h), request encoding and key rules (txt.h).
+ * (endpoints.h), RAFTKV.MEMBER LIST lines and list merging (endpoints.h), INFO parsing (info.h),
+ * request encoding and key rules (txt.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -177,6 +178,53 @@ static void requestsEncodeExactly(void **state)
     assert_int_equal(txt_encode(&none, &wire, &len, err, sizeof err), TXT_EPROTO);
 }
 
+static void memberListParsedAndMerged(void **state)
+{
+    (void)state;
+    ep_list members;
+    bool voter[EP_MAX_NODES];
+    const char *text = "1 127.0.0.1:7201 client=7001 resp=7101 voter\n"
+                       "4 ::1:7204 client=7004 resp=7104 not-voter\n"
+                       "(a change is not committed yet)\n";
+    assert_int_equal(ep_parse_member_list(text, &members, voter), EP_OK);
+    assert_int_equal(members.count, 2);
+    assert_true(members.ids_known);
+    assert_int_equal(members.nodes[1].id, 4);
+    assert_string_equal(members.nodes[1].host, "::1"); /* split at the last colon */
+    assert_int_equal(members.nodes[1].peer_port, 7204);
+    assert_int_equal(members.nodes[1].resp_port, 7104);
+    assert_true(voter[0]);
+    assert_false(voter[1]);
+    static const char *const bad[] = {"", "(only a remark)\n", "x 127.0.0.1:1 client=2 resp=3 voter",
+                                      "1 127.0.0.1:1 client=2 resp=3 maybe",
+                                      "1 127.0.0.1:0 client=2 resp=3 voter", "1 :1 client=2 resp=3 voter",
+                                      "1 127.0.0.1 client=2 resp=3 voter"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ep_list none;
+        assert_int_equal(ep_parse_member_list(bad[i], &none, NULL), EP_EINVAL);
+    }
+
+    /* A peers file of node 1 only, then the cluster's list: node 4 is added, node 1 is not
+     * duplicated; a --cluster list (ids 1..n) matches by host and client port instead. */
+    ep_list file;
+    char err[256];
+    assert_int_equal(ep_parse_peers_json("[{\"id\": 1, \"host\": \"127.0.0.1\", \"peer_port\": 7201, "
+                                         "\"client_port\": 7001, \"resp_port\": 7101}]",
+                                         "p.json", &file, err, sizeof err), EP_OK);
+    assert_int_equal(ep_list_merge(&file, &members), 1);
+    assert_int_equal(file.count, 2);
+    assert_int_equal(file.nodes[1].id, 4);
+    ep_list_free(&file);
+    ep_list spec;
+    assert_int_equal(ep_parse_cluster("[::1]:7004,127.0.0.1:9", &spec, err, sizeof err), EP_OK);
+    assert_false(spec.ids_known);
+    assert_int_equal(ep_list_merge(&spec, &members), 1); /* node 4 is the first entry */
+    assert_int_equal(spec.count, 3);
+    assert_int_equal(spec.nodes[2].client_port, 7001);
+    ep_list_free(&spec);
+    ep_list_free(&members);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +235,7 @@ int main(void)
         cmocka_unit_test(infoToleratesMissingAndOddFields),
         cmocka_unit_test(keysFollowTheServerRules),
         cmocka_unit_test(requestsEncodeExactly),
+        cmocka_unit_test(memberListParsedAndMerged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,8 +6,9 @@ Nodes 1-3 run with a peers file of 1-3 only; snapshots every 100 entries, 10 kep
   1. 300 writes (the leader compacts). Node 4 starts with a peers file of 1-4 (itself a spare).
      `raftkv member add 4` without an address is refused (exit 2, "is unknown"), so is a
      malformed address (exit 2); with HOST:PEER:CLIENT:RESP it is taken (exit 0). Every node
-     logs that it learned node 4, node 4 catches up from a snapshot and serves every value, and
-     every node's MEMBER LIST names node 4 with its address.
+     logs that it learned node 4, node 4 catches up from a snapshot and serves every value,
+     every node's MEMBER LIST names node 4 with its address, and `raftkv status` given the peers
+     file of 1-3 shows node 4's row as well.
   2. 300 more writes: every snapshot is past the configuration entry, which leaves the logs.
      Node 1 restarts with its old peers file (1-3): it learns node 4 from its snapshot and
      connects to it. Adding 4 again with another address is refused ("known at another address").
@@ -133,6 +134,13 @@ def main():
             listing = call(port(i), "RAFTKV.MEMBER", "LIST")
             check(isinstance(listing, bytes) and line4 in listing.decode(),
                   "LIST on node %d: %r" % (i, listing))
+        # `raftkv status` with the peers file of 1-3 shows node 4 too (from MEMBER LIST)
+        code, out, err = cli("status")
+        rows = [l.split() for l in out.splitlines()[1:]]
+        check(code == 0 and [r[0] for r in rows] == ["1", "2", "3", "4"] and
+              rows[3][1] == "127.0.0.1:%d" % e4["client_port"] and
+              rows[3][2] in ("follower", "leader"),
+              "status with peers 1-3: %d %r %r" % (code, out, err))
 
         # 2. the entry leaves the logs; node 1 restarts with its old peers file
         write(None, "b", 300)
