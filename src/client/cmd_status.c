@@ -14,8 +14,13 @@ int cli_status(const cli_opts *opts)
     ep_list nodes;
     int code = cli_nodes(opts, &nodes);
     if (code != CLI_EXIT_OK) return code;
-    status_add_members(&nodes, opts->kvc.timeout_ms); /* nodes joined by address, too */
     status_row *rows = status_collect(&nodes, opts->kvc.timeout_ms);
+    int leader = rows ? status_leader(rows, nodes.count) : -1;
+    /* Nodes joined by address are in no peers file: the leader names them. */
+    if (leader >= 0 && status_add_members(&nodes, (size_t)leader, opts->kvc.timeout_ms) > 0) {
+        free(rows);
+        rows = status_collect(&nodes, opts->kvc.timeout_ms);
+    }
     if (!rows) {
         ep_list_free(&nodes);
         fprintf(stderr, "raftkv: status: out of memory\n");

@@ -174,7 +174,7 @@ int ep_parse_peers_json(const char *json, const char *name, ep_list *out, char *
             break;
         }
         uint64_t id, peer, client, resp;
-        if ((rc = json_uint(entry, "id", 1, UINT32_MAX, true, &id, name, index, err, errcap)) ||
+        if ((rc = json_uint(entry, "id", 1, 1ull << 53, true, &id, name, index, err, errcap)) ||
             (rc = json_uint(entry, "peer_port", 1, 65535, false, &peer, name, index, err, errcap)) ||
             (rc = json_uint(entry, "client_port", 1, 65535, true, &client, name, index, err,
                             errcap)) ||
@@ -268,13 +268,18 @@ int ep_parse_member_list(const char *text, ep_list *out, bool *voter)
         if (buf[0] == '(' || buf[0] == '\0') continue; /* "(a change is not committed yet)" */
         char *colon = strrchr(buf, ':');
         char *space = strchr(buf, ' ');
-        unsigned long long id;
+        unsigned long long id = 0;
         unsigned peer, client, resp;
-        if (n == EP_MAX_NODES || !colon || !space || colon < space ||
+        int used = 0;
+        bool digits = space && space > buf && space - buf <= 16 &&
+                      strspn(buf, "0123456789") == (size_t)(space - buf);
+        if (digits) id = strtoull(buf, NULL, 10);
+        if (n == EP_MAX_NODES || !digits || !colon || colon < space ||
             colon - space - 1 >= EP_HOST_MAX || colon - space - 1 < 1 ||
-            sscanf(colon + 1, "%u client=%u resp=%u %15s", &peer, &client, &resp, role) != 4 ||
-            sscanf(buf, "%llu", &id) != 1 || id == 0 || peer == 0 || peer > 65535 ||
-            client == 0 || client > 65535 || resp == 0 || resp > 65535 ||
+            sscanf(colon + 1, "%u client=%u resp=%u %15s%n", &peer, &client, &resp, role,
+                   &used) != 4 ||
+            colon[1 + used] != '\0' || id == 0 || id > (1ull << 53) || peer == 0 ||
+            peer > 65535 || client == 0 || client > 65535 || resp == 0 || resp > 65535 ||
             (strcmp(role, "voter") != 0 && strcmp(role, "not-voter") != 0)) {
             free(nodes);
             return EP_EINVAL;
@@ -298,16 +303,15 @@ int ep_parse_member_list(const char *text, ep_list *out, bool *voter)
 
 int ep_list_merge(ep_list *list, const ep_list *more)
 {
-    bool by_id = list->ids_known && more->ids_known;
+    /* Without the list's own ids (--cluster), a host may be spelled two ways ("localhost" and
+     * "127.0.0.1"): matching by address would list a node twice, so nothing is added. */
+    if (!list->ids_known || !more->ids_known) return 0;
     int added = 0;
     for (size_t i = 0; i < more->count && list->count < EP_MAX_NODES; i++) {
         const ep_node *m = &more->nodes[i];
         bool there = false;
-        for (size_t j = 0; j < list->count && !there; j++) {
-            const ep_node *l = &list->nodes[j];
-            there = by_id ? l->id == m->id
-                          : strcmp(l->host, m->host) == 0 && l->client_port == m->client_port;
-        }
+        for (size_t j = 0; j < list->count && !there; j++)
+            there = list->nodes[j].id == m->id;
         if (there) continue;
         ep_node *grown = realloc(list->nodes, (list->count + 1) * sizeof *grown);
         if (!grown) return EP_ENOMEM;

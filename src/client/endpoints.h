@@ -49,8 +49,9 @@ void ep_list_free(ep_list *list);
  * (out->count entries, at most EP_MAX_NODES; may be NULL). EP_EINVAL when a line is not that or
  * there is none. */
 int ep_parse_member_list(const char *text, ep_list *out, bool *voter);
-/* Adds to list each node of more whose id (when both lists know ids) or host and client port is
- * not there yet, up to EP_MAX_NODES. Returns how many were added, or EP_ENOMEM. */
+/* Adds to list each node of more whose id is not there yet, up to EP_MAX_NODES, when both lists
+ * have the nodes' own ids (a --cluster list has not: nothing is added). Returns how many were
+ * added, or EP_ENOMEM. */
 int ep_list_merge(ep_list *list, const ep_list *more);
 
 /* Parses "host:port" (or "[v6]:port") into host and port; EP_EINVAL when malformed. */

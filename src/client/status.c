@@ -7,26 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-int status_add_members(ep_list *nodes, int timeout_ms)
+int status_add_members(ep_list *nodes, size_t ask, int timeout_ms)
 {
     static const char list_request[] = "*2\r\n$13\r\nRAFTKV.MEMBER\r\n$4\r\nLIST\r\n";
-    for (size_t i = 0; i < nodes->count; i++) {
-        const ep_node *nd = &nodes->nodes[i];
-        char *text = NULL, err[256];
-        size_t len = 0;
-        if (nd->resp_port == 0 ||
-            info_fetch_bulk(nd->host, nd->resp_port, timeout_ms, list_request,
-                            "RAFTKV.MEMBER LIST", &text, &len, err, sizeof err) != INFO_OK)
-            continue; /* down, or a spare / removed node that knows no configuration */
-        ep_list members;
-        int rc = ep_parse_member_list(text, &members, NULL);
-        free(text);
-        if (rc != EP_OK) continue;
-        int added = ep_list_merge(nodes, &members);
-        ep_list_free(&members);
-        return added > 0 ? added : 0;
-    }
-    return 0;
+    const ep_node *nd = &nodes->nodes[ask];
+    char *text = NULL, err[256];
+    size_t len = 0;
+    if (!nodes->ids_known || nd->resp_port == 0 ||
+        info_fetch_bulk(nd->host, nd->resp_port, timeout_ms, list_request, "RAFTKV.MEMBER LIST",
+                        &text, &len, err, sizeof err) != INFO_OK)
+        return 0;
+    ep_list members;
+    int rc = ep_parse_member_list(text, &members, NULL);
+    free(text);
+    if (rc != EP_OK) return 0;
+    int added = ep_list_merge(nodes, &members);
+    ep_list_free(&members);
+    return added > 0 ? added : 0;
 }
 
 status_row *status_collect(const ep_list *nodes, int timeout_ms)

@@ -32,10 +32,12 @@ typedef struct status_row {
     info_state state;
 } status_row;
 
-/* Adds to nodes the members the cluster knows that nodes lacks (joined by address, so in no
- * peers file): RAFTKV.MEMBER LIST from the first node that answers it. Best effort: the number
- * added, 0 when no node answered. */
-int status_add_members(ep_list *nodes, int timeout_ms);
+/* Adds to nodes (a peers file's: the ids are known) the members the cluster knows that nodes
+ * lacks (joined by address, so in no peers file): RAFTKV.MEMBER LIST from nodes->nodes[ask], the
+ * leader (a node without one would hold the request up to its leader wait). Best effort: the
+ * number added, 0 when it did not answer. nodes->nodes may move: rows that point into it must
+ * be collected again. */
+int status_add_members(ep_list *nodes, size_t ask, int timeout_ms);
 /* NULL only when out of memory. */
 status_row *status_collect(const ep_list *nodes, int timeout_ms);
 /* Index of the row that reports itself leader with the highest term, or -1. */

@@ -8,8 +8,8 @@
  *   - the head of every snapshot file the node writes (members_snap_*), ahead of the state machine.
  * A node merges what it reads into the addresses it has (members_merge): a node it already knows
  * keeps the address its own peers file gives (the local file wins; host names are resolved at
- * every dial anyway), an unknown one is added, and one learned earlier from a book takes the
- * newer book's address. Only the voters of the configuration a book comes with are taken from it,
+ * every dial anyway) unless the entry adds it back, an unknown one is added, and one learned
+ * earlier from a book takes a newer book's address. Only the voters of the configuration a book comes with are taken from it,
  * and a node forgets every node it learned from a book once a committed configuration leaves it
  * out (forget_outside in node.c; the nodes of its own peers file stay): such a removed node's id
  * may be added back, at another address, and the 16 nodes a configuration holds are 16 at a time,

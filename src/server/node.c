@@ -204,7 +204,7 @@ static bool same_address(const node_peer *a, const node_peer *b)
 }
 
 void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf *voters,
-                const char *source)
+                const raft_conf *before, raft_index at, const char *source)
 {
     node_peer take[RAFT_MAX_NODES], added[RAFT_MAX_NODES];
     uint32_t nt = 0;
@@ -219,11 +219,26 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
             if (n->cfg.peers[k].id == b->id)
                 known = &n->cfg.peers[k];
         if (known == NULL) {
-            take[nt++] = *b;
+            take[nt] = *b;
+            take[nt++].addr_index = at;
             continue;
         }
-        if (!known->learned || same_address(known, b))
-            continue; /* this node's peers file wins over any book */
+        if (same_address(known, b)) {
+            if (known->learned && at > known->addr_index)
+                known->addr_index = at;
+            continue;
+        }
+        /* Another address. A newer book moves a learned one; the peers file wins (host names
+         * may differ from node to node) unless this entry adds the node back: a node removed
+         * and added again at another address has moved. */
+        bool adds = before != NULL && !raft_conf_has(before, b->id);
+        if (known->learned ? at <= known->addr_index : !adds) {
+            if (!known->learned)
+                log_printf("node %" PRIu64 ": %s gives %s (peer %u), this node's peers file %s "
+                           "(peer %u): the file's is kept", b->id, source, b->host, b->peer_port,
+                           known->host, known->peer_port);
+            continue;
+        }
         log_printf("node %" PRIu64 " moved from %s (peer %u, client %u, resp %u) to %s (peer %u, "
                    "client %u, resp %u), from %s", b->id, known->host, known->peer_port,
                    known->client_port, known->resp_port, b->host, b->peer_port, b->client_port,
@@ -232,9 +247,12 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
         known->peer_port = b->peer_port;
         known->client_port = b->client_port;
         known->resp_port = b->resp_port;
+        known->learned = true; /* the file's address is gone: it is the cluster's now */
+        known->addr_index = at;
         if (n->tp != NULL) {
             transport_remove_peer(n->tp, b->id);
-            transport_add_peer(n->tp, known);
+            if (transport_add_peer(n->tp, known) != 0)
+                log_printf("node %" PRIu64 ": cannot dial its new address (see above)", b->id);
         }
     }
     int fresh = members_merge(n->cfg.peers, &n->cfg.n_peers, take, nt, added);
@@ -247,8 +265,8 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
         log_printf("learned node %" PRIu64 " at %s (peer %u, client %u, resp %u) from %s",
                    added[i].id, added[i].host, added[i].peer_port, added[i].client_port,
                    added[i].resp_port, source);
-        if (n->tp != NULL)
-            transport_add_peer(n->tp, &added[i]);
+        if (n->tp != NULL && transport_add_peer(n->tp, &added[i]) != 0)
+            log_printf("node %" PRIu64 ": cannot dial it (see above)", added[i].id);
     }
 }
 
@@ -286,7 +304,8 @@ static void forget_if_committed(node *n)
     forget_outside(n, raft_get_conf(n->r), at);
 }
 
-void node_learn_entries(node *n, const raft_entry *entries, size_t count, raft_index commit)
+void node_learn_entries(node *n, const raft_entry *entries, size_t count, raft_conf before,
+                        raft_index commit)
 {
     size_t last_conf = SIZE_MAX;
     for (size_t i = 0; i < count; i++)
@@ -309,7 +328,8 @@ void node_learn_entries(node *n, const raft_entry *entries, size_t count, raft_i
             nb = 0; /* no book (an older leader): nothing to learn */
         else if (members_decode(ctx, ctx_len, book, &nb, err, sizeof err) != 0)
             log_printf("%s: %s (its addresses are ignored)", source, err);
-        node_learn(n, book, nb, &conf, source);
+        node_learn(n, book, nb, &conf, &before, e->index, source);
+        before = conf;
         /* In order, so that a log that added and removed many nodes never holds them all (a
          * restart replays the whole log, and its commit index may be 0). A configuration entry
          * with another one after it is committed: a leader proposes a change only once the one
@@ -1014,7 +1034,8 @@ static void ready_done(disk_job *job)
         j->restore = NULL;
         char source[64];
         snprintf(source, sizeof source, "the snapshot at index %" PRIu64, n->rd.snapshot.index);
-        node_learn(n, j->book.peers, j->book.n, &n->rd.snapshot.conf, source);
+        node_learn(n, j->book.peers, j->book.n, &n->rd.snapshot.conf, NULL, n->rd.snapshot.index,
+                   source);
         n->applied_since_snapshot = 0;
         log_printf("snapshot installed: index %" PRIu64 " term %" PRIu64 " (state machine "
                    "replaced)", n->rd.snapshot.index, n->rd.snapshot.term);
@@ -1050,7 +1071,11 @@ static void process_ready(node *n)
     raft_ready *rd = &n->rd;
     raft_ready_get(n->r, rd);
     n->ready_busy = true;
-    node_learn_entries(n, rd->entries, rd->n_entries, raft_commit_index(n->r));
+    if (rd->n_entries > 0) {
+        raft_conf before = {0}; /* none known: every voter of a first entry counts as added */
+        (void)raft_conf_at(n->r, rd->entries[0].index - 1, &before);
+        node_learn_entries(n, rd->entries, rd->n_entries, before, raft_commit_index(n->r));
+    }
     /* Every fast write taken since the last Ready is in this one (one d-log entry each), unless the
      * core ran out of memory copying them: mark exactly as many as it carries. */
     size_t carried = rd->n_fast;
@@ -1368,7 +1393,9 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     if (max_entry > rc_cfg.max_entry_bytes)
         rc_cfg.max_entry_bytes = (uint32_t)max_entry;
     rc_cfg.max_uncommitted_bytes = cfg->max_uncommitted_bytes;
-    node_learn_entries(n, loaded.entries, loaded.n_entries, loaded.hard_state.commit);
+    node_learn_entries(n, loaded.entries, loaded.n_entries,
+                       loaded.snapshot.index != 0 ? loaded.snapshot.conf : rc_cfg.conf,
+                       loaded.hard_state.commit);
     raft_restore restore;
     storage_loaded_restore(&loaded, &restore);
     /* Fast writes the snapshot already applied are done with. */

@@ -66,6 +66,8 @@ typedef struct node_peer {
     bool learned;         /* from an address book (a configuration entry, a snapshot), not from
                              this node's peers file: forgotten once a committed configuration
                              leaves it out (forget_outside in node.c) */
+    uint64_t addr_index;  /* the log index of the book the address came from (0: the peers
+                             file): an older book never moves it (node_learn) */
 } node_peer;
 
 typedef void (*node_write_cb)(void *ctx, int status, const kv_result *result);

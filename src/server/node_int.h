@@ -159,14 +159,18 @@ void node_fatal(node *n, const char *what, const char *why) __attribute__((noret
 /* Completes a graceful stop once no disk work is left (every disk job's done() calls it). */
 void node_try_finish_stop(node *n);
 
-/* Adds the voters (of voters) in book that this node does not know to its peers and dials them,
- * and moves a learned one whose address changed, logging one line each that names source ("the
- * snapshot at index 7", ...). Non-voters in book are ignored. */
+/* Adds the voters (of voters) in book, which comes from index at, that this node does not know
+ * to its peers and dials them, logging one line each that names source ("the snapshot at index
+ * 7", ...). A known node at another address moves if its address was learned from an older book,
+ * or if before (the configuration before this one; NULL for a snapshot) lacks it: it was added
+ * back. Non-voters in book are ignored. */
 void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf *voters,
-                const char *source);
-/* node_learn for every configuration entry among entries, in order; after each one at or below
- * commit, forgets the nodes it leaves out (see forget_outside in node.c). */
-void node_learn_entries(node *n, const raft_entry *entries, size_t count, raft_index commit);
+                const raft_conf *before, raft_index at, const char *source);
+/* node_learn for every configuration entry among entries, in order (before: the configuration in
+ * force ahead of the first); after each one that is committed, forgets the nodes it leaves out
+ * (see forget_outside in node.c). */
+void node_learn_entries(node *n, const raft_entry *entries, size_t count, raft_conf before,
+                        raft_index commit);
 
 /* node_snap.c */
 /* Loads the newest snapshot's state machine into kv at start. 0, or -1 after logging. */

@@ -760,11 +760,9 @@ void transport_remove_peer(transport *t, raft_id id)
             t->peers[kept++] = t->peers[i];
     bool known = kept != t->cfg.n_peers;
     t->cfg.n_peers = kept;
-    for (conn *c = t->inbound, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->peer_id == id)
-            tp_conn_close(c, "forgotten");
-    }
+    /* Its inbound connections stay, and it may dial again (tp_on_hello): this node may be the
+     * one that lags -- the node may have been added back, and may lead -- and what it sends is
+     * how this node would learn that. */
     kept = 0;
     for (uint32_t i = 0; i < t->n_outs; i++) {
         peer_out *p = t->outs[i];
@@ -775,11 +773,13 @@ void transport_remove_peer(transport *t, raft_id id)
         p->retired = true; /* before the close: no redial */
         if (p->c != NULL) /* ends a snapshot being streamed to it, too */
             tp_conn_close(p->c, "forgotten");
+        if (p->resolving != NULL)
+            uv_cancel((uv_req_t *)p->resolving); /* its callback still runs, and releases p */
         uv_close((uv_handle_t *)&p->retry, timer_closed_cb); /* frees p, last (release_retired) */
     }
     t->n_outs = kept;
     if (known) {
-        t->forgotten[t->n_forgotten++ % 32] = id;
+        t->forgotten[t->n_forgotten++ % TP_FORGOTTEN] = id;
         log_printf("peer %llu: forgotten (no connection, no dial)", (unsigned long long)id);
     }
 }

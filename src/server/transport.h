@@ -94,9 +94,10 @@ int transport_start(uv_loop_t *loop, const transport_config *cfg, const transpor
  * RAFT_MAX_NODES are known. The peer is copied. */
 int transport_add_peer(transport *t, const node_peer *peer);
 /* A node forgotten (a committed configuration left it out, or it moved: add_peer follows): its
- * connections are closed, it is dialed no more and, unless added again, its handshakes are
- * refused as those of a removed node. Its memory goes once its last handle has closed. Nothing
- * when it is unknown. */
+ * outbound connection is closed and it is dialed no more, but its inbound connections stay and
+ * its handshakes are still accepted (the last 64 ids forgotten): this node may be the one that
+ * lags, and the node, added back since, may lead. Its memory goes once its last handle has
+ * closed. Nothing when it is unknown. */
 void transport_remove_peer(transport *t, raft_id id);
 /* Queues msg for msg->to (encoded now; msg may be freed on return). */
 void transport_send(transport *t, const raft_msg *msg);

@@ -124,7 +124,7 @@ static bool known_peer(const transport *t, raft_id id)
 
 static bool was_forgotten(const transport *t, raft_id id)
 {
-    uint32_t n = t->n_forgotten < 32 ? t->n_forgotten : 32;
+    uint32_t n = t->n_forgotten < TP_FORGOTTEN ? t->n_forgotten : TP_FORGOTTEN;
     for (uint32_t i = 0; i < n; i++)
         if (t->forgotten[i] == id)
             return true;
@@ -160,13 +160,8 @@ void tp_on_hello(conn *c, const uint8_t *q, size_t len)
                (unsigned long long)to, (unsigned long long)t->cfg.self);
         return;
     }
-    if (from != t->cfg.self && !known_peer(t, from) && was_forgotten(t, from)) {
-        tp_refuse(c, "node id %llu was removed from the cluster (this node forgot it once its "
-                     "removal committed): stop it, or add it again with its address",
-                  (unsigned long long)from);
-        return;
-    }
-    if (from == t->cfg.self || !known_peer(t, from)) {
+    /* A forgotten node is accepted, not dialed: this node may lag behind its addition back. */
+    if (from == t->cfg.self || (!known_peer(t, from) && !was_forgotten(t, from))) {
         tp_refuse(c, "node id %llu is not a peer here: not in this node's peers file nor "
                      "learned from a membership change, or removed since (a joining node's "
                      "peers file must list every member)",

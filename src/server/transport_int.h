@@ -29,6 +29,7 @@
 #define PEER_USER_TIMEOUT_MS 5000 /* as etcd's 5-s peer read/write timeouts */
 #define MAX_HANDSHAKING 64 /* inbound connections still in their handshake */
 #define REFUSAL_QUIET_MS 30000
+#define TP_FORGOTTEN 64 /* forgotten ids whose handshakes are still accepted */
 
 enum { F_HELLO = 1, F_WELCOME = 2, F_AUTH = 3, F_REFUSE = 4, F_MSG = 5, F_SNAP = 6,
        F_SNAP_RESUME = 7 };
@@ -100,8 +101,8 @@ struct transport {
         unsigned suppressed;
     } refusals[8];
     int open_handles;
-    raft_id forgotten[32]; /* the last ids transport_remove_peer took, for the refusal's words */
-    uint32_t n_forgotten;  /* how many were ever taken (the ring's next slot, modulo 32) */
+    raft_id forgotten[TP_FORGOTTEN]; /* the last ids transport_remove_peer took: still accepted */
+    uint32_t n_forgotten; /* how many were ever taken (the ring's next slot, modulo its size) */
 };
 
 
