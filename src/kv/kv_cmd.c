@@ -35,6 +35,7 @@ const char *kv_op_name(int op)
     case KV_OP_EXPIRE: return "EXPIRE";
     case KV_OP_TICK: return "TICK";
     case KV_OP_REGISTER: return "REGISTER";
+    case KV_OP_UNREGISTER: return "UNREGISTER";
     default: return "UNKNOWN";
     }
 }
@@ -105,6 +106,8 @@ size_t kv_cmd_encoded_size(const kv_cmd *cmd)
     case KV_OP_TICK:
     case KV_OP_REGISTER:
         return cmd->flags ? 0 : size;
+    case KV_OP_UNREGISTER:
+        return cmd->flags || cmd->session == 0 ? 0 : size + 8;
     default:
         return 0;
     }
@@ -183,6 +186,9 @@ long kv_cmd_encode(const kv_cmd *cmd, uint8_t *buf, size_t cap)
     case KV_OP_EXPIRE:
         put_u64(&w, cmd->deadline_ms);
         put_str16(&w, cmd->key);
+        break;
+    case KV_OP_UNREGISTER:
+        put_u64(&w, cmd->session);
         break;
     default:
         break;
@@ -326,6 +332,11 @@ int kv_cmd_decode(const uint8_t *data, size_t len, kv_cmd *out)
     case KV_OP_TICK:
     case KV_OP_REGISTER:
         if (out->flags) return KV_EINVAL;
+        break;
+    case KV_OP_UNREGISTER:
+        if (out->flags) return KV_EINVAL;
+        out->session = get_u64(&r);
+        if (out->session == 0) return KV_EINVAL;
         break;
     default:
         return KV_EINVAL;

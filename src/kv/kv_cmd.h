@@ -20,6 +20,7 @@
  *       EXPIRE  u64 deadline_ms, str16 key              (deadline 0 removes the expiry)
  *       TICK    nothing                                 (advances the apply clock only)
  *       REGISTER nothing   a fast-path client session; its id is this entry's index (kv_store.h)
+ *       UNREGISTER u64 session   closes that session (its owner is done with it)
  *
  * TIME. deadline_ms is ABSOLUTE (ms since the Unix epoch), 0 = never expires. The leader computes
  * it once, from its own clock, when it proposes (kv_deadline_from_seconds), so every replica stores
@@ -67,6 +68,7 @@ typedef enum kv_op {
     KV_OP_EXPIRE = 6,
     KV_OP_TICK = 7,
     KV_OP_REGISTER = 8,
+    KV_OP_UNREGISTER = 9,
 } kv_op;
 const char *kv_op_name(int op);
 
@@ -97,6 +99,7 @@ typedef struct kv_cmd {
     uint64_t deadline_ms;      /* SET, CAS, EXPIRE */
     uint64_t expected_version; /* CAS */
     int64_t delta;             /* INCR */
+    uint64_t session;          /* UNREGISTER */
     kv_slice key;              /* SET, CAS, INCR, EXPIRE */
     kv_slice value;            /* SET, CAS */
     uint32_t n_pairs;          /* DELETE, MSET */

@@ -580,6 +580,16 @@ static int session_open(kv_store *store, uint64_t id)
     return KV_OK;
 }
 
+static bool session_close(kv_store *store, uint64_t id)
+{
+    kv_session *s = session_find(store, id);
+    if (s == NULL) return false;
+    size_t at = (size_t)(s - store->sessions);
+    memmove(s, s + 1, (store->n_sessions - at - 1) * sizeof *s);
+    store->n_sessions--;
+    return true;
+}
+
 bool kv_session_seq(const kv_store *store, uint64_t session, uint64_t *seq)
 {
     const kv_session *s = session_find(store, session);
@@ -693,6 +703,9 @@ int kv_apply(kv_store *store, uint64_t index, const uint8_t *data, size_t len, k
         rc = session_open(store, index);
         result->status = KV_ST_OK;
         result->version = index;
+        break;
+    case KV_OP_UNREGISTER:
+        result->status = session_close(store, cmd.session) ? KV_ST_OK : KV_ST_NOT_FOUND;
         break;
     default:
         assert(0 && "kv_cmd_decode accepted an unknown op");

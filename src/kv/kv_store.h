@@ -94,8 +94,10 @@ void kv_skip_to(kv_store *store, uint64_t index);
  * session i (result.version = i). A fast write carries (session, seq); kv_apply_fast applies it
  * only if the session is open and seq is above the session's last applied seq, else it is
  * KV_ST_SKIPPED (a new leader's recovery may append a write twice; a write of a session the store
- * does not know cannot be told apart from a duplicate). Sessions are in snapshots; they do not
- * expire yet (16 bytes each).
+ * does not know cannot be told apart from a duplicate). A KV_OP_UNREGISTER entry closes a session
+ * (KV_ST_OK, or KV_ST_NOT_FOUND when it is not open); its later writes are skipped, and an id at
+ * or below the applied index that is not open never will be. Sessions are in snapshots; they do
+ * not expire yet (16 bytes each).
  */
 int kv_apply_fast(kv_store *store, uint64_t index, uint64_t session, uint64_t seq,
                   const uint8_t *data, size_t len, kv_result *result);

@@ -152,7 +152,8 @@ static void reply_info(fe_session *s, const kv_slice *section)
                   (unsigned long long)info.last_index, (unsigned long long)info.snapshot_index,
                   (unsigned long long)info.writes_ok, (unsigned long long)info.reads_ok,
                   (unsigned long long)info.fsyncs, info.n_peers);
-        growbuf_printf(&b, "loop_polls:%llu\r\n", (unsigned long long)info.loop_polls);
+        growbuf_printf(&b, "loop_polls:%llu\r\nfast_sessions:%zu\r\n",
+                       (unsigned long long)info.loop_polls, kv_session_count(node_kv(n)));
         growbuf_printf(&b, "voters:");
         for (uint32_t i = 0; i < info.voters.n_voters; i++)
             growbuf_printf(&b, "%s%llu", i ? "," : "", (unsigned long long)info.voters.voters[i]);
@@ -431,12 +432,28 @@ static void register_go(fe_req *req, const proto_resp_cmd *cmd)
     if (node_is_leader(n)) {
         if (kv_session_count(node_kv(n)) >= FAST_MAX_SESSIONS) {
             const char *full = "-ERR too many fast-path sessions (100000; they do not expire "
-                               "yet)\r\n";
+                               "yet: clients close theirs with RAFTKV.UNREGISTER)\r\n";
             fe_req_done_bytes(req, full, strlen(full));
             return;
         }
         if (fe_req_propose(req, &reg) == 0) return;
     }
+    to_leader(req, cmd);
+}
+
+#define UNREGISTER_USAGE "-ERR usage: RAFTKV.UNREGISTER <session>\r\n"
+
+/* Closes a session (its owner is done: a write it sends afterwards may be acknowledged and then
+ * skipped, so it sends none). Taken with the fast path off too: sessions outlive the setting. */
+static void unregister_go(fe_req *req, const proto_resp_cmd *cmd)
+{
+    uint64_t session = 0;
+    if (cmd->argc != 2 || !parse_u64(&cmd->argv[1], FAST_MAX_SEQ, &session)) {
+        fe_req_done_bytes(req, UNREGISTER_USAGE, strlen(UNREGISTER_USAGE));
+        return;
+    }
+    kv_cmd unreg = {.op = KV_OP_UNREGISTER, .session = session};
+    if (node_is_leader(req->s->fe->node) && fe_req_propose(req, &unreg) == 0) return;
     to_leader(req, cmd);
 }
 
@@ -456,6 +473,22 @@ static void dispatch_fast(fe_session *s, const proto_resp_cmd *cmd)
     }
     if (!fe_req_write_must_wait(req)) fast_go(req, cmd);
     else keep_copy(req, cmd); /* retried when its turn comes */
+}
+
+static void dispatch_unregister(fe_session *s, const proto_resp_cmd *cmd)
+{
+    uint64_t session;
+    if (cmd->argc != 2 || !parse_u64(&cmd->argv[1], FAST_MAX_SEQ, &session)) {
+        conn_reply(s->c, UNREGISTER_USAGE, strlen(UNREGISTER_USAGE));
+        return;
+    }
+    fe_req *req = fe_req_new(s, PROTO_RESP_CMD_UNREGISTER, true, false);
+    if (req == NULL) {
+        conn_close(s->c, "closed: out of memory for a request");
+        return;
+    }
+    if (!fe_req_write_must_wait(req)) unregister_go(req, cmd);
+    else keep_copy(req, cmd);
 }
 
 static void dispatch_register(fe_session *s, const proto_resp_cmd *cmd)
@@ -516,6 +549,10 @@ static void dispatch(fe_session *s, const proto_resp_cmd *cmd)
     }
     if (equals_nocase(cmd->argv[0], "raftkv.register")) {
         dispatch_register(s, cmd);
+        return;
+    }
+    if (equals_nocase(cmd->argv[0], "raftkv.unregister")) {
+        dispatch_unregister(s, cmd);
         return;
     }
     proto_resp_request rq;
@@ -588,6 +625,10 @@ static void resp_retry(fe_req *req)
     }
     if (req->op == PROTO_RESP_CMD_FSET) {
         fast_go(req, &copy->cmd);
+        return;
+    }
+    if (req->op == PROTO_RESP_CMD_UNREGISTER) {
+        unregister_go(req, &copy->cmd);
         return;
     }
     /* Map again: the deadline must come from the clock of the node that proposes, now. */
@@ -712,6 +753,10 @@ static void resp_emit(fe_req *req, fe_out *out)
             n = (size_t)snprintf(buf, sizeof buf, ":%llu\r\n",
                                  (unsigned long long)req->result.version);
             fe_out_put(out, buf, n);
+            break;
+        }
+        if (req->op == PROTO_RESP_CMD_UNREGISTER) { /* :1 closed, :0 not open */
+            fe_out_put(out, req->result.status == KV_ST_OK ? ":1\r\n" : ":0\r\n", 4);
             break;
         }
         n = proto_resp_reply_write(buf, sizeof buf, (proto_resp_name)req->op, &req->result);

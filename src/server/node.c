@@ -784,12 +784,16 @@ static void answer_reads(node *n)
     fire_all(n);
 }
 
-/* Past it: this seq of the session, or a later one, is applied (raft_fast_prune). A session the
- * state machine does not know yet is kept: the leader may know it. */
+/* Past it: this seq of the session, or a later one, is applied (raft_fast_prune), or the session
+ * is closed: its id is at or below the applied index (a session's id is its REGISTER entry's
+ * index) and it is not open, so every write of it is skipped. A session the state machine does
+ * not know yet is kept: the leader may know it. */
 static bool fast_applied(void *ctx, uint64_t session, uint64_t seq)
 {
     uint64_t last;
-    return kv_session_seq(ctx, session, &last) && seq <= last;
+    if (!kv_session_seq(ctx, session, &last))
+        return session <= kv_applied_index(ctx);
+    return seq <= last;
 }
 
 static void sweep_cb(uv_timer_t *timer)

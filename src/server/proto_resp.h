@@ -94,6 +94,7 @@ typedef enum proto_resp_name {
     PROTO_RESP_CMD_MEMBER_LIST, /* RAFTKV.MEMBER LIST: idem, a read */
     PROTO_RESP_CMD_REGISTER, /* RAFTKV.REGISTER: the front-end's (fast-path session), a write */
     PROTO_RESP_CMD_FSET,     /* RAFTKV.FSET: the front-end's (fast-path write) */
+    PROTO_RESP_CMD_UNREGISTER, /* RAFTKV.UNREGISTER: the front-end's (closes a session), a write */
 } proto_resp_name;
 
 typedef enum proto_resp_kind {

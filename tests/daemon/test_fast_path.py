@@ -11,7 +11,9 @@ answered +FAST. Checked:
      committed): the survivors elect a leader that recovers them -- every acknowledged value is
      read back; reads through the new leader see the newest value of each key;
   4. every node is killed -9 and restarted: the d-logs and logs give back every acknowledged
-     write, and the session goes on (a seq already applied is skipped, a new one applies).
+     write, and the session goes on (a seq already applied is skipped, a new one applies);
+  5. RAFTKV.UNREGISTER (sent to a follower) closes the session: :1, then FSET is refused
+     (unknown session) and a second UNREGISTER answers :0.
 
 usage: test_fast_path.py PATH/TO/raftkvd
 """
@@ -183,8 +185,22 @@ def main():
                 time.sleep(0.1)
         check(done != [], "no new seq completed after the restart")
         check(wait("k0 fresh", lambda: call(lead, "GET", "k0") == b"fresh"), "k0 not fresh")
+
+        # 5. the session closed (through a follower: forwarded): its writes are refused after
+        follower = [i for i in (1, 2, 3) if i != leader()][0]
+        got = call(follower, "RAFTKV.UNREGISTER", session)
+        check(got == 1, "UNREGISTER %d: %r" % (session, got))
+        got = call(leader(), "RAFTKV.FSET", session, seq, "k0", "closed")
+        check(isinstance(got, str) and "unknown session" in got, "FSET after close: %r" % got)
+        check(call(leader(), "RAFTKV.UNREGISTER", session) == 0, "UNREGISTER twice")
+        for i in (1, 2, 3):
+            wait("node %d to count no session" % i,
+                 lambda i=i: info(port(i)).get("fast_sessions") == "0")
+        got = call(leader(), "RAFTKV.UNREGISTER", "x")
+        check(isinstance(got, str) and "usage" in got, "UNREGISTER x: %r" % got)
         print("ok: %d fast writes done through every node; a killed leader's acknowledged writes "
-              "recovered by the next one; everything back after killing every node" % (seq - 1))
+              "recovered by the next one; everything back after killing every node; the session "
+              "closed" % (seq - 1))
     finally:
         H.cleanup()
 

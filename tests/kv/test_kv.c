@@ -979,6 +979,43 @@ static void sessionsSkipDuplicatesAndSurviveSnapshots(void **state)
     kv_store_free(store);
 }
 
+/* UNREGISTER closes a session: its later fast writes are skipped, closing it again finds
+ * nothing, other sessions stay; the command encodes and decodes (session 0 is no session). */
+static void unregisterClosesASession(void **state)
+{
+    (void)state;
+    kv_store *store = kv_store_new(NULL);
+    kv_cmd reg = {.op = KV_OP_REGISTER, .now_ms = 5};
+    apply(store, 1, &reg);
+    apply(store, 2, &reg);
+    uint8_t bytes[256];
+    kv_cmd unreg = {.op = KV_OP_UNREGISTER, .now_ms = 6, .session = 1};
+    long len = kv_cmd_encode(&unreg, bytes, sizeof bytes);
+    assert_int_equal(len, 1 + 1 + 1 + 8 + 8);
+    kv_cmd back;
+    assert_int_equal(kv_cmd_decode(bytes, (size_t)len, &back), KV_OK);
+    assert_int_equal(back.op, KV_OP_UNREGISTER);
+    assert_int_equal(back.session, 1);
+    assert_int_equal(kv_cmd_decode(bytes, (size_t)len - 1, &back), KV_EINVAL);
+    kv_result res = apply(store, 3, &unreg);
+    assert_int_equal(res.status, KV_ST_OK);
+    uint64_t seq;
+    assert_false(kv_session_seq(store, 1, &seq));
+    assert_true(kv_session_seq(store, 2, &seq));
+    assert_int_equal(kv_session_count(store), 1);
+    res = apply(store, 4, &unreg);
+    assert_int_equal(res.status, KV_ST_NOT_FOUND);
+    kv_cmd set = cmd_set("k", "v", 7, 0);
+    len = kv_cmd_encode(&set, bytes, sizeof bytes);
+    assert_int_equal(kv_apply_fast(store, 5, 1, 1, bytes, (size_t)len, &res), KV_OK);
+    assert_int_equal(res.status, KV_ST_SKIPPED);
+    assert_int_equal(kv_apply_fast(store, 6, 2, 1, bytes, (size_t)len, &res), KV_OK);
+    assert_int_equal(res.status, KV_ST_OK);
+    kv_cmd none = {.op = KV_OP_UNREGISTER, .session = 0};
+    assert_int_equal(kv_cmd_encoded_size(&none), 0);
+    kv_store_free(store);
+}
+
 /* A store without sessions writes format 1, which older versions read, and it restores. */
 static void restoresVersion1Snapshots(void **state)
 {
@@ -1023,6 +1060,7 @@ int main(void)
         cmocka_unit_test(replicasAgreeWhateverTheirReadsAndSweeps),
         cmocka_unit_test(restoreRejectsDamage),
         cmocka_unit_test(sessionsSkipDuplicatesAndSurviveSnapshots),
+        cmocka_unit_test(unregisterClosesASession),
         cmocka_unit_test(restoresVersion1Snapshots),
         cmocka_unit_test(freeingStoreEndsOpenSnapshot),
     };
