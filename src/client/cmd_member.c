@@ -5,8 +5,8 @@
  *
  * Any node will do: a follower forwards ADD/REMOVE to the leader, and the reply (+OK once the
  * change is committed) comes back the same way. The nodes are tried in order until one answers.
- * Exit codes: 0 done; 2 refused (the node is unknown and no address was given, is known at another
- * address, is already / is not a voter, is the last voter); 3 no node answered, no leader, or another change in progress (nothing
+ * Exit codes: 0 done; 2 refused (the node is unknown and no address was given, is a voter at
+ * another address, is already / is not a voter, is the last voter); 3 no node answered, no leader, or another change in progress (nothing
  * changed); 4 the outcome is unknown (leadership changed or the wait timed out: run
  * `raftkv member list` to see).
  */
@@ -109,9 +109,9 @@ static int print_peers(const char *list)
  * is in progress, is 3: the cluster is not in a state to take it). */
 static int refusal_code(const char *text)
 {
-    static const char *const usage[] = {"is unknown", "known at another address", "already a voter",
+    static const char *const usage[] = {"is unknown", "at another address", "already a voter",
                                         "is not a voter", "the last voter", "usage:",
-                                        "not a valid membership change", "nodes already"};
+                                        "not a valid membership change", "cannot be added"};
     for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++)
         if (strstr(text, usage[i])) return CLI_EXIT_USAGE;
     if (strstr(text, "outcome unknown")) return CLI_EXIT_UNKNOWN;

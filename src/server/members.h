@@ -6,14 +6,11 @@
  * member), because the book travels in two places:
  *   - the context of every configuration entry the leader proposes (raft_propose_conf);
  *   - the head of every snapshot file the node writes (members_snap_*), ahead of the state machine.
- * A node merges what it reads into the addresses it has (members_merge): a node it already knows
- * keeps the address its own peers file gives (the local file wins; host names are resolved at
- * every dial anyway) unless the entry adds it back, an unknown one is added, and one learned
- * earlier from a book takes a newer book's address. Only the voters of the configuration a book comes with are taken from it,
- * and a node forgets every node it learned from a book once a committed configuration leaves it
- * out (forget_outside in node.c; the nodes of its own peers file stay): such a removed node's id
- * may be added back, at another address, and the 16 nodes a configuration holds are 16 at a time,
- * not 16 ever.
+ * A node merges what it reads into the addresses it has (node_learn in node.c): an unknown node
+ * is added, and a known one takes the address of a book newer than where its own came from (the
+ * peers file counts as index 0). Only the voters of the configuration a book comes with are
+ * taken from it. A node knows 16 nodes at most; for room it forgets the former voter it learned
+ * longest ago, so the 16 are at a time, not ever.
  *
  * FORMAT (little-endian, version 1): u8 version, u8 count (1..RAFT_MAX_NODES), then per node u64
  * id (1..2^53), u16 peer_port, u16 client_port, u16 resp_port (1..65535 each), u8 host_len

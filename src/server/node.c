@@ -203,8 +203,48 @@ static bool same_address(const node_peer *a, const node_peer *b)
            a->client_port == b->client_port && a->resp_port == b->resp_port;
 }
 
+/* Whether p may be forgotten to make room for a node being learned: learned from a book (a
+ * peers-file node stays), not this node, not a voter of keep (the configuration being learned),
+ * of the one in force or of the committed one, and not the leader. */
+static bool evictable(const node *n, const node_peer *p, const raft_conf *keep)
+{
+    if (!p->learned || p->id == n->cfg.id || raft_conf_has(keep, p->id))
+        return false;
+    if (n->r == NULL)
+        return true; /* replaying the log at start: keep is the newest configuration so far */
+    raft_conf committed;
+    if (raft_conf_at(n->r, raft_commit_index(n->r), &committed) == RAFT_OK &&
+        raft_conf_has(&committed, p->id))
+        return false;
+    return !raft_conf_has(raft_get_conf(n->r), p->id) && raft_get_leader(n->r) != p->id;
+}
+
+/* Forgets the evictable node learned longest ago (the smallest addr_index): it is dialed no more
+ * and leaves the member list, but its handshakes are still accepted (transport_remove_peer).
+ * False when no node can go. Nodes are forgotten only for room, not as soon as they are removed:
+ * a node that lags may yet need a removed node that was added back since, and may lead. */
+static bool evict_one(node *n, const raft_conf *keep, const char *source)
+{
+    uint32_t at = UINT32_MAX;
+    for (uint32_t i = 0; i < n->cfg.n_peers; i++)
+        if (evictable(n, &n->cfg.peers[i], keep) &&
+            (at == UINT32_MAX || n->cfg.peers[i].addr_index < n->cfg.peers[at].addr_index))
+            at = i;
+    if (at == UINT32_MAX)
+        return false;
+    node_peer gone = n->cfg.peers[at];
+    memmove(&n->cfg.peers[at], &n->cfg.peers[at + 1],
+            (n->cfg.n_peers - at - 1) * sizeof n->cfg.peers[0]);
+    n->cfg.n_peers--;
+    log_printf("forgot node %" PRIu64 " at %s (peer %u), no longer a voter, to make room for the "
+               "nodes of %s", gone.id, gone.host, gone.peer_port, source);
+    if (n->tp != NULL)
+        transport_remove_peer(n->tp, gone.id);
+    return true;
+}
+
 void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf *voters,
-                const raft_conf *before, raft_index at, const char *source)
+                raft_index at, const char *source)
 {
     node_peer take[RAFT_MAX_NODES], added[RAFT_MAX_NODES];
     uint32_t nt = 0;
@@ -223,22 +263,15 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
             take[nt++].addr_index = at;
             continue;
         }
+        if (at <= known->addr_index)
+            continue; /* an older book (a snapshot behind the entries learned already) */
         if (same_address(known, b)) {
-            if (known->learned && at > known->addr_index)
-                known->addr_index = at;
+            known->addr_index = known->learned ? at : 0;
             continue;
         }
-        /* Another address. A newer book moves a learned one; the peers file wins (host names
-         * may differ from node to node) unless this entry adds the node back: a node removed
-         * and added again at another address has moved. */
-        bool adds = before != NULL && !raft_conf_has(before, b->id);
-        if (known->learned ? at <= known->addr_index : !adds) {
-            if (!known->learned)
-                log_printf("node %" PRIu64 ": %s gives %s (peer %u), this node's peers file %s "
-                           "(peer %u): the file's is kept", b->id, source, b->host, b->peer_port,
-                           known->host, known->peer_port);
-            continue;
-        }
+        /* A newer book than where the address came from (a peers file counts as index 0): the
+         * node was added back elsewhere, or the leader's peers file spells its host another
+         * way (which reaches the same node). */
         log_printf("node %" PRIu64 " moved from %s (peer %u, client %u, resp %u) to %s (peer %u, "
                    "client %u, resp %u), from %s", b->id, known->host, known->peer_port,
                    known->client_port, known->resp_port, b->host, b->peer_port, b->client_port,
@@ -255,6 +288,8 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
                 log_printf("node %" PRIu64 ": cannot dial its new address (see above)", b->id);
         }
     }
+    while (n->cfg.n_peers + nt > RAFT_MAX_NODES && evict_one(n, voters, source))
+        ;
     int fresh = members_merge(n->cfg.peers, &n->cfg.n_peers, take, nt, added);
     if (fresh < 0) {
         log_printf("%s names more nodes than the %d this build knows at once: the new ones are "
@@ -270,47 +305,14 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
     }
 }
 
-/* Forgets every node learned from a book that conf (committed at index at) leaves out: no leader
- * will replicate to it again, its connections are closed and its handshakes refused, and its id
- * may be added back at another address. Without this a cluster that replaces nodes would run out
- * of the RAFT_MAX_NODES slots after 16 ids. The nodes of this node's own peers file stay: the
- * file is the operator's word, and bounded (a removed one is dialed, and told its removal when
- * it campaigns, as before). */
-static void forget_outside(node *n, const raft_conf *conf, raft_index at)
+void node_learn_entries(node *n, const raft_entry *entries, size_t count)
 {
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < n->cfg.n_peers; i++) {
-        node_peer p = n->cfg.peers[i];
-        if (!p.learned || p.id == n->cfg.id || raft_conf_has(conf, p.id)) {
-            n->cfg.peers[kept++] = p;
-            continue;
-        }
-        log_printf("forgot node %" PRIu64 " at %s (peer %u): the configuration committed at "
-                   "index %" PRIu64 " leaves it out", p.id, p.host, p.peer_port, at);
-        if (n->tp != NULL)
-            transport_remove_peer(n->tp, p.id);
-    }
-    n->cfg.n_peers = kept;
-}
-
-/* forget_outside for the configuration in force once it is committed (an uncommitted one may be
- * truncated, and the one before it needs its voters back). */
-static void forget_if_committed(node *n)
-{
-    raft_index at = raft_conf_index(n->r);
-    if (at == n->forgot_at || at > raft_commit_index(n->r))
-        return;
-    n->forgot_at = at;
-    forget_outside(n, raft_get_conf(n->r), at);
-}
-
-void node_learn_entries(node *n, const raft_entry *entries, size_t count, raft_conf before,
-                        raft_index commit)
-{
-    size_t last_conf = SIZE_MAX;
-    for (size_t i = 0; i < count; i++)
-        if (entries[i].type == RAFT_ENTRY_CONFIG)
-            last_conf = i;
+    /* Entries from the first index on replace what was there (a truncation): an address learned
+     * from a replaced entry must not block the book that replaces it. */
+    if (count > 0)
+        for (uint32_t i = 0; i < n->cfg.n_peers; i++)
+            if (n->cfg.peers[i].learned && n->cfg.peers[i].addr_index >= entries[0].index)
+                n->cfg.peers[i].addr_index = entries[0].index - 1;
     for (size_t i = 0; i < count; i++) {
         const raft_entry *e = &entries[i];
         if (e->type != RAFT_ENTRY_CONFIG)
@@ -328,14 +330,7 @@ void node_learn_entries(node *n, const raft_entry *entries, size_t count, raft_c
             nb = 0; /* no book (an older leader): nothing to learn */
         else if (members_decode(ctx, ctx_len, book, &nb, err, sizeof err) != 0)
             log_printf("%s: %s (its addresses are ignored)", source, err);
-        node_learn(n, book, nb, &conf, &before, e->index, source);
-        before = conf;
-        /* In order, so that a log that added and removed many nodes never holds them all (a
-         * restart replays the whole log, and its commit index may be 0). A configuration entry
-         * with another one after it is committed: a leader proposes a change only once the one
-         * before it in its log is committed, and by log matching that log had this prefix. */
-        if (i != last_conf || e->index <= commit)
-            forget_outside(n, &conf, e->index);
+        node_learn(n, book, nb, &conf, e->index, source);
     }
 }
 
@@ -371,13 +366,15 @@ const char *node_voters_refusal(const node *n, raft_id id, bool add, const node_
     const node_peer *known = config_peer(&n->cfg, id);
     if (known == NULL && (!add || addr == NULL))
         return "is unknown (add it with its address: host, peer, client and RESP ports)";
-    if (known == NULL && n->cfg.n_peers >= RAFT_MAX_NODES)
-        return "cannot be added: the cluster knows " RAFT_MAX_NODES_TEXT " nodes already";
-    if (known != NULL && addr != NULL &&
-        (strcmp(known->host, addr->host) != 0 || known->peer_port != addr->peer_port ||
-         known->client_port != addr->client_port || known->resp_port != addr->resp_port))
-        return "is known at another address: add it without one, or to move it remove it "
-               "first (a removed node is forgotten once its removal commits)";
+    bool room = n->cfg.n_peers < RAFT_MAX_NODES;
+    for (uint32_t i = 0; i < n->cfg.n_peers && !room; i++)
+        room = evictable(n, &n->cfg.peers[i], c); /* a former voter, forgotten to make room */
+    if (known == NULL && !room)
+        return "cannot be added: this node knows " RAFT_MAX_NODES_TEXT " nodes, all voters, "
+               "spares of its peers file or the leader";
+    if (known != NULL && addr != NULL && raft_conf_has(c, id) && !same_address(known, addr))
+        return "is a voter at another address: to move it, remove it, then add it with its "
+               "new address";
     if (add && raft_conf_has(c, id))
         return "is already a voter";
     if (!add && !raft_conf_has(c, id))
@@ -499,9 +496,10 @@ int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, nod
     node_peer book[RAFT_MAX_NODES];
     uint32_t nb = 0;
     for (uint32_t i = 0; i < n->cfg.n_peers; i++)
-        if (raft_conf_has(&next, n->cfg.peers[i].id))
+        if (raft_conf_has(&next, n->cfg.peers[i].id) &&
+            !(add && addr != NULL && n->cfg.peers[i].id == id))
             book[nb++] = n->cfg.peers[i]; /* readers take only the voters anyway */
-    if (add && addr != NULL && config_peer(&n->cfg, id) == NULL)
+    if (add && addr != NULL) /* a node known elsewhere (removed) moves: the entry is newer */
         members_merge(book, &nb, addr, 1, NULL);
     uint8_t ctx_buf[MEMBERS_MAX_BYTES];
     size_t ctx_len = members_encode(book, nb, ctx_buf, sizeof ctx_buf);
@@ -905,7 +903,6 @@ static void observe(node *n)
                        : " (this node is not a voter: it follows, and never campaigns)");
         n->last_conf = *conf;
     }
-    forget_if_committed(n);
     if (n->last_role == RAFT_LEADER && role != RAFT_LEADER) {
         /* Writes already committed stay: applying answers them (a leader that removed itself
          * steps down the moment its removal commits, before applying it). */
@@ -1038,7 +1035,7 @@ static void ready_done(disk_job *job)
         j->restore = NULL;
         char source[64];
         snprintf(source, sizeof source, "the snapshot at index %" PRIu64, n->rd.snapshot.index);
-        node_learn(n, j->book.peers, j->book.n, &n->rd.snapshot.conf, NULL, n->rd.snapshot.index,
+        node_learn(n, j->book.peers, j->book.n, &n->rd.snapshot.conf, n->rd.snapshot.index,
                    source);
         n->applied_since_snapshot = 0;
         log_printf("snapshot installed: index %" PRIu64 " term %" PRIu64 " (state machine "
@@ -1075,11 +1072,7 @@ static void process_ready(node *n)
     raft_ready *rd = &n->rd;
     raft_ready_get(n->r, rd);
     n->ready_busy = true;
-    if (rd->n_entries > 0) {
-        raft_conf before = {0}; /* none known: every voter of a first entry counts as added */
-        (void)raft_conf_at(n->r, rd->entries[0].index - 1, &before);
-        node_learn_entries(n, rd->entries, rd->n_entries, before, raft_commit_index(n->r));
-    }
+    node_learn_entries(n, rd->entries, rd->n_entries);
     /* Every fast write taken since the last Ready is in this one (one d-log entry each), unless the
      * core ran out of memory copying them: mark exactly as many as it carries. */
     size_t carried = rd->n_fast;
@@ -1397,9 +1390,7 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     if (max_entry > rc_cfg.max_entry_bytes)
         rc_cfg.max_entry_bytes = (uint32_t)max_entry;
     rc_cfg.max_uncommitted_bytes = cfg->max_uncommitted_bytes;
-    node_learn_entries(n, loaded.entries, loaded.n_entries,
-                       loaded.snapshot.index != 0 ? loaded.snapshot.conf : rc_cfg.conf,
-                       loaded.hard_state.commit);
+    node_learn_entries(n, loaded.entries, loaded.n_entries);
     raft_restore restore;
     storage_loaded_restore(&loaded, &restore);
     /* Fast writes the snapshot already applied are done with. */
@@ -1437,7 +1428,6 @@ int node_start(uv_loop_t *loop, const config *cfg, node **out)
     }
     n->last_term = raft_get_term(n->r);
     n->last_role = raft_get_role(n->r);
-    forget_if_committed(n); /* before the transport dials anyone */
 
     n->dk = disk_start(loop);
     transport_config tc = {

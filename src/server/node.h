@@ -64,10 +64,10 @@ typedef struct node_peer {
     bool spare;           /* "voter": false -- outside the initial configuration, added later
                              with RAFTKV.MEMBER ADD (the log and snapshots then say who votes) */
     bool learned;         /* from an address book (a configuration entry, a snapshot), not from
-                             this node's peers file: forgotten once a committed configuration
-                             leaves it out (forget_outside in node.c) */
+                             this node's peers file: may be forgotten for room once it is no
+                             longer a voter (evict_one in node.c) */
     uint64_t addr_index;  /* the log index of the book the address came from (0: the peers
-                             file): an older book never moves it (node_learn) */
+                             file): only a newer book moves it (node_learn) */
 } node_peer;
 
 typedef void (*node_write_cb)(void *ctx, int status, const kv_result *result);
@@ -119,7 +119,7 @@ bool node_is_outside(const node *n);
 /* Whether id is a voter of the configuration in force here. */
 bool node_votes(const node *n, raft_id id);
 /* Why `id` cannot be added (add, with addr or NULL as node_change_voters takes it) or removed as a
- * voter here -- "is unknown (...)", "is known at another address (...)", "is already a voter",
+ * voter here -- "is unknown (...)", "is a voter at another address (...)", "is already a voter",
  * "is not a voter", "is the last voter", ... -- or NULL. */
 const char *node_voters_refusal(const node *n, raft_id id, bool add, const node_peer *addr);
 /* A voter of the configuration in force here other than this node, with its addresses: where a

@@ -131,7 +131,6 @@ struct node {
     raft_term last_term;
     raft_id last_leader;
     raft_conf last_conf; /* the voters last logged (empty at start: the first observe logs them) */
-    raft_index forgot_at; /* the committed configuration forget_if_committed last applied */
 
     pending_list writes, reads, firing;
     fast_pending *fast_head, *fast_tail; /* in the order taken */
@@ -159,18 +158,15 @@ void node_fatal(node *n, const char *what, const char *why) __attribute__((noret
 /* Completes a graceful stop once no disk work is left (every disk job's done() calls it). */
 void node_try_finish_stop(node *n);
 
-/* Adds the voters (of voters) in book, which comes from index at, that this node does not know
- * to its peers and dials them, logging one line each that names source ("the snapshot at index
- * 7", ...). A known node at another address moves if its address was learned from an older book,
- * or if before (the configuration before this one; NULL for a snapshot) lacks it: it was added
- * back. Non-voters in book are ignored. */
+/* Adds the voters (of voters) in book, which comes from log index at, that this node does not
+ * know to its peers and dials them, logging one line each that names source ("the snapshot at
+ * index 7", ...); moves a known one whose address came from an older book or from the peers file
+ * (index 0); forgets nodes that are no longer voters, learned longest ago, when there is no room
+ * (RAFT_MAX_NODES). Non-voters in book are ignored. */
 void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf *voters,
-                const raft_conf *before, raft_index at, const char *source);
-/* node_learn for every configuration entry among entries, in order (before: the configuration in
- * force ahead of the first); after each one that is committed, forgets the nodes it leaves out
- * (see forget_outside in node.c). */
-void node_learn_entries(node *n, const raft_entry *entries, size_t count, raft_conf before,
-                        raft_index commit);
+                raft_index at, const char *source);
+/* node_learn for every configuration entry among entries, in order. */
+void node_learn_entries(node *n, const raft_entry *entries, size_t count);
 
 /* node_snap.c */
 /* Loads the newest snapshot's state machine into kv at start. 0, or -1 after logging. */

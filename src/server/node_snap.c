@@ -213,7 +213,7 @@ int node_snap_load(node *n, const raft_snapshot_meta *meta)
     }
     char source[64];
     snprintf(source, sizeof source, "the snapshot at index %" PRIu64, index);
-    node_learn(n, book.peers, book.n, &meta->conf, NULL, index, source);
+    node_learn(n, book.peers, book.n, &meta->conf, index, source);
     int rc = kv_restore_finish(kr, n->kv);
     if (rc != KV_OK)
         log_printf("cannot load the snapshot in %s: %s", n->cfg.data_dir, kv_restore_error(kr));

@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""A cluster that replaces nodes for ever: nodes joined by address are forgotten once their
-removal commits, so ids beyond the 16 a configuration holds can come and go (label integration).
+"""A cluster that replaces nodes for ever: a node joined by address that is no longer a voter is
+forgotten when room is needed, so ids beyond the 16 a node can know at once come and go, and a
+removed node can come back at another address (label integration).
 
 Nodes 1-3 run with a peers file of 1-3 only (the default snapshot threshold: the log keeps every
 configuration entry).
   1. For k = 4 .. 19 (19 distinct ids, more than 16): node k starts with a peers file of the
      voters and itself (a spare), `raftkv member add k HOST:PORTS` takes it, it serves a value
-     written through the leader, `raftkv member remove k` removes it, and nodes 1-3 each log
-     that they forgot it. Node 19 stays up after its removal: no node dials it any more.
+     written through the leader, and `raftkv member remove k` removes it. Nodes 1-3 each forget
+     the oldest removed ones (4, 5, 6) to make room, never log that a book named more nodes
+     than they can know, and still know node 19.
   2. Node 4 comes back at new ports with an empty data directory: `raftkv member add 4` with the
      new address is taken (a forgotten id is unknown again), every node logs that it learned node
-     4 at the new peer port, and node 4 serves every value.
-  3. Node 1 restarts: its log replays 33 configuration changes naming 19 ids, and it knows at
-     most the members at any point (no "names more nodes than" line), connects to node 4 at its
-     new address, and lists exactly nodes 1-4 in RAFTKV.MEMBER LIST.
+     4 at the new peer port, and node 4 serves every value. Node 19, removed but not forgotten,
+     comes back at new ports too: every node logs that it moved.
+  3. Node 1 restarts: its log replays 35 configuration changes naming 19 ids without running out
+     of room, connects to nodes 4 and 19 at their new addresses, and RAFTKV.MEMBER LIST names
+     voters 1, 2, 3, 4 and 19.
 
 usage: test_member_cycle.py PATH/TO/raftkvd
 """
@@ -108,18 +111,13 @@ def main():
                  lambda k=k: call(nodes[k]["resp_port"], "GET", "k%d" % k) == b"v%d" % k)
             code, out, err = cli("member", "remove", str(k))
             check(code == 0, "remove %d: %d %r %r" % (k, code, out, err))
-            for i in (1, 2, 3):
-                wait("node %d to forget node %d" % (i, k),
-                     lambda i=i, k=k: "forgot node %d at 127.0.0.1" % k in log_of(i))
-            if k != LAST:
-                kill(k)
-        for i in (1, 2, 3):
-            wait("node %d to list no peer_%d" % (i, LAST),
-                 lambda i=i: "peer_%d" % LAST not in info(nodes[i]["resp_port"]) and
-                 "peers" in info(nodes[i]["resp_port"]))
-        kill(LAST)
+            kill(k)
         for i in (1, 2, 3):
             check("names more nodes than" not in log_of(i), "node %d ran out of slots" % i)
+            for k in (4, 5, 6):
+                check("forgot node %d at 127.0.0.1" % k in log_of(i),
+                      "node %d did not forget node %d" % (i, k))
+            check("forgot node %d " % LAST not in log_of(i), "node %d forgot node %d" % (i, LAST))
 
         # 2. id 4 again, at new ports, from an empty data directory
         fresh = free_ports(3)
@@ -136,20 +134,34 @@ def main():
         for k in range(4, LAST + 1):
             check(call(nodes[4]["resp_port"], "GET", "k%d" % k) == b"v%d" % k,
                   "node 4 (again) does not serve k%d" % k)
+        moved = free_ports(3)
+        nodes[LAST] = dict(nodes[LAST], peer_port=moved[0], client_port=moved[1],
+                           resp_port=moved[2])
+        start(LAST, joining_file(LAST), "data%d-again" % LAST)
+        code, out, err = cli("member", "add", str(LAST), addr(LAST))
+        check(code == 0, "add %d at new ports: %d %r %r" % (LAST, code, out, err))
+        for i in (1, 2, 3):
+            wait("node %d to move node %d" % (i, LAST),
+                 lambda i=i: "node %d moved from 127.0.0.1" % LAST in log_of(i))
+        write("moved", "yes")
+        wait("node %d (moved) to serve the last write" % LAST,
+             lambda: call(nodes[LAST]["resp_port"], "GET", "moved") == b"yes")
 
         # 3. node 1 replays every change
         kill(1)
         start(1, p123, "data1")
-        wait("node 1 to connect to node 4 at its new address",
-             lambda: "connected=1" in (info(nodes[1]["resp_port"]) or {}).get("peer_4", ""))
+        for k in (4, LAST):
+            wait("node 1 to connect to node %d at its new address" % k,
+                 lambda k=k: "connected=1" in info(nodes[1]["resp_port"]).get("peer_%d" % k, ""))
         check("names more nodes than" not in log_of(1), "node 1 ran out of slots on replay")
         listing = call(nodes[1]["resp_port"], "RAFTKV.MEMBER", "LIST")
         check(isinstance(listing, bytes), "LIST on node 1: %r" % (listing,))
-        ids = sorted(int(line.split()[0]) for line in listing.decode().splitlines() if line)
-        check(ids == [1, 2, 3, 4], "node 1 lists %r after its restart" % (ids,))
-        print("ok: ids 4-%d joined and left in turn (%d distinct ids), each forgotten once its "
-              "removal committed; id 4 came back at new ports; node 1 replayed it all"
-              % (LAST, LAST))
+        voters = sorted(int(line.split()[0]) for line in listing.decode().splitlines()
+                        if line.endswith(" voter"))
+        check(voters == [1, 2, 3, 4, LAST], "node 1 lists voters %r after its restart" % (voters,))
+        print("ok: ids 4-%d joined and left in turn (%d distinct ids), the oldest forgotten for "
+              "room; id 4 came back at new ports after being forgotten, id %d moved while still "
+              "known; node 1 replayed it all" % (LAST, LAST, LAST))
     finally:
         H.cleanup()
 

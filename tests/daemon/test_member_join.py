@@ -11,7 +11,7 @@ Nodes 1-3 run with a peers file of 1-3 only; snapshots every 100 entries, 10 kep
      file of 1-3 shows node 4's row as well.
   2. 300 more writes: every snapshot is past the configuration entry, which leaves the logs.
      Node 1 restarts with its old peers file (1-3): it learns node 4 from its snapshot and
-     connects to it. Adding 4 again with another address is refused ("known at another address").
+     connects to it. Adding 4 again with another address is refused ("a voter at another address").
   3. Node 5 starts with a peers file of every member (1-4, as a joining node must: it has to
      accept the leader, which may be node 4, before it can learn anything) and itself, and is
      added by address. Then nodes 1 and 2 are killed: 3, 4 and 5 are three of five voters, so
@@ -155,7 +155,7 @@ def main():
               % (e4["peer_port"], e4["client_port"], e4["resp_port"]) in log_of(1),
               "node 1 did not learn node 4 from its snapshot after the restart")
         code, out, err = cli("member", "add", "4", "127.0.0.1:1:2:3")
-        check(code == 2 and "known at another address" in err,
+        check(code == 2 and "is a voter at another address" in err,
               "add 4 at another address: %d %r" % (code, err))
 
         # 3. node 5 joins with a peers file from `raftkv member peers` (every member: the leader
