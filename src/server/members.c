@@ -50,7 +50,7 @@ size_t members_encode(const node_peer *peers, uint32_t n, uint8_t *buf, size_t c
         for (uint32_t j = 0; j < i; j++)
             if (peers[j].id == peers[i].id)
                 return 0;
-        need += 8 + 6 + 1 + strlen(peers[i].host);
+        need += 8 + 6 + 1 + 1 + strlen(peers[i].host);
     }
     if (need > cap)
         return 0;
@@ -63,9 +63,10 @@ size_t members_encode(const node_peer *peers, uint32_t n, uint8_t *buf, size_t c
         le_put(p + 8, peers[i].peer_port, 2);
         le_put(p + 10, peers[i].client_port, 2);
         le_put(p + 12, peers[i].resp_port, 2);
-        p[14] = (uint8_t)hl;
-        memcpy(p + 15, peers[i].host, hl);
-        p += 15 + hl;
+        p[14] = peers[i].given ? MEMBERS_GIVEN : 0;
+        p[15] = (uint8_t)hl;
+        memcpy(p + 16, peers[i].host, hl);
+        p += 16 + hl;
     }
     return need;
 }
@@ -78,11 +79,12 @@ int members_decode(const uint8_t *buf, size_t len, node_peer *out, uint32_t *n, 
         snprintf(err, errlen, "members: %zu bytes, too short for a header", len);
         return -1;
     }
-    if (buf[0] != MEMBERS_VERSION) {
-        snprintf(err, errlen, "members: version %u (this build reads %u)", buf[0],
+    if (buf[0] != 1 && buf[0] != MEMBERS_VERSION) {
+        snprintf(err, errlen, "members: version %u (this build reads 1 and %u)", buf[0],
                  MEMBERS_VERSION);
         return -1;
     }
+    size_t flags = buf[0] >= 2 ? 1 : 0; /* version 2: a flags byte before host_len */
     uint32_t count = buf[1];
     if (count == 0 || count > RAFT_MAX_NODES) {
         snprintf(err, errlen, "members: %u nodes (1..%u)", count, RAFT_MAX_NODES);
@@ -90,7 +92,7 @@ int members_decode(const uint8_t *buf, size_t len, node_peer *out, uint32_t *n, 
     }
     size_t off = 2;
     for (uint32_t i = 0; i < count; i++) {
-        if (len - off < 15) {
+        if (len - off < 15 + flags) {
             snprintf(err, errlen, "members: node %u at offset %zu: truncated", i, off);
             return -1;
         }
@@ -100,13 +102,19 @@ int members_decode(const uint8_t *buf, size_t len, node_peer *out, uint32_t *n, 
         p->peer_port = (uint16_t)le_get(buf + off + 8, 2);
         p->client_port = (uint16_t)le_get(buf + off + 10, 2);
         p->resp_port = (uint16_t)le_get(buf + off + 12, 2);
-        size_t hl = buf[off + 14];
-        if (hl == 0 || len - off - 15 < hl) {
+        if (flags && (buf[off + 14] & ~MEMBERS_GIVEN) != 0) {
+            snprintf(err, errlen, "members: node %u at offset %zu: unknown flags 0x%02x", i, off,
+                     buf[off + 14]);
+            return -1;
+        }
+        p->given = flags && (buf[off + 14] & MEMBERS_GIVEN) != 0;
+        size_t hl = buf[off + 14 + flags];
+        if (hl == 0 || len - off - 15 - flags < hl) {
             snprintf(err, errlen, "members: node %u at offset %zu: host length %zu%s", i, off, hl,
                      hl == 0 ? "" : " runs past the end");
             return -1;
         }
-        memcpy(p->host, buf + off + 15, hl);
+        memcpy(p->host, buf + off + 15 + flags, hl);
         p->host[hl] = '\0';
         p->spare = true;
         p->learned = true;
@@ -122,7 +130,7 @@ int members_decode(const uint8_t *buf, size_t len, node_peer *out, uint32_t *n, 
                          (unsigned long long)p->id);
                 return -1;
             }
-        off += 15 + hl;
+        off += 15 + flags + hl;
     }
     if (off != len) {
         snprintf(err, errlen, "members: %zu bytes after the last node", len - off);

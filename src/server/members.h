@@ -7,15 +7,18 @@
  *   - the context of every configuration entry the leader proposes (raft_propose_conf);
  *   - the head of every snapshot file the node writes (members_snap_*), ahead of the state machine.
  * A node merges what it reads into the addresses it has (node_learn in node.c): an unknown node
- * is added, and a known one takes the address of a book newer than where its own came from (the
- * peers file counts as index 0). Only the voters of the configuration a book comes with are
- * taken from it. A node knows 16 nodes at most; for room it forgets the former voter it learned
- * longest ago, so the 16 are at a time, not ever.
+ * is added; a known one learned from a book takes the address of a newer book; a node of its own
+ * peers file keeps the file's address (host names may be spelled differently from node to node;
+ * the operator moves a peers-file node by editing the files) unless the book's address was given
+ * by RAFTKV.MEMBER ADD (flag MEMBERS_GIVEN: the node was added back elsewhere). Only the voters
+ * of the configuration a book comes with are taken from it. A node knows 16 nodes at most; for
+ * room it forgets the former voter it learned longest ago, so the 16 are at a time, not ever.
  *
- * FORMAT (little-endian, version 1): u8 version, u8 count (1..RAFT_MAX_NODES), then per node u64
- * id (1..2^53), u16 peer_port, u16 client_port, u16 resp_port (1..65535 each), u8 host_len
- * (1..255), host_len bytes of host (no NUL, space, quote, backslash or control character). Ids
- * are unique.
+ * FORMAT (little-endian, version 2): u8 version, u8 count (1..RAFT_MAX_NODES), then per node u64
+ * id (1..2^53), u16 peer_port, u16 client_port, u16 resp_port (1..65535 each), u8 flags
+ * (MEMBERS_GIVEN or 0), u8 host_len (1..255), host_len bytes of host (no NUL, space, quote,
+ * backslash or control character). Ids are unique. Version 1 (read, not written) has no flags
+ * byte.
  * In a snapshot the book is framed: u32 magic "RKVM", u32 book length, the book, u32 CRC32C of
  * the book. A snapshot that does not start with that magic (written before version 1) starts with
  * the state machine's own header, which has another magic.
@@ -33,9 +36,10 @@
 
 #include "node.h"
 
-#define MEMBERS_VERSION 1
+#define MEMBERS_VERSION 2
+#define MEMBERS_GIVEN 0x01 /* flags: the address was given by RAFTKV.MEMBER ADD (node_peer.given) */
 /* The largest encoded book: RAFT_MAX_NODES nodes with 255-byte host names. */
-#define MEMBERS_MAX_BYTES (2 + RAFT_MAX_NODES * (8 + 6 + 1 + 255))
+#define MEMBERS_MAX_BYTES (2 + RAFT_MAX_NODES * (8 + 6 + 1 + 1 + 255))
 /* The snapshot framing around a book. */
 #define MEMBERS_SNAP_OVERHEAD 12
 #define MEMBERS_SNAP_MAGIC 0x4d564b52u /* "RKVM" */

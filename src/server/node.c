@@ -266,12 +266,21 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
         if (at <= known->addr_index)
             continue; /* an older book (a snapshot behind the entries learned already) */
         if (same_address(known, b)) {
-            known->addr_index = known->learned ? at : 0;
+            if (known->learned) {
+                known->addr_index = at;
+                known->given = b->given;
+            }
             continue;
         }
-        /* A newer book than where the address came from (a peers file counts as index 0): the
-         * node was added back elsewhere, or the leader's peers file spells its host another
-         * way (which reaches the same node). */
+        /* A learned address follows a newer book. A peers-file address stays (the operator moves
+         * such a node by editing the files, and another node's file may spell the host another
+         * way), unless RAFTKV.MEMBER ADD gave the book's: the node was added back elsewhere. */
+        if (!known->learned && !b->given) {
+            log_printf("node %" PRIu64 ": %s gives %s (peer %u), this node's peers file %s (peer "
+                       "%u): the file's is kept", b->id, source, b->host, b->peer_port,
+                       known->host, known->peer_port);
+            continue;
+        }
         log_printf("node %" PRIu64 " moved from %s (peer %u, client %u, resp %u) to %s (peer %u, "
                    "client %u, resp %u), from %s", b->id, known->host, known->peer_port,
                    known->client_port, known->resp_port, b->host, b->peer_port, b->client_port,
@@ -282,6 +291,7 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
         known->resp_port = b->resp_port;
         known->learned = true; /* the file's address is gone: it is the cluster's now */
         known->addr_index = at;
+        known->given = b->given;
         if (n->tp != NULL) {
             transport_remove_peer(n->tp, b->id);
             if (transport_add_peer(n->tp, known) != 0)
@@ -305,14 +315,17 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
     }
 }
 
+void node_forget_from(node *n, raft_index from)
+{
+    for (uint32_t i = 0; i < n->cfg.n_peers; i++)
+        if (n->cfg.peers[i].learned && n->cfg.peers[i].addr_index >= from)
+            n->cfg.peers[i].addr_index = from - 1;
+}
+
 void node_learn_entries(node *n, const raft_entry *entries, size_t count)
 {
-    /* Entries from the first index on replace what was there (a truncation): an address learned
-     * from a replaced entry must not block the book that replaces it. */
     if (count > 0)
-        for (uint32_t i = 0; i < n->cfg.n_peers; i++)
-            if (n->cfg.peers[i].learned && n->cfg.peers[i].addr_index >= entries[0].index)
-                n->cfg.peers[i].addr_index = entries[0].index - 1;
+        node_forget_from(n, entries[0].index); /* they replace whatever was there */
     for (size_t i = 0; i < count; i++) {
         const raft_entry *e = &entries[i];
         if (e->type != RAFT_ENTRY_CONFIG)
@@ -499,8 +512,11 @@ int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, nod
         if (raft_conf_has(&next, n->cfg.peers[i].id) &&
             !(add && addr != NULL && n->cfg.peers[i].id == id))
             book[nb++] = n->cfg.peers[i]; /* readers take only the voters anyway */
-    if (add && addr != NULL) /* a node known elsewhere (removed) moves: the entry is newer */
-        members_merge(book, &nb, addr, 1, NULL);
+    if (add && addr != NULL) { /* a node known elsewhere (removed) moves: the entry is newer */
+        node_peer given = *addr;
+        given.given = true;
+        members_merge(book, &nb, &given, 1, NULL);
+    }
     uint8_t ctx_buf[MEMBERS_MAX_BYTES];
     size_t ctx_len = members_encode(book, nb, ctx_buf, sizeof ctx_buf);
     if (ctx_len == 0) {
@@ -1072,6 +1088,12 @@ static void process_ready(node *n)
     raft_ready *rd = &n->rd;
     raft_ready_get(n->r, rd);
     n->ready_busy = true;
+    /* What replaced entries taught must not block the books that replace them: a truncation,
+     * or a snapshot installed over the whole log (its book is learned once it is saved). */
+    if (rd->truncate_from != 0)
+        node_forget_from(n, rd->truncate_from);
+    if (rd->snapshot.index != 0)
+        node_forget_from(n, rd->snapshot.index);
     node_learn_entries(n, rd->entries, rd->n_entries);
     /* Every fast write taken since the last Ready is in this one (one d-log entry each), unless the
      * core ran out of memory copying them: mark exactly as many as it carries. */

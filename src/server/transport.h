@@ -93,7 +93,7 @@ int transport_start(uv_loop_t *loop, const transport_config *cfg, const transpor
  * and its handshakes accepted. 0 (also when it is known already, or is self), UV_ENOSPC when
  * RAFT_MAX_NODES are known. The peer is copied. */
 int transport_add_peer(transport *t, const node_peer *peer);
-/* A node forgotten (a committed configuration left it out, or it moved: add_peer follows): its
+/* A node forgotten (to make room for another, or it moved: add_peer follows): its
  * outbound connection is closed and it is dialed no more, but its inbound connections stay and
  * its handshakes are still accepted (the last 64 ids forgotten): this node may be the one that
  * lags, and the node, added back since, may lead. Its memory goes once its last handle has

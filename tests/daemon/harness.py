@@ -2,6 +2,7 @@
 in it, and fail/check/wait that print the nodes' log tails when a check fails (Python stdlib)."""
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,3 +61,19 @@ def resp_call(port, *args, timeout=15):
         return "ERR:" + str(e)
     finally:
         c.close()
+
+
+def member(h, raftkv, peers, *args):
+    """`raftkv --peers PEERS member ARGS...` as (exit code, stdout, stderr), run again while it
+    exits 3 (nothing changed: a voter not heard from since a restart, an election, a change in
+    progress), as an operator would, until h.wait_s runs out."""
+    last = []
+
+    def attempt():
+        r = subprocess.run([raftkv, "--peers", peers, "member"] + list(args), capture_output=True,
+                           text=True, timeout=60)
+        last[:] = [r.returncode, r.stdout, r.stderr]
+        return r.returncode != 3
+
+    h.wait("member %s" % " ".join(args), attempt)
+    return tuple(last)

@@ -29,7 +29,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import info  # noqa: E402
 from peers import free_ports  # noqa: E402
-from harness import Harness, resp_call  # noqa: E402
+from harness import Harness, resp_call, member  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")
@@ -75,11 +75,6 @@ def main():
         with open(H.log_path(i)) as f:
             return f.read()
 
-    def cli(*args):
-        r = subprocess.run([RAFTKV, "--peers", p123] + list(args), capture_output=True,
-                           text=True, timeout=60)
-        return r.returncode, r.stdout, r.stderr
-
     def addr(i):
         e = nodes[i]
         return "127.0.0.1:%d:%d:%d" % (e["peer_port"], e["client_port"], e["resp_port"])
@@ -104,12 +99,12 @@ def main():
         # 1. ids 4 .. 19 join and leave in turn
         for k in range(4, LAST + 1):
             start(k, joining_file(k), "data%d" % k)
-            code, out, err = cli("member", "add", str(k), addr(k))
+            code, out, err = member(H, RAFTKV, p123, "add", str(k), addr(k))
             check(code == 0, "add %d: %d %r %r" % (k, code, out, err))
             write("k%d" % k, "v%d" % k)
             wait("node %d to serve k%d" % (k, k),
                  lambda k=k: call(nodes[k]["resp_port"], "GET", "k%d" % k) == b"v%d" % k)
-            code, out, err = cli("member", "remove", str(k))
+            code, out, err = member(H, RAFTKV, p123, "remove", str(k))
             check(code == 0, "remove %d: %d %r %r" % (k, code, out, err))
             kill(k)
         for i in (1, 2, 3):
@@ -123,7 +118,7 @@ def main():
         fresh = free_ports(3)
         nodes[4] = dict(nodes[4], peer_port=fresh[0], client_port=fresh[1], resp_port=fresh[2])
         start(4, joining_file(4), "data4-again")
-        code, out, err = cli("member", "add", "4", addr(4))
+        code, out, err = member(H, RAFTKV, p123, "add", "4", addr(4))
         check(code == 0, "add 4 at new ports: %d %r %r" % (code, out, err))
         for i in (1, 2, 3):
             wait("node %d to learn node 4 at its new port" % i,
@@ -138,7 +133,7 @@ def main():
         nodes[LAST] = dict(nodes[LAST], peer_port=moved[0], client_port=moved[1],
                            resp_port=moved[2])
         start(LAST, joining_file(LAST), "data%d-again" % LAST)
-        code, out, err = cli("member", "add", str(LAST), addr(LAST))
+        code, out, err = member(H, RAFTKV, p123, "add", str(LAST), addr(LAST))
         check(code == 0, "add %d at new ports: %d %r %r" % (LAST, code, out, err))
         for i in (1, 2, 3):
             wait("node %d to move node %d" % (i, LAST),

@@ -26,7 +26,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import Resp, RespError, info  # noqa: E402
 from peers import free_ports  # noqa: E402
-from harness import Harness, resp_call  # noqa: E402
+from harness import Harness, resp_call, member  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")
@@ -67,11 +67,6 @@ def main():
         procs[i].send_signal(signal.SIGKILL)
         procs[i].wait()
 
-    def cli(*args):
-        r = subprocess.run([RAFTKV, "--peers", p1234] + list(args), capture_output=True,
-                           text=True, timeout=60)
-        return r.returncode, r.stdout, r.stderr
-
     def leader():
         for i in sorted(procs):
             if procs[i].poll() is not None:
@@ -101,7 +96,7 @@ def main():
             start(i)
         wait("a leader", leader)
         start(5)
-        code, out, err = cli("member", "add", "5", addr5)
+        code, out, err = member(H, RAFTKV, p1234, "add", "5", addr5)
         check(code == 0, "add 5: %d %r %r" % (code, out, err))
         write("a", 10)
         lag = [i for i in (4, 3, 2, 1) if i != leader()][0]  # a follower: no election needed
@@ -110,12 +105,12 @@ def main():
         kill(lag)
 
         # 2. removal, then a snapshot past it
-        code, out, err = cli("member", "remove", "5")
+        code, out, err = member(H, RAFTKV, p1234, "remove", "5")
         check(code == 0, "remove 5: %d %r %r" % (code, out, err))
         write("b", 120)
 
         # 3. node 5 back, and leading
-        code, out, err = cli("member", "add", "5", addr5)
+        code, out, err = member(H, RAFTKV, p1234, "add", "5", addr5)
         check(code == 0, "add 5 again: %d %r %r" % (code, out, err))
         wait("node 5 to catch up", lambda: call(nodes[5]["resp_port"], "GET", "b119") == b"v119")
         for _ in range(8):

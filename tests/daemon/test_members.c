@@ -30,9 +30,11 @@ static void test_round_trip(void **state)
     (void)state;
     node_peer in[3] = {peer(1, "10.0.0.1", 7000), peer(7, "db-7.example", 7100),
                        peer(1ull << 53, "::1", 65533)};
+    in[1].given = true;
     uint8_t buf[MEMBERS_MAX_BYTES];
     size_t len = members_encode(in, 3, buf, sizeof buf);
-    assert_int_equal(len, 2 + 3 * 15 + 8 + 12 + 3);
+    assert_int_equal(len, 2 + 3 * 16 + 8 + 12 + 3);
+    assert_int_equal(buf[0], 2);
     node_peer out[RAFT_MAX_NODES];
     uint32_t n = 0;
     char err[160];
@@ -45,6 +47,7 @@ static void test_round_trip(void **state)
         assert_int_equal(out[i].client_port, in[i].client_port);
         assert_int_equal(out[i].resp_port, in[i].resp_port);
         assert_true(out[i].spare); /* a book says where, not who votes */
+        assert_int_equal(out[i].given, i == 1);
     }
     /* Too small a buffer, and a buffer of exactly the size. */
     assert_int_equal(members_encode(in, 3, buf, len - 1), 0);
@@ -92,8 +95,11 @@ static void test_decode_refuses(void **state)
     assert_true(len > 0);
     expect_decode_error(buf, 1, "too short");
     memcpy(bad, buf, len);
-    bad[0] = 2;
-    expect_decode_error(bad, len, "version 2");
+    bad[0] = 3;
+    expect_decode_error(bad, len, "version 3");
+    memcpy(bad, buf, len);
+    bad[2 + 14] = 0x82; /* flags this build does not know */
+    expect_decode_error(bad, len, "unknown flags");
     memcpy(bad, buf, len);
     bad[1] = 0;
     expect_decode_error(bad, len, "0 nodes");
@@ -105,20 +111,38 @@ static void test_decode_refuses(void **state)
     bad[len] = 0;
     expect_decode_error(bad, len + 1, "after the last node");
     memcpy(bad, buf, len);
-    bad[2 + 14] = 0; /* first host length 0 */
+    bad[2 + 15] = 0; /* first host length 0 */
     expect_decode_error(bad, len, "host length 0");
     memcpy(bad, buf, len);
     memset(bad + 2, 0, 8); /* id 0 */
     expect_decode_error(bad, len, "not valid");
     memcpy(bad, buf, len);
-    bad[2 + 15] = ' '; /* a space in the first host */
+    bad[2 + 16] = ' '; /* a space in the first host */
     expect_decode_error(bad, len, "not valid");
     memcpy(bad, buf, len);
-    bad[2 + 15 + 2] = '\0'; /* a NUL inside the first host would shorten it: found by fuzzing */
+    bad[2 + 16 + 2] = '\0'; /* a NUL inside the first host would shorten it: found by fuzzing */
     expect_decode_error(bad, len, "not valid");
     memcpy(bad, buf, len);
-    memcpy(bad + 2 + 15 + 5, bad + 2, 8); /* second id = first id */
+    memcpy(bad + 2 + 16 + 5, bad + 2, 8); /* second id = first id */
     expect_decode_error(bad, len, "listed twice");
+}
+
+/* Version 1 (no flags byte), as written before the given flag, still reads. */
+static void test_decode_version1(void **state)
+{
+    (void)state;
+    static const uint8_t v1[] = {1, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0x10, 0x27, 0x11, 0x27, 0x12, 0x27,
+                                 3, 'a', 'b', 'c'};
+    node_peer out[RAFT_MAX_NODES];
+    uint32_t n = 0;
+    char err[160];
+    assert_int_equal(members_decode(v1, sizeof v1, out, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].id, 9);
+    assert_int_equal(out[0].peer_port, 10000);
+    assert_int_equal(out[0].resp_port, 10002);
+    assert_string_equal(out[0].host, "abc");
+    assert_false(out[0].given);
 }
 
 static void test_merge(void **state)
@@ -192,7 +216,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_encode_refuses),
-        cmocka_unit_test(test_decode_refuses), cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_decode_refuses),
+        cmocka_unit_test(test_decode_version1), cmocka_unit_test(test_merge),
         cmocka_unit_test(test_snap_framing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

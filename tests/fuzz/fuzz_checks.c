@@ -327,16 +327,32 @@ void fuzz_members(const uint8_t *data, size_t len)
     static uint8_t again[MEMBERS_SNAP_OVERHEAD + MEMBERS_MAX_BYTES];
     if (rc == MEMBERS_SNAP_FOUND) {
         CHECK(used <= len && n >= 1 && n <= RAFT_MAX_NODES);
-        CHECK(members_snap_encode(book, n, again, sizeof again) == used);
-        CHECK(memcmp(again, data, used) == 0);
+        size_t framed = members_snap_encode(book, n, again, sizeof again);
+        if (data[8] == MEMBERS_VERSION) { /* version 1 is read, and written again as 2 */
+            CHECK(framed == used);
+            CHECK(memcmp(again, data, used) == 0);
+        } else {
+            CHECK(framed == used + n);
+        }
     } else {
         CHECK(used == 0);
     }
     /* As a configuration entry's context: an accepted book is canonical, and merges. */
     if (members_decode(data, len, book, &n, err, sizeof err) == 0) {
         CHECK(n >= 1 && n <= RAFT_MAX_NODES);
-        CHECK(members_encode(book, n, again, sizeof again) == len);
-        CHECK(memcmp(again, data, len) == 0);
+        size_t encoded = members_encode(book, n, again, sizeof again);
+        if (data[0] == MEMBERS_VERSION) { /* canonical */
+            CHECK(encoded == len);
+            CHECK(memcmp(again, data, len) == 0);
+        } else { /* version 1: one flags byte more per node, the same book */
+            CHECK(encoded == len + n);
+            node_peer back[RAFT_MAX_NODES];
+            uint32_t nb = 0;
+            CHECK(members_decode(again, encoded, back, &nb, err, sizeof err) == 0 && nb == n);
+            for (uint32_t i = 0; i < n; i++)
+                CHECK(back[i].id == book[i].id && strcmp(back[i].host, book[i].host) == 0 &&
+                      back[i].peer_port == book[i].peer_port && !back[i].given);
+        }
         node_peer into[RAFT_MAX_NODES];
         uint32_t have = 0;
         CHECK(members_merge(into, &have, book, n, NULL) == (int)n && have == n);
