@@ -2,6 +2,7 @@
 in it, and fail/check/wait that print the nodes' log tails when a check fails (Python stdlib)."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,16 @@ class Harness:
             time.sleep(step)
         self.fail("timed out waiting for " + what)
 
+    def kill(self, i):
+        """kill -9 of node i's process, waited for."""
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait()
+
+    def log(self, i):
+        """Node i's log so far."""
+        with open(self.log_path(i)) as f:
+            return f.read()
+
     def cleanup(self):
         for p in self.procs.values():
             if p.poll() is None:
@@ -77,3 +88,32 @@ def member(h, raftkv, peers, *args):
 
     h.wait("member %s" % " ".join(args), attempt)
     return tuple(last)
+
+
+def try_call(port, *args, timeout=5):
+    """resp_call, or None while nothing listens on port (a node starting)."""
+    try:
+        return resp_call(port, *args, timeout=timeout)
+    except OSError:
+        return None
+
+
+def loopback_nodes(count, ports):
+    """Peers-file entries of nodes 1..count on 127.0.0.1, three ports each from ports, by id."""
+    return {i: {"id": i, "host": "127.0.0.1", "peer_port": ports[3 * i - 3],
+                "client_port": ports[3 * i - 2], "resp_port": ports[3 * i - 1]}
+            for i in range(1, count + 1)}
+
+
+def set_many(port, prefix, n):
+    """n pipelined SETs prefix<k> = v<k> on one connection: the replies, "ERR:..." for errors."""
+    c = Resp(port, timeout=30)
+    c.send_many([("SET", "%s%d" % (prefix, k), "v%d" % k) for k in range(n)])
+    got = []
+    for _ in range(n):
+        try:
+            got.append(c.reply())
+        except RespError as e:
+            got.append("ERR:" + str(e))
+    c.close()
+    return got

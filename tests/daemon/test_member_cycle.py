@@ -22,14 +22,13 @@ usage: test_member_cycle.py PATH/TO/raftkvd
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp import info  # noqa: E402
 from peers import free_ports  # noqa: E402
-from harness import Harness, resp_call, member  # noqa: E402
+from harness import Harness, member, try_call as call, loopback_nodes  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")
@@ -38,19 +37,10 @@ procs, TMP, check, wait = H.procs, H.tmp, H.check, H.wait
 LAST = 19
 
 
-def call(port, *args):
-    """resp_call, or None while nothing listens on port yet."""
-    try:
-        return resp_call(port, *args)
-    except OSError:
-        return None
-
 
 def main():
     ports = free_ports(3 * (LAST + 1))
-    nodes = {i: {"id": i, "host": "127.0.0.1", "peer_port": ports[3 * i - 3],
-                 "client_port": ports[3 * i - 2], "resp_port": ports[3 * i - 1]}
-             for i in range(1, LAST + 1)}
+    nodes = loopback_nodes(LAST, ports)
     p123 = os.path.join(TMP, "peers123.json")
     with open(p123, "w") as f:
         json.dump([nodes[i] for i in (1, 2, 3)], f)
@@ -67,13 +57,7 @@ def main():
             json.dump([nodes[j] for j in (1, 2, 3)] + [dict(nodes[i], voter=False)], f)
         return path
 
-    def kill(i):
-        procs[i].send_signal(signal.SIGKILL)
-        procs[i].wait()
-
-    def log_of(i):
-        with open(H.log_path(i)) as f:
-            return f.read()
+    kill, log_of = H.kill, H.log
 
     def addr(i):
         e = nodes[i]

@@ -27,9 +27,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resp import Resp, RespError, info  # noqa: E402
+from resp import info  # noqa: E402
 from peers import free_ports  # noqa: E402
-from harness import Harness, resp_call  # noqa: E402
+from harness import Harness, resp_call, set_many  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")
@@ -88,15 +88,7 @@ def main():
 
     def write(i, prefix, n):
         lead = wait("a leader", leader) if i is None else i
-        c = Resp(port(lead), timeout=30)
-        c.send_many([("SET", "%s%d" % (prefix, k), "v%d" % k) for k in range(n)])
-        got = []
-        for _ in range(n):
-            try:
-                got.append(c.reply())
-            except RespError as e:
-                got.append("ERR:" + str(e))
-        c.close()
+        got = set_many(port(lead), prefix, n)
         check(all(r == "OK" for r in got), "writes %s* failed: %r" % (prefix, got[:3]))
 
     def voters(i):

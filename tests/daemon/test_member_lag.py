@@ -19,14 +19,13 @@ usage: test_member_lag.py PATH/TO/raftkvd
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resp import Resp, RespError, info  # noqa: E402
+from resp import info  # noqa: E402
 from peers import free_ports  # noqa: E402
-from harness import Harness, resp_call, member  # noqa: E402
+from harness import Harness, member, try_call as call, loopback_nodes, set_many  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")
@@ -34,19 +33,10 @@ H = Harness("raftkv-member-lag-")
 procs, TMP, check, wait = H.procs, H.tmp, H.check, H.wait
 
 
-def call(port, *args):
-    """resp_call, or None while nothing listens on port."""
-    try:
-        return resp_call(port, *args, timeout=5)
-    except OSError:
-        return None
-
 
 def main():
     ports = free_ports(15)
-    nodes = {i: {"id": i, "host": "127.0.0.1", "peer_port": ports[3 * i - 3],
-                 "client_port": ports[3 * i - 2], "resp_port": ports[3 * i - 1]}
-             for i in range(1, 6)}
+    nodes = loopback_nodes(5, ports)
     p1234 = os.path.join(TMP, "peers1234.json")
     with open(p1234, "w") as f:
         json.dump([nodes[i] for i in (1, 2, 3, 4)], f)
@@ -63,9 +53,7 @@ def main():
              os.path.join(TMP, "data%d" % i), "--snapshot-threshold", "50",
              "--snapshot-trailing", "5"] + timeouts, stdout=log, stderr=log)
 
-    def kill(i):
-        procs[i].send_signal(signal.SIGKILL)
-        procs[i].wait()
+    kill = H.kill
 
     def leader():
         for i in sorted(procs):
@@ -77,16 +65,7 @@ def main():
         return None
 
     def write(prefix, n):
-        lead = wait("a leader", leader)
-        c = Resp(nodes[lead]["resp_port"], timeout=30)
-        c.send_many([("SET", "%s%d" % (prefix, k), "v%d" % k) for k in range(n)])
-        got = []
-        for _ in range(n):
-            try:
-                got.append(c.reply())
-            except RespError as e:
-                got.append("ERR:" + str(e))
-        c.close()
+        got = set_many(nodes[wait("a leader", leader)]["resp_port"], prefix, n)
         check(all(r == "OK" for r in got), "writes %s*: %r" % (prefix, got[:3]))
 
     addr5 = "127.0.0.1:%d:%d:%d" % (nodes[5]["peer_port"], nodes[5]["client_port"],
@@ -101,7 +80,7 @@ def main():
         write("a", 10)
         lag = [i for i in (4, 3, 2, 1) if i != leader()][0]  # a follower: no election needed
         wait("node %d to learn node 5" % lag,
-             lambda: "learned node 5 at" in open(H.log_path(lag)).read())
+             lambda: "learned node 5 at" in H.log(lag))
         kill(lag)
 
         # 2. removal, then a snapshot past it
@@ -130,7 +109,7 @@ def main():
              lambda: call(nodes[lag]["resp_port"], "GET", "c4") == b"v4")
         wait("node %d to connect to node 5" % lag,
              lambda: "connected=1" in info(nodes[lag]["resp_port"]).get("peer_5", ""))
-        log = open(H.log_path(lag)).read()
+        log = H.log(lag)
         print("ok: node %d, stopped before node 5's removal and re-addition, caught up from node 5 "
               "(leading)%s" % (lag, " after forgetting it" if "forgot node 5" in log else ""))
     finally:

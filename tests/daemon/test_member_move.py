@@ -16,14 +16,13 @@ usage: test_member_move.py PATH/TO/raftkvd
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resp import Resp, RespError, info  # noqa: E402
+from resp import RespError, info  # noqa: E402
 from peers import free_ports  # noqa: E402
-from harness import Harness, resp_call, member as member_cmd  # noqa: E402
+from harness import Harness, member as member_cmd, try_call as call, loopback_nodes, set_many  # noqa: E402
 
 RAFTKVD = os.path.abspath(sys.argv[1])
 RAFTKV = os.path.join(os.path.dirname(RAFTKVD), "raftkv")
@@ -31,18 +30,11 @@ H = Harness("raftkv-member-move-")
 procs, TMP, check, wait = H.procs, H.tmp, H.check, H.wait
 
 
-def call(port, *args):
-    try:
-        return resp_call(port, *args, timeout=5)
-    except OSError:
-        return None
 
 
 def main():
     ports = free_ports(21)
-    nodes = {i: {"id": i, "host": "127.0.0.1", "peer_port": ports[3 * i - 3],
-                 "client_port": ports[3 * i - 2], "resp_port": ports[3 * i - 1]}
-             for i in range(1, 6)}
+    nodes = loopback_nodes(5, ports)
     spare = ports[15:]
 
     def peers_file(name, entries):
@@ -60,13 +52,7 @@ def main():
              os.path.join(TMP, "data%d" % i), "--snapshot-threshold", "50",
              "--snapshot-trailing", "5"], stdout=log, stderr=log)
 
-    def kill(i):
-        procs[i].send_signal(signal.SIGKILL)
-        procs[i].wait()
-
-    def log_of(i):
-        with open(H.log_path(i)) as f:
-            return f.read()
+    kill, log_of = H.kill, H.log
 
     def cli(*args):
         r = subprocess.run([RAFTKV, "--peers", files[1]] + list(args), capture_output=True,
@@ -88,10 +74,7 @@ def main():
             if lead is None:
                 return False
             try:
-                c = Resp(nodes[lead]["resp_port"], timeout=30)
-                c.send_many([("SET", "%s%d" % (prefix, k), "v%d" % k) for k in range(n)])
-                got = [c.reply() for _ in range(n)]
-                c.close()
+                got = set_many(nodes[lead]["resp_port"], prefix, n)
             except (OSError, RespError):
                 return False
             return all(r == "OK" for r in got)
