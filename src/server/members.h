@@ -7,10 +7,11 @@
  *   - the context of every configuration entry the leader proposes (raft_propose_conf);
  *   - the head of every snapshot file the node writes (members_snap_*), ahead of the state machine.
  * A node merges what it reads into the addresses it has (node_learn in node.c): an unknown node
- * is added; a known one learned from a book takes the address of a newer book; a node of its own
- * peers file keeps the file's address (host names may be spelled differently from node to node;
- * the operator moves a peers-file node by editing the files) unless the book's address was given
- * by RAFTKV.MEMBER ADD (flag MEMBERS_GIVEN: the node was added back elsewhere). Only the voters
+ * is added; an address given by RAFTKV.MEMBER ADD (flag MEMBERS_GIVEN, sticky: every later book
+ * carries it) belongs to the cluster and moves any other, and only a newer given one moves it; a
+ * known one learned from a book takes the address of a newer book; a node of its own peers file
+ * keeps the file's address otherwise (host names may be spelled differently from node to node;
+ * the operator moves a peers-file node by editing the files). Only the voters
  * of the configuration a book comes with are taken from it. A node knows 16 nodes at most; for
  * room it forgets the former voter it learned longest ago, so the 16 are at a time, not ever.
  *

@@ -263,22 +263,25 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
             take[nt++].addr_index = at;
             continue;
         }
-        if (at <= known->addr_index)
-            continue; /* an older book (a snapshot behind the entries learned already) */
         if (same_address(known, b)) {
-            if (known->learned) {
+            if (b->given)
+                known->given = true; /* the cluster owns it from now on (kept in every book) */
+            if (known->learned && at > known->addr_index)
                 known->addr_index = at;
-                known->given = b->given;
-            }
             continue;
         }
-        /* A learned address follows a newer book. A peers-file address stays (the operator moves
-         * such a node by editing the files, and another node's file may spell the host another
-         * way), unless RAFTKV.MEMBER ADD gave the book's: the node was added back elsewhere. */
-        if (!known->learned && !b->given) {
-            log_printf("node %" PRIu64 ": %s gives %s (peer %u), this node's peers file %s (peer "
-                       "%u): the file's is kept", b->id, source, b->host, b->peer_port,
-                       known->host, known->peer_port);
+        /* Another address. One given by RAFTKV.MEMBER ADD belongs to the cluster: it moves any
+         * address but a given one from a newer book, and a book without the flag (from a node
+         * that spells the host its own way, or an older one) never moves it. Otherwise a learned
+         * address follows a newer book, and a peers-file one stays (the operator moves such a
+         * node by editing the files; another node's file may spell the host another way). */
+        bool newer = at > known->addr_index;
+        bool move = b->given ? newer : !known->given && known->learned && newer;
+        if (!move) {
+            if (!known->learned && !known->given)
+                log_printf("node %" PRIu64 ": %s gives %s (peer %u), this node's peers file %s "
+                           "(peer %u): the file's is kept", b->id, source, b->host, b->peer_port,
+                           known->host, known->peer_port);
             continue;
         }
         log_printf("node %" PRIu64 " moved from %s (peer %u, client %u, resp %u) to %s (peer %u, "

@@ -68,8 +68,8 @@ typedef struct node_peer {
                              longer a voter (evict_one in node.c) */
     uint64_t addr_index;  /* the log index of the book the address came from (0: the peers
                              file): only a newer book moves it (node_learn) */
-    bool given;           /* the address was given by RAFTKV.MEMBER ADD (carried in books): it
-                             moves a peers-file address too */
+    bool given;           /* the address was given by RAFTKV.MEMBER ADD (carried in books, and
+                             kept): the cluster owns it; it moves a peers-file address too */
 } node_peer;
 
 typedef void (*node_write_cb)(void *ctx, int status, const kv_result *result);

@@ -11,6 +11,10 @@ Nodes 1-3 run with a peers file of 1-3 (snapshots every 50 entries, 5 kept behin
      peers file that lists node 4 (as `raftkv member peers` prints it). Node 4 is removed and added
      back at new ports: node 5 follows it; after 120 writes node 5 restarts from its own snapshot,
      with its old file, and connects to node 4's new port again.
+  3. Node 1 restarts with a peers file that lists node 4 at its new address, leads, and removes
+     and adds node 2: node 5 restarts again (old file, new snapshot) and still finds node 4 (found
+     by review: a book from a node whose file agreed with the cluster dropped the flag that says
+     the cluster owns node 4's address).
 
 usage: test_member_move.py PATH/TO/raftkvd
 """
@@ -45,12 +49,12 @@ def main():
 
     files = {i: peers_file("peers123.json", [nodes[j] for j in (1, 2, 3)]) for i in (1, 2, 3)}
 
-    def start(i):
+    def start(i, extra=()):
         log = open(H.log_path(i), "a")
         procs[i] = subprocess.Popen(
             [RAFTKVD, "--id", str(i), "--peers", files[i], "--data-dir",
              os.path.join(TMP, "data%d" % i), "--snapshot-threshold", "50",
-             "--snapshot-trailing", "5"], stdout=log, stderr=log)
+             "--snapshot-trailing", "5"] + list(extra), stdout=log, stderr=log)
 
     kill, log_of = H.kill, H.log
 
@@ -149,8 +153,39 @@ def main():
         wait("node 5, restarted with its old file, to connect to node 4's new port",
              lambda: connected(5, 4))
         wait("node 5 to serve c119", lambda: call(nodes[5]["resp_port"], "GET", "c119") == b"v119")
+
+        # 3. node 1's file now lists node 4 at its new address (the same as the cluster's); node 1
+        # leads and proposes changes: its books must still say the cluster owns node 4's address,
+        # or node 5, restarted again with its old file, would go back to the old one
+        code, out, err = cli("member", "peers")
+        check(code == 0, "member peers: %d %r" % (code, err))
+        files[1] = peers_file("peers1-new.json", [p for p in json.loads(out) if p["id"] != 1] +
+                              [nodes[1]])
+        kill(1)
+        start(1, ["--election-timeout-min-ms", "100", "--election-timeout-max-ms", "150"])
+        wait("node 1 back", lambda: bool(info(nodes[1]["resp_port"])))
+        for _ in range(8):
+            lead = wait("a leader", leader)
+            if lead == 1:
+                break
+            kill(lead)
+            wait("a new leader", lambda: leader() not in (None, lead))
+            start(lead)
+            wait("node %d back" % lead, lambda: bool(info(nodes[lead]["resp_port"])))
+        check(leader() == 1, "node 1 never led")
+        for args in (("remove", "2"), ("add", "2")):
+            code, out, err = member(*args)
+            check(code == 0, "member %s: %d %r %r" % (" ".join(args), code, out, err))
+        write("d", 120)
+        taken = log_of(5).count("snapshot taken")
+        wait("node 5 to snapshot again", lambda: log_of(5).count("snapshot taken") > taken)
+        kill(5)
+        start(5)
+        wait("node 5, restarted again with its old file, to connect to node 4's new port",
+             lambda: connected(5, 4))
         print("ok: node 3 moved by edited peers files stays moved across snapshots and restarts; "
-              "node 4, moved by remove and add, stays moved on node 5 after its restart")
+              "node 4, moved by remove and add, stays moved on node 5 after its restarts, also "
+              "after node 1, whose file agrees with the cluster, led changes")
     finally:
         H.cleanup()
 
