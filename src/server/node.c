@@ -203,18 +203,25 @@ static bool same_address(const node_peer *a, const node_peer *b)
            a->client_port == b->client_port && a->resp_port == b->resp_port;
 }
 
+/* The committed configuration into *buf, or NULL before the core exists (the log replayed at
+ * start). Looked up once per decision: while a change is pending it is a walk back in the log. */
+static const raft_conf *committed_conf(const node *n, raft_conf *buf)
+{
+    return n->r != NULL && raft_conf_at(n->r, raft_commit_index(n->r), buf) == RAFT_OK ? buf
+                                                                                       : NULL;
+}
+
 /* Whether p may be forgotten to make room for a node being learned: learned from a book (a
  * peers-file node stays), not this node, not a voter of keep (the configuration being learned),
- * of the one in force or of the committed one, and not the leader. */
-static bool evictable(const node *n, const node_peer *p, const raft_conf *keep)
+ * of the one in force or of committed (committed_conf), and not the leader. */
+static bool evictable(const node *n, const node_peer *p, const raft_conf *keep,
+                      const raft_conf *committed)
 {
     if (!p->learned || p->id == n->cfg.id || raft_conf_has(keep, p->id))
         return false;
     if (n->r == NULL)
         return true; /* replaying the log at start: keep is the newest configuration so far */
-    raft_conf committed;
-    if (raft_conf_at(n->r, raft_commit_index(n->r), &committed) == RAFT_OK &&
-        raft_conf_has(&committed, p->id))
+    if (committed != NULL && raft_conf_has(committed, p->id))
         return false;
     return !raft_conf_has(raft_get_conf(n->r), p->id) && raft_get_leader(n->r) != p->id;
 }
@@ -225,9 +232,11 @@ static bool evictable(const node *n, const node_peer *p, const raft_conf *keep)
  * a node that lags may yet need a removed node that was added back since, and may lead. */
 static bool evict_one(node *n, const raft_conf *keep, const char *source)
 {
+    raft_conf buf;
+    const raft_conf *committed = committed_conf(n, &buf);
     uint32_t at = UINT32_MAX;
     for (uint32_t i = 0; i < n->cfg.n_peers; i++)
-        if (evictable(n, &n->cfg.peers[i], keep) &&
+        if (evictable(n, &n->cfg.peers[i], keep, committed) &&
             (at == UINT32_MAX || n->cfg.peers[i].addr_index < n->cfg.peers[at].addr_index))
             at = i;
     if (at == UINT32_MAX)
@@ -318,7 +327,9 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
     }
 }
 
-void node_forget_from(node *n, raft_index from)
+/* Entries from index from on are replaced (a truncation, a snapshot installed over the log):
+ * addresses learned from them no longer block the older books that replace them. */
+static void forget_from(node *n, raft_index from)
 {
     for (uint32_t i = 0; i < n->cfg.n_peers; i++)
         if (n->cfg.peers[i].learned && n->cfg.peers[i].addr_index >= from)
@@ -327,8 +338,6 @@ void node_forget_from(node *n, raft_index from)
 
 void node_learn_entries(node *n, const raft_entry *entries, size_t count)
 {
-    if (count > 0)
-        node_forget_from(n, entries[0].index); /* they replace whatever was there */
     for (size_t i = 0; i < count; i++) {
         const raft_entry *e = &entries[i];
         if (e->type != RAFT_ENTRY_CONFIG)
@@ -383,8 +392,10 @@ const char *node_voters_refusal(const node *n, raft_id id, bool add, const node_
     if (known == NULL && (!add || addr == NULL))
         return "is unknown (add it with its address: host, peer, client and RESP ports)";
     bool room = n->cfg.n_peers < RAFT_MAX_NODES;
-    for (uint32_t i = 0; i < n->cfg.n_peers && !room; i++)
-        room = evictable(n, &n->cfg.peers[i], c); /* a former voter, forgotten to make room */
+    raft_conf buf;
+    const raft_conf *committed = room ? NULL : committed_conf(n, &buf);
+    for (uint32_t i = 0; i < n->cfg.n_peers && !room; i++) /* a former voter, forgotten for room */
+        room = evictable(n, &n->cfg.peers[i], c, committed);
     if (known == NULL && !room)
         return "cannot be added: this node knows " RAFT_MAX_NODES_TEXT " nodes, all voters, "
                "spares of its peers file or the leader";
@@ -1094,9 +1105,9 @@ static void process_ready(node *n)
     /* What replaced entries taught must not block the books that replace them: a truncation,
      * or a snapshot installed over the whole log (its book is learned once it is saved). */
     if (rd->truncate_from != 0)
-        node_forget_from(n, rd->truncate_from);
+        forget_from(n, rd->truncate_from);
     if (rd->snapshot.index != 0)
-        node_forget_from(n, rd->snapshot.index);
+        forget_from(n, rd->snapshot.index);
     node_learn_entries(n, rd->entries, rd->n_entries);
     /* Every fast write taken since the last Ready is in this one (one d-log entry each), unless the
      * core ran out of memory copying them: mark exactly as many as it carries. */

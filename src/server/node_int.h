@@ -167,9 +167,6 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
                 raft_index at, const char *source);
 /* node_learn for every configuration entry among entries, in order. */
 void node_learn_entries(node *n, const raft_entry *entries, size_t count);
-/* Entries from index from on are replaced (a truncation, a snapshot installed over the log):
- * addresses learned from them no longer block older books. */
-void node_forget_from(node *n, raft_index from);
 
 /* node_snap.c */
 /* Loads the newest snapshot's state machine into kv at start. 0, or -1 after logging. */
