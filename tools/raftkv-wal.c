@@ -122,6 +122,10 @@ int main(int argc, char **argv)
                (unsigned long long)meta.term, (unsigned long long)snap_bytes);
         for (uint32_t i = 0; i < meta.conf.n_voters; i++)
             printf("%s%llu", i ? "," : "", (unsigned long long)meta.conf.voters[i]);
+        if (meta.conf.n_learners > 0)
+            printf(" learners=");
+        for (uint32_t i = 0; i < meta.conf.n_learners; i++)
+            printf("%s%llu", i ? "," : "", (unsigned long long)meta.conf.learners[i]);
         printf("\n");
     } else {
         printf("snapshot: none\n");

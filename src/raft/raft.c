@@ -95,7 +95,8 @@ struct raft {
     raft_config cfg;
     raft_conf conf;
     raft_index conf_index;        /* see the header comment */
-    progress prs[RAFT_MAX_NODES]; /* aligned with conf.voters; slots past n_voters are spare */
+    progress prs[RAFT_MAX_NODES]; /* aligned with conf.voters, then conf.learners (members());
+                                     the slots past them are spare */
 
     /* Persistent state (Figure 2) and what was last handed out of it. */
     raft_term term;
@@ -233,9 +234,26 @@ static bool is_voter(const raft *r)
     return voter_slot(r, r->cfg.id) >= 0;
 }
 
+/* Voters and learners: the nodes the leader replicates to (prs[0 .. members - 1]). */
+static uint32_t conf_members(const raft_conf *conf)
+{
+    return conf->n_voters + conf->n_learners;
+}
+
+static uint32_t members(const raft *r)
+{
+    return conf_members(&r->conf);
+}
+
+/* The i-th member: the voters, then the learners. */
+static raft_id conf_member(const raft_conf *conf, uint32_t i)
+{
+    return i < conf->n_voters ? conf->voters[i] : conf->learners[i - conf->n_voters];
+}
+
 static progress *progress_of(raft *r, raft_id id)
 {
-    for (uint32_t i = 0; i < r->conf.n_voters; i++)
+    for (uint32_t i = 0; i < members(r); i++)
         if (r->prs[i].id == id)
             return &r->prs[i];
     return NULL;
@@ -394,8 +412,8 @@ static bool progress_paused(const raft *r, const progress *pr)
  * allow_empty). */
 static int validate_conf(const raft_conf *conf, bool allow_empty)
 {
-    return (allow_empty && conf->n_voters == 0) || raft_codec_conf_valid(conf) ? RAFT_OK
-                                                                               : RAFT_EINVAL;
+    return (allow_empty && conf_members(conf) == 0) || raft_codec_conf_valid(conf) ? RAFT_OK
+                                                                                  : RAFT_EINVAL;
 }
 
 /* The voters a configuration entry names; false if e is not a valid configuration entry. */
@@ -415,20 +433,36 @@ bool raft_conf_has(const raft_conf *conf, raft_id id)
     return false;
 }
 
-/* Exactly one voter added or removed (thesis §4.1: any two majorities then overlap). */
+bool raft_conf_has_learner(const raft_conf *conf, raft_id id)
+{
+    for (uint32_t i = 0; i < conf->n_learners; i++)
+        if (conf->learners[i] == id)
+            return true;
+    return false;
+}
+
+/* 0 not a member, 1 learner, 2 voter. */
+static int conf_role(const raft_conf *conf, raft_id id)
+{
+    return raft_conf_has(conf, id) ? 2 : raft_conf_has_learner(conf, id) ? 1 : 0;
+}
+
+/* Exactly one node changes its role (thesis §4.1: the voters then differ by at most one node, so
+ * any two majorities overlap; learners count in none). */
 static bool one_change(const raft_conf *from, const raft_conf *to)
 {
     uint32_t changes = 0;
-    for (uint32_t i = 0; i < to->n_voters; i++)
-        changes += !raft_conf_has(from, to->voters[i]);
-    for (uint32_t i = 0; i < from->n_voters; i++)
-        changes += !raft_conf_has(to, from->voters[i]);
+    for (uint32_t i = 0; i < conf_members(to); i++)
+        changes += conf_role(from, conf_member(to, i)) != conf_role(to, conf_member(to, i));
+    for (uint32_t i = 0; i < conf_members(from); i++)
+        changes += conf_role(to, conf_member(from, i)) == 0;
     return changes == 1;
 }
 
-/* Makes conf the one in force (it came from the entry or snapshot at `index`). Per-voter state
- * follows its voter: one that stays keeps its progress and vote, a new one starts probing from
- * the end of the log. Every progress slot keeps its own inflight ring (spares go to the end). */
+/* Makes conf the one in force (it came from the entry or snapshot at `index`). Per-member state
+ * follows its member: one that stays (voter or learner, in either role) keeps its progress, a
+ * voter that stays keeps its vote, a new one starts probing from the end of the log. Every
+ * progress slot keeps its own inflight ring (spares go to the end). */
 static void set_conf(raft *r, const raft_conf *conf, raft_index index)
 {
     progress old[RAFT_MAX_NODES];
@@ -437,10 +471,11 @@ static void set_conf(raft *r, const raft_conf *conf, raft_index index)
     memcpy(old_votes, r->votes, sizeof(old_votes));
     bool used[RAFT_MAX_NODES] = {false};
     int from[RAFT_MAX_NODES];
-    for (uint32_t i = 0; i < conf->n_voters; i++) {
+    uint32_t n = conf_members(conf);
+    for (uint32_t i = 0; i < n; i++) {
         from[i] = -1;
-        for (uint32_t j = 0; j < r->conf.n_voters; j++)
-            if (!used[j] && old[j].id == conf->voters[i]) {
+        for (uint32_t j = 0; j < members(r); j++)
+            if (!used[j] && old[j].id == conf_member(conf, i)) {
                 from[i] = (int)j;
                 used[j] = true;
                 break;
@@ -448,10 +483,11 @@ static void set_conf(raft *r, const raft_conf *conf, raft_index index)
     }
     memset(r->votes, 0, sizeof(r->votes));
     raft_index last = raft_log_last(&r->log);
-    for (uint32_t i = 0; i < conf->n_voters; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         if (from[i] >= 0) {
             r->prs[i] = old[from[i]];
-            r->votes[i] = old_votes[from[i]];
+            if (i < conf->n_voters && (uint32_t)from[i] < r->conf.n_voters)
+                r->votes[i] = old_votes[from[i]];
             continue;
         }
         uint32_t j = 0;
@@ -459,10 +495,10 @@ static void set_conf(raft *r, const raft_conf *conf, raft_index index)
             j++;
         used[j] = true;
         r->prs[i] = old[j];
-        r->prs[i].id = conf->voters[i];
+        r->prs[i].id = conf_member(conf, i);
         progress_reset(&r->prs[i], last, true); /* a check-quorum round to answer */
     }
-    uint32_t k = conf->n_voters;
+    uint32_t k = n;
     for (uint32_t j = 0; j < RAFT_MAX_NODES; j++)
         if (!used[j])
             r->prs[k++] = old[j];
@@ -572,7 +608,7 @@ static void become_leader(raft *r)
     r->role = RAFT_LEADER;
     set_leader(r, r->cfg.id);
     raft_index last = raft_log_last(&r->log);
-    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+    for (uint32_t i = 0; i < members(r); i++) {
         progress *pr = &r->prs[i];
         progress_reset(pr, last, pr->id == r->cfg.id); /* the others must prove it in time */
     }
@@ -732,7 +768,7 @@ static void send_append(raft *r, progress *pr, bool send_if_empty)
 
 static void bcast_append(raft *r)
 {
-    for (uint32_t i = 0; i < r->conf.n_voters; i++)
+    for (uint32_t i = 0; i < members(r); i++)
         send_append(r, &r->prs[i], true);
     r->bcast_pending = false;
 }
@@ -752,14 +788,14 @@ static void stream(raft *r, progress *pr)
 /* Streams proposals made since the last Ready to followers that can take them. */
 static void flush_proposals(raft *r)
 {
-    for (uint32_t i = 0; i < r->conf.n_voters; i++)
+    for (uint32_t i = 0; i < members(r); i++)
         stream(r, &r->prs[i]);
     r->bcast_pending = false;
 }
 
 static void bcast_heartbeat(raft *r)
 {
-    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+    for (uint32_t i = 0; i < members(r); i++) {
         progress *pr = &r->prs[i];
         if (pr->id == r->cfg.id)
             continue;
@@ -1167,7 +1203,7 @@ static void tell_removed(raft *r, const raft_msg *m)
  * at: a removed node campaigning in a higher term would otherwise depose the leader. */
 static bool non_voter_answer(const raft *r, const raft_msg *m)
 {
-    return r->role == RAFT_LEADER && voter_slot(r, m->from) < 0 &&
+    return r->role == RAFT_LEADER && conf_role(&r->conf, m->from) == 0 &&
            (m->type == RAFT_MSG_APPEND_RESP || m->type == RAFT_MSG_HEARTBEAT_RESP);
 }
 
@@ -1303,7 +1339,7 @@ void raft_tick(raft *r)
     r->election_elapsed++;
     if (r->removed_snapshot_ticks > 0)
         r->removed_snapshot_ticks--;
-    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+    for (uint32_t i = 0; i < members(r); i++) {
         progress *pr = &r->prs[i];
         if (pr->idle_ticks < UINT32_MAX)
             pr->idle_ticks++;
@@ -2092,8 +2128,8 @@ int raft_new(const raft_config *cfg, const raft_restore *rs, raft **out)
             return RAFT_ENOMEM;
         }
     }
-    for (uint32_t i = 0; i < r->conf.n_voters; i++)
-        r->prs[i].id = r->conf.voters[i];
+    for (uint32_t i = 0; i < members(r); i++)
+        r->prs[i].id = conf_member(&r->conf, i);
     r->role = RAFT_FOLLOWER;
     reset_randomized_timeout(r);
     *out = r;
@@ -2176,7 +2212,7 @@ bool raft_get_progress(const raft *r, raft_id peer, raft_progress_info *out)
 {
     if (r->role != RAFT_LEADER)
         return false;
-    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+    for (uint32_t i = 0; i < members(r); i++) {
         const progress *pr = &r->prs[i];
         if (pr->id != peer)
             continue;

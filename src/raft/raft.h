@@ -60,8 +60,11 @@
  * THREADS. A raft object is not thread-safe; call it from one thread (the server's loop thread).
  *
  * MEMBERSHIP CHANGE (thesis §4.1, one server at a time). raft_propose_conf() appends a
- * RAFT_ENTRY_CONFIG entry naming the new voters, which differ from the current ones by exactly one
- * added or removed node. Every node uses a configuration as soon as the entry is in its log, not
+ * RAFT_ENTRY_CONFIG entry naming the new voters and learners, in which exactly one node changes
+ * its role (none, learner, voter): a node added or removed as a voter or as a learner, a learner
+ * promoted, a voter demoted. The voters then differ by at most one node, so any two majorities
+ * overlap; learners never count. A learner receives the log like a follower (and its snapshot
+ * installs) and acknowledges it, so it can be promoted once caught up (thesis §4.2.1). Every node uses a configuration as soon as the entry is in its log, not
  * when it commits (so a truncated entry takes its configuration away again, and raft_get_conf()
  * may name an uncommitted configuration). The leader takes one change at a time, and only once
  * an entry of its own term is committed (the fix to the single-server algorithm Ongaro posted in
@@ -137,10 +140,15 @@ typedef struct raft_entry {
     const uint8_t *data; /* len bytes; NULL when len == 0 */
 } raft_entry;
 
-/* A cluster configuration: the voting members. Carried in snapshots and configuration entries. */
+/* A cluster configuration: the voters, and the learners -- members the leader replicates to that
+ * never vote, never campaign and never count towards a quorum (a node catching up before it is
+ * made a voter). Disjoint sets, at most RAFT_MAX_NODES ids in all. Carried in snapshots and
+ * configuration entries. */
 typedef struct raft_conf {
     uint32_t n_voters;
+    uint32_t n_learners;
     raft_id voters[RAFT_MAX_NODES];
+    raft_id learners[RAFT_MAX_NODES];
 } raft_conf;
 
 /* What a snapshot covers. The snapshot bytes belong to the caller; the core tracks only this. */
@@ -346,8 +354,8 @@ void raft_tick(raft *r);
 int raft_propose(raft *r, uint8_t type, const void *data, uint32_t len, raft_index *index,
                  raft_term *term);
 
-/* Appends a configuration change (see MEMBERSHIP CHANGE): `next` is the whole new set of voters,
- * one node added to or removed from raft_get_conf(); ctx (ctx_len bytes, copied) travels with it
+/* Appends a configuration change (see MEMBERSHIP CHANGE): `next` is the whole new configuration,
+ * one node's role changed from raft_get_conf(); ctx (ctx_len bytes, copied) travels with it
  * in the entry. RAFT_ENOTLEADER; RAFT_EINVAL: next is not a valid one-node change;
  * RAFT_ECONFBUSY: a change is still uncommitted, or this leader has not committed an entry of
  * its term yet; RAFT_ETOOBIG: the encoded entry is above max_entry_bytes. index and term as for
@@ -452,12 +460,15 @@ const raft_conf *raft_get_conf(const raft *r); /* in force now: the newest in th
 raft_index raft_conf_index(const raft *r);
 /* Whether id is one of conf's voters. */
 bool raft_conf_has(const raft_conf *conf, raft_id id);
+/* Whether id is one of conf's learners. */
+bool raft_conf_has_learner(const raft_conf *conf, raft_id id);
 /* The configuration in force at index (the newest configuration entry at or before it, else the
  * snapshot's, else raft_config.conf), for the meta of a snapshot taken at index. RAFT_EINVAL when
  * index is before the latest snapshot or after the last entry. */
 int raft_conf_at(const raft *r, raft_index index, raft_conf *out);
 
-/* Leader's view of a follower (for INFO/status). Returns false for unknown peers or on followers. */
+/* Leader's view of a follower or learner (for INFO/status). Returns false for unknown peers or on
+ * followers. */
 typedef struct raft_progress_info {
     raft_index match;
     raft_index next;

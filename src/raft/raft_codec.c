@@ -16,14 +16,18 @@
  *      17     4  len      bytes of data that follow
  *      21   len  data     opaque
  *
- * SNAPSHOT META BODY (20 + 8 * n_voters bytes):
+ * SNAPSHOT META BODY (20 + 8 * (n_voters + n_learners) bytes):
  *
  *       0     8  index
  *       8     8  term
- *      16     4  n_voters (<= RAFT_MAX_NODES)
- *      20  8*n   voters[0 .. n_voters-1]; the unused slots of raft_conf are not stored
+ *      16     2  n_voters
+ *      18     2  n_learners (n_voters + n_learners <= RAFT_MAX_NODES); before learners these
+ *                two fields were one u32 n_voters, so old data reads the same and an old reader
+ *                refuses a configuration with learners as too many voters
+ *      20  8*n   voters[0 .. n_voters-1], then learners[0 .. n_learners-1]; the unused slots of
+ *                raft_conf are not stored
  *
- * MESSAGE (99 + 8 * n_voters + sum of entry bodies):
+ * MESSAGE (99 + 8 * (n_voters + n_learners) + sum of entry bodies):
  *
  *       0     1  version (1)
  *       1     1  type     raft_msg_type, 1..RAFT_MSG_TYPE_MAX
@@ -44,12 +48,16 @@
  * Every type uses the same layout: unused fields are simply 0 (see raft.h for which type uses
  * what). A uniform layout costs a heartbeat ~20 bytes and buys a decoder with no per-type branches.
  *
- * CONFIG ENTRY DATA (6 + 8n + ctx_len bytes), the data of a RAFT_ENTRY_CONFIG entry: version (1),
+ * CONFIG ENTRY DATA, the data of a RAFT_ENTRY_CONFIG entry. Without learners (6 + 8n + ctx_len
+ * bytes, what every release wrote before learners, so older nodes still read it): version (1),
  * n_voters (1; 1..RAFT_MAX_NODES), voters (8 each; nonzero, distinct), ctx_len (4), ctx (opaque).
+ * With learners (7 + 8 (n + l) + ctx_len bytes): version (2), n_voters (1), n_learners (1; n + l
+ * <= RAFT_MAX_NODES), voters, learners (8 each; nonzero, distinct from each other and from the
+ * voters), ctx_len (4), ctx.
  *
  * TOP-LEVEL ENTRY (22 + len bytes): version (1), then an entry body.
  * HARD STATE (25 bytes):           version (1), term (8), vote (8), commit (8).
- * SNAPSHOT META (21 + 8n bytes):   version (1), then a snapshot meta body.
+ * SNAPSHOT META (21 + 8n bytes):   version (1), then a snapshot meta body (n voters + learners).
  *
  * INVARIANTS. size(x) == bytes written by encode(x); decode(encode(x)) == x field for field (the
  * unused voters slots decode as 0); decode never reads outside [buf, buf + len) and allocates at
@@ -67,6 +75,7 @@
 
 #define ENTRY_BODY_FIXED 21u
 #define SNAPSHOT_BODY_FIXED 20u
+#define CONF_VERSION_LEARNERS 2u /* config entry data with learners */
 #define MSG_FLAG_REJECT 0x01u
 #define NO_INDEX UINT64_MAX
 
@@ -287,7 +296,7 @@ static size_t size_add(size_t a, size_t b) {
 }
 
 static size_t snapshot_body_size(const raft_snapshot_meta *sm) {
-    return SNAPSHOT_BODY_FIXED + 8u * (size_t)sm->conf.n_voters;
+    return SNAPSHOT_BODY_FIXED + 8u * ((size_t)sm->conf.n_voters + sm->conf.n_learners);
 }
 
 size_t raft_codec_msg_size(const raft_msg *m) {
@@ -314,7 +323,8 @@ static bool entry_encodable(const raft_entry *e) {
 }
 
 static bool snapshot_encodable(const raft_snapshot_meta *sm) {
-    return sm->conf.n_voters <= RAFT_MAX_NODES;
+    return sm->conf.n_voters <= RAFT_MAX_NODES && sm->conf.n_learners <= RAFT_MAX_NODES &&
+           sm->conf.n_voters + sm->conf.n_learners <= RAFT_MAX_NODES;
 }
 
 static bool msg_encodable(const raft_msg *m) {
@@ -357,9 +367,11 @@ static uint8_t *put_entry_body(uint8_t *p, const raft_entry *e) {
 static uint8_t *put_snapshot_body(uint8_t *p, const raft_snapshot_meta *sm) {
     p = put_u64(p, sm->index);
     p = put_u64(p, sm->term);
-    p = put_u32(p, sm->conf.n_voters);
+    p = put_u32(p, sm->conf.n_voters | sm->conf.n_learners << 16);
     for (uint32_t i = 0; i < sm->conf.n_voters; i++)
         p = put_u64(p, sm->conf.voters[i]);
+    for (uint32_t i = 0; i < sm->conf.n_learners; i++)
+        p = put_u64(p, sm->conf.learners[i]);
     return p;
 }
 
@@ -421,21 +433,29 @@ int raft_codec_snapshot_meta_encode(const raft_snapshot_meta *sm, uint8_t *buf, 
     return RAFT_OK;
 }
 
+/* The i-th member of conf: its voters, then its learners. */
+static raft_id conf_member(const raft_conf *conf, uint32_t i) {
+    return i < conf->n_voters ? conf->voters[i] : conf->learners[i - conf->n_voters];
+}
+
 bool raft_codec_conf_valid(const raft_conf *conf) {
-    if (conf->n_voters == 0 || conf->n_voters > RAFT_MAX_NODES)
+    if (conf->n_voters == 0 || conf->n_voters > RAFT_MAX_NODES ||
+        conf->n_learners > RAFT_MAX_NODES - conf->n_voters)
         return false;
-    for (uint32_t i = 0; i < conf->n_voters; i++) {
-        if (conf->voters[i] == 0)
+    uint32_t n = conf->n_voters + conf->n_learners;
+    for (uint32_t i = 0; i < n; i++) {
+        if (conf_member(conf, i) == 0)
             return false;
         for (uint32_t j = 0; j < i; j++)
-            if (conf->voters[j] == conf->voters[i])
+            if (conf_member(conf, j) == conf_member(conf, i))
                 return false;
     }
     return true;
 }
 
 size_t raft_codec_conf_size(const raft_conf *conf, uint32_t ctx_len) {
-    return 6u + 8u * (size_t)conf->n_voters + (size_t)ctx_len;
+    size_t learners = conf->n_learners > 0 ? 1u + 8u * (size_t)conf->n_learners : 0;
+    return 6u + 8u * (size_t)conf->n_voters + learners + (size_t)ctx_len;
 }
 
 int raft_codec_conf_encode(const raft_conf *conf, const void *ctx, uint32_t ctx_len, uint8_t *buf,
@@ -444,10 +464,13 @@ int raft_codec_conf_encode(const raft_conf *conf, const void *ctx, uint32_t ctx_
     int rc = encode_check(ok, ok ? raft_codec_conf_size(conf, ctx_len) : 0, cap, written);
     if (rc != RAFT_OK)
         return rc;
-    uint8_t *p = put_u8(buf, RAFT_CODEC_VERSION);
+    /* Without learners, the format every release reads. */
+    uint8_t *p = put_u8(buf, conf->n_learners > 0 ? CONF_VERSION_LEARNERS : RAFT_CODEC_VERSION);
     p = put_u8(p, (uint8_t)conf->n_voters);
-    for (uint32_t i = 0; i < conf->n_voters; i++)
-        p = put_u64(p, conf->voters[i]);
+    if (conf->n_learners > 0)
+        p = put_u8(p, (uint8_t)conf->n_learners);
+    for (uint32_t i = 0; i < conf->n_voters + conf->n_learners; i++)
+        p = put_u64(p, conf_member(conf, i));
     p = put_u32(p, ctx_len);
     if (ctx_len > 0)
         memcpy(p, ctx, ctx_len);
@@ -491,14 +514,24 @@ static int get_snapshot_body(cursor *c, const char *sub, raft_snapshot_meta *sm)
     if (!get_u64(c, (fname){sub, ".term", NO_INDEX, ""}, &sm->term))
         return RAFT_ECORRUPT;
     fname n_voters = {sub, ".conf.n_voters", NO_INDEX, ""};
+    fname n_learners = {sub, ".conf.n_learners", NO_INDEX, ""};
     size_t n_off = c->off;
-    if (!get_u32(c, n_voters, &sm->conf.n_voters))
+    uint32_t counts;
+    if (!get_u32(c, n_voters, &counts))
         return RAFT_ECORRUPT;
+    sm->conf.n_voters = counts & 0xffffu;
+    sm->conf.n_learners = counts >> 16;
     if (sm->conf.n_voters > RAFT_MAX_NODES)
         return fail_exceeds(c, n_voters, sm->conf.n_voters, "RAFT_MAX_NODES", RAFT_MAX_NODES, "",
                             n_off);
+    if (sm->conf.n_learners > RAFT_MAX_NODES - sm->conf.n_voters)
+        return fail_exceeds(c, n_learners, sm->conf.n_learners, "RAFT_MAX_NODES - n_voters",
+                            RAFT_MAX_NODES - sm->conf.n_voters, "", n_off + 2);
     for (uint32_t i = 0; i < sm->conf.n_voters; i++)
         if (!get_u64(c, (fname){sub, ".conf.voters", i, ""}, &sm->conf.voters[i]))
+            return RAFT_ECORRUPT;
+    for (uint32_t i = 0; i < sm->conf.n_learners; i++)
+        if (!get_u64(c, (fname){sub, ".conf.learners", i, ""}, &sm->conf.learners[i]))
             return RAFT_ECORRUPT;
     return RAFT_OK;
 }
@@ -638,27 +671,43 @@ int raft_codec_conf_decode(const uint8_t *buf, size_t len, raft_conf *out, const
     memset(out, 0, sizeof *out);
     *ctx = NULL;
     *ctx_len = 0;
-    int rc = get_version(&c);
+    int rc = RAFT_OK;
+    uint8_t version = 0, n = 0, l = 0;
+    if (!get_u8(&c, plain(".version"), &version))
+        rc = RAFT_ECORRUPT;
+    else if (version != RAFT_CODEC_VERSION && version != CONF_VERSION_LEARNERS)
+        rc = fail_value(&c, plain(".version"), version, "unsupported (this build reads 1 and 2)",
+                        0);
     size_t n_off = c.off;
-    uint8_t n = 0;
     if (rc == RAFT_OK && !get_u8(&c, plain(".n_voters"), &n))
         rc = RAFT_ECORRUPT;
     if (rc == RAFT_OK && (n == 0 || n > RAFT_MAX_NODES))
         rc = fail_value(&c, plain(".n_voters"), n, "is not in 1..RAFT_MAX_NODES (16)", n_off);
-    for (uint32_t i = 0; rc == RAFT_OK && i < n; i++) {
+    size_t l_off = c.off;
+    if (rc == RAFT_OK && version == CONF_VERSION_LEARNERS) {
+        if (!get_u8(&c, plain(".n_learners"), &l))
+            rc = RAFT_ECORRUPT;
+        else if (l == 0 || l > RAFT_MAX_NODES - n)
+            rc = fail_value(&c, plain(".n_learners"), l,
+                            "is not in 1..RAFT_MAX_NODES (16) - n_voters", l_off);
+    }
+    for (uint32_t i = 0; rc == RAFT_OK && i < (uint32_t)n + l; i++) {
         size_t off = c.off;
-        fname name = {"", ".voters", i, ""};
-        if (!get_u64(&c, name, &out->voters[i])) {
+        bool voter = i < n;
+        fname name = {"", voter ? ".voters" : ".learners", voter ? i : i - n, ""};
+        raft_id *id = voter ? &out->voters[i] : &out->learners[i - n];
+        if (!get_u64(&c, name, id)) {
             rc = RAFT_ECORRUPT;
             break;
         }
-        if (out->voters[i] == 0)
+        if (*id == 0)
             rc = fail_value(&c, name, 0, "is not a node id", off);
         for (uint32_t j = 0; rc == RAFT_OK && j < i; j++)
-            if (out->voters[j] == out->voters[i])
-                rc = fail_value(&c, name, out->voters[i], "is listed twice", off);
+            if (conf_member(out, j) == *id)
+                rc = fail_value(&c, name, *id, "is listed twice", off);
+        out->n_voters = voter ? i + 1 : n; /* conf_member reads only what is set so far */
+        out->n_learners = voter ? 0 : i - n + 1;
     }
-    out->n_voters = n;
     size_t ctx_off = c.off;
     uint32_t clen = 0;
     if (rc == RAFT_OK && !get_u32(&c, plain(".ctx_len"), &clen))

@@ -70,19 +70,21 @@ int raft_codec_hard_state_encode(const raft_hard_state *hs, uint8_t *buf, size_t
 int raft_codec_hard_state_decode(const uint8_t *buf, size_t len, raft_hard_state *out, char *err,
                                  size_t errlen);
 
-/* Snapshot meta with its configuration: 21 + 8 * n_voters bytes. */
+/* Snapshot meta with its configuration: 21 + 8 * (n_voters + n_learners) bytes. */
 size_t raft_codec_snapshot_meta_size(const raft_snapshot_meta *sm);
 int raft_codec_snapshot_meta_encode(const raft_snapshot_meta *sm, uint8_t *buf, size_t cap,
                                     size_t *written);
 int raft_codec_snapshot_meta_decode(const uint8_t *buf, size_t len, raft_snapshot_meta *out,
                                     char *err, size_t errlen);
 
-/* Data of a RAFT_ENTRY_CONFIG entry (raft_propose_conf): the new voters, then an opaque context
- * the caller attached (raftkv: the members' addresses), 6 + 8 * n_voters + ctx_len bytes. decode
- * allocates nothing: *ctx points into buf (NULL when ctx_len is 0). It refuses n_voters of 0 or
- * above RAFT_MAX_NODES, a voter id 0 and a voter listed twice. */
+/* Data of a RAFT_ENTRY_CONFIG entry (raft_propose_conf): the new voters and learners, then an
+ * opaque context the caller attached (raftkv: the members' addresses); without learners, in the
+ * format that older releases read. decode allocates nothing: *ctx points into buf (NULL when
+ * ctx_len is 0). It refuses n_voters of 0, more than RAFT_MAX_NODES members, an id 0 and an id
+ * listed twice (as voter or learner). */
 size_t raft_codec_conf_size(const raft_conf *conf, uint32_t ctx_len);
-/* 1..RAFT_MAX_NODES voters, none 0, none twice: what encode takes and decode gives. */
+/* 1..RAFT_MAX_NODES voters, learners that bring the total to at most RAFT_MAX_NODES, no id 0, no
+ * id twice: what encode takes and decode gives. */
 bool raft_codec_conf_valid(const raft_conf *conf);
 int raft_codec_conf_encode(const raft_conf *conf, const void *ctx, uint32_t ctx_len, uint8_t *buf,
                            size_t cap, size_t *written);

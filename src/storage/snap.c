@@ -2,12 +2,14 @@
  * snap.c -- snapshot files (contract in snap.h).
  *
  * HEADER (176 bytes, little-endian)
- *     0  u32 magic 0x4E534B52 ("RKSN")    4  u32 format version (1)
+ *     0  u32 magic 0x4E534B52 ("RKSN")    4  u32 format version (1, or 2 with learners)
  *     8  u64 index                       16  u64 term
- *    24  u32 number of voters            28  u32 zero
- *    32  u64 voters[16] (unused ones 0) 160  u64 data length
+ *    24  u32 number of voters            28  u32 number of learners (version 1: zero)
+ *    32  u64 members[16]: the voters, then the learners (unused ones 0)
+ *   160  u64 data length
  *   168  u32 CRC32C of the data         172  u32 CRC32C of bytes 0..171
- * then `data length` bytes of state machine data.
+ * then `data length` bytes of state machine data. A snapshot without learners is written as
+ * version 1, which older releases read.
  */
 #include "snap.h"
 
@@ -22,6 +24,7 @@
 
 #define SNAP_MAGIC 0x4E534B52u
 #define SNAP_VERSION 1u
+#define SNAP_VERSION_LEARNERS 2u
 #define SNAP_NAME_LEN 30 /* "snap-" + 20 digits + ".snap" */
 
 struct snap_writer {
@@ -95,12 +98,16 @@ static void header_encode(uint8_t *h, const raft_snapshot_meta *meta, uint64_t s
 {
     memset(h, 0, SNAP_HEADER_SIZE);
     le_put32(h, SNAP_MAGIC);
-    le_put32(h + 4, SNAP_VERSION);
+    le_put32(h + 4, meta->conf.n_learners > 0 ? SNAP_VERSION_LEARNERS : SNAP_VERSION);
     le_put64(h + 8, meta->index);
     le_put64(h + 16, meta->term);
     le_put32(h + 24, meta->conf.n_voters);
-    for (uint32_t i = 0; i < meta->conf.n_voters && i < RAFT_MAX_NODES; i++)
-        le_put64(h + 32 + 8 * i, meta->conf.voters[i]);
+    le_put32(h + 28, meta->conf.n_learners);
+    uint32_t k = 0; /* snap_writer_begin checked that both fit */
+    for (uint32_t i = 0; i < meta->conf.n_voters; i++)
+        le_put64(h + 32 + 8 * k++, meta->conf.voters[i]);
+    for (uint32_t i = 0; i < meta->conf.n_learners; i++)
+        le_put64(h + 32 + 8 * k++, meta->conf.learners[i]);
     le_put64(h + 160, size);
     le_put32(h + 168, crc);
     le_put32(h + 172, crc32c(0, h, 172));
@@ -114,16 +121,22 @@ static const char *header_decode(const uint8_t *h, raft_snapshot_meta *meta, uin
         return "bad magic";
     if (le_get32(h + 172) != crc32c(0, h, 172))
         return "header crc mismatch";
-    if (le_get32(h + 4) != SNAP_VERSION)
-        return "unsupported format version";
+    uint32_t version = le_get32(h + 4);
+    if (version != SNAP_VERSION && version != SNAP_VERSION_LEARNERS)
+        return "unsupported format version (this build reads 1 and 2)";
     memset(meta, 0, sizeof *meta);
     meta->index = le_get64(h + 8);
     meta->term = le_get64(h + 16);
     meta->conf.n_voters = le_get32(h + 24);
+    meta->conf.n_learners = version == SNAP_VERSION_LEARNERS ? le_get32(h + 28) : 0;
     if (meta->conf.n_voters > RAFT_MAX_NODES)
         return "too many voters";
+    if (meta->conf.n_learners > RAFT_MAX_NODES - meta->conf.n_voters)
+        return "too many learners (voters and learners above 16)";
     for (uint32_t i = 0; i < meta->conf.n_voters; i++)
         meta->conf.voters[i] = le_get64(h + 32 + 8 * i);
+    for (uint32_t i = 0; i < meta->conf.n_learners; i++)
+        meta->conf.learners[i] = le_get64(h + 32 + 8 * (meta->conf.n_voters + i));
     *size = le_get64(h + 160);
     *crc = le_get32(h + 168);
     return NULL;
@@ -142,9 +155,10 @@ static void writer_free(snap_writer *w)
 int snap_writer_begin(const char *dir, vfs *v, const raft_snapshot_meta *meta, snap_writer **out,
                       char *errmsg)
 {
-    if (meta->index == 0 || meta->conf.n_voters > RAFT_MAX_NODES) {
-        msg_set(errmsg, "snap: bad snapshot meta (index %llu, %u voters)",
-                (unsigned long long)meta->index, meta->conf.n_voters);
+    if (meta->index == 0 || meta->conf.n_voters > RAFT_MAX_NODES ||
+        meta->conf.n_learners > RAFT_MAX_NODES - meta->conf.n_voters) {
+        msg_set(errmsg, "snap: bad snapshot meta (index %llu, %u voters, %u learners)",
+                (unsigned long long)meta->index, meta->conf.n_voters, meta->conf.n_learners);
         return SNAP_EINVAL;
     }
     snap_writer *w = calloc(1, sizeof *w);
