@@ -1,12 +1,14 @@
 /*
  * cmd_member.c -- `raftkv member list | peers | add ID [HOST:PEER_PORT:CLIENT_PORT:RESP_PORT] |
- * remove ID`: RAFTKV.MEMBER over RESP. `peers` prints RAFTKV.MEMBER LIST as a peers file (JSON,
- * every node the cluster knows, non-voters with "voter": false): what a joining node is given.
+ * add-learner ID [HOST:...] | promote ID | remove ID`: RAFTKV.MEMBER over RESP. `peers` prints
+ * RAFTKV.MEMBER LIST as a peers file (JSON, every node the cluster knows, non-voters and learners
+ * with "voter": false): what a joining node is given.
  *
  * Any node will do: a follower forwards ADD/REMOVE to the leader, and the reply (+OK once the
  * change is committed) comes back the same way. The nodes are tried in order until one answers.
- * Exit codes: 0 done; 2 refused (the node is unknown and no address was given, is a voter at
- * another address, is already / is not a voter, is the last voter); 3 no node answered, no leader, or another change in progress (nothing
+ * Exit codes: 0 done; 2 refused (the node is unknown and no address was given, is a member at
+ * another address, is already / is not a voter or a learner, is the last voter); 3 no node
+ * answered, no leader, another change in progress, or a learner that has not caught up (nothing
  * changed); 4 the outcome is unknown (leadership changed or the wait timed out: run
  * `raftkv member list` to see).
  */
@@ -111,7 +113,9 @@ static int refusal_code(const char *text)
 {
     static const char *const usage[] = {"is unknown", "at another address", "already a voter",
                                         "is not a voter", "the last voter", "usage:",
-                                        "not a valid membership change", "cannot be added"};
+                                        "not a valid membership change", "cannot be added",
+                                        "is a learner:", "already a learner",
+                                        "is not a learner"};
     for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++)
         if (strstr(text, usage[i])) return CLI_EXIT_USAGE;
     if (strstr(text, "outcome unknown")) return CLI_EXIT_UNKNOWN;
@@ -122,11 +126,15 @@ int cli_member(const cli_opts *opts)
 {
     bool peers = opts->nargs == 1 && strcmp(opts->args[0], "peers") == 0;
     bool list = (opts->nargs == 1 && strcmp(opts->args[0], "list") == 0) || peers;
-    bool adding = (opts->nargs == 2 || opts->nargs == 3) && strcmp(opts->args[0], "add") == 0;
-    bool change = adding || (opts->nargs == 2 && strcmp(opts->args[0], "remove") == 0);
+    const char *verb = opts->nargs >= 1 ? opts->args[0] : "";
+    bool adding = (opts->nargs == 2 || opts->nargs == 3) &&
+                  (strcmp(verb, "add") == 0 || strcmp(verb, "add-learner") == 0);
+    bool change = adding || (opts->nargs == 2 && (strcmp(verb, "remove") == 0 ||
+                                                  strcmp(verb, "promote") == 0));
     if (!list && !change) {
         fprintf(stderr, "raftkv: member: expected 'list', 'peers', 'add ID [HOST:PEER_PORT:"
-                        "CLIENT_PORT:RESP_PORT]' or 'remove ID'\n(raftkv --help for usage)\n");
+                        "CLIENT_PORT:RESP_PORT]', 'add-learner ID [HOST:...]', 'promote ID' or "
+                        "'remove ID'\n(raftkv --help for usage)\n");
         return CLI_EXIT_USAGE;
     }
     char addr_words[4][256];
@@ -147,7 +155,12 @@ int cli_member(const cli_opts *opts)
     ep_list nodes;
     int code = cli_nodes(opts, &nodes);
     if (code != CLI_EXIT_OK) return code;
-    const char *argv[7] = {"RAFTKV.MEMBER", list ? "LIST" : adding ? "ADD" : "REMOVE",
+    const char *sub = list                              ? "LIST"
+                      : strcmp(verb, "add") == 0         ? "ADD"
+                      : strcmp(verb, "add-learner") == 0 ? "ADDLEARNER"
+                      : strcmp(verb, "promote") == 0     ? "PROMOTE"
+                                                         : "REMOVE";
+    const char *argv[7] = {"RAFTKV.MEMBER", sub,
                            change ? opts->args[1] : NULL, addr_words[0], addr_words[1],
                            addr_words[2], addr_words[3]};
     int argc = list ? 2 : opts->nargs == 3 ? 7 : 3;
@@ -215,7 +228,11 @@ int cli_member(const cli_opts *opts)
             }
             code = CLI_EXIT_OK;
         } else {
-            printf("node %s %s\n", argv[2], opts->args[0][0] == 'a' ? "added" : "removed");
+            printf("node %s %s\n", argv[2],
+                   strcmp(verb, "add") == 0           ? "added"
+                   : strcmp(verb, "add-learner") == 0 ? "added as a learner"
+                   : strcmp(verb, "promote") == 0     ? "promoted"
+                                                      : "removed");
             code = CLI_EXIT_OK;
         }
         free(bulk);

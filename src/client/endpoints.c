@@ -280,7 +280,8 @@ int ep_parse_member_list(const char *text, ep_list *out, bool *voter)
                    &used) != 4 ||
             colon[1 + used] != '\0' || id == 0 || id > (1ull << 53) || peer == 0 ||
             peer > 65535 || client == 0 || client > 65535 || resp == 0 || resp > 65535 ||
-            (strcmp(role, "voter") != 0 && strcmp(role, "not-voter") != 0)) {
+            (strcmp(role, "voter") != 0 && strcmp(role, "not-voter") != 0 &&
+             strcmp(role, "learner") != 0)) {
             free(nodes);
             return EP_EINVAL;
         }

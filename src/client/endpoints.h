@@ -44,7 +44,7 @@ int ep_parse_peers_json(const char *json, const char *name, ep_list *out, char *
                         size_t errcap);
 void ep_list_free(ep_list *list);
 
-/* Parses RAFTKV.MEMBER LIST's lines ("ID HOST:PEER_PORT client=C resp=R voter|not-voter"; a line
+/* Parses RAFTKV.MEMBER LIST's lines ("ID HOST:PEER_PORT client=C resp=R voter|learner|not-voter"; a line
  * in parentheses is a remark) into out (ids known), and whether each node votes into voter
  * (out->count entries, at most EP_MAX_NODES; may be NULL). EP_EINVAL when a line is not that or
  * there is none. */

@@ -103,7 +103,9 @@ static bool key_in(const char *key, size_t key_len, const char *names)
     }
 }
 
-typedef enum field { F_ID, F_ROLE, F_TERM, F_LEADER, F_COMMIT, F_APPLIED, F_VOTERS, F_NONE } field;
+typedef enum field {
+    F_ID, F_ROLE, F_TERM, F_LEADER, F_COMMIT, F_APPLIED, F_VOTERS, F_LEARNERS, F_NONE
+} field;
 
 static const char *const field_names[] = {
     [F_ID] = "id,node_id",
@@ -113,6 +115,7 @@ static const char *const field_names[] = {
     [F_COMMIT] = "commit,commit_index",
     [F_APPLIED] = "applied,applied_index,last_applied",
     [F_VOTERS] = "voters",
+    [F_LEARNERS] = "learners",
 };
 
 /* Whether id is one of the comma-separated numbers of list. */
@@ -147,8 +150,8 @@ void info_parse(const char *text, size_t len, info_state *out)
 {
     memset(out, 0, sizeof *out);
     bool in_raft = false;
-    const char *voters = NULL;
-    size_t voters_len = 0;
+    const char *voters = NULL, *learners = NULL;
+    size_t voters_len = 0, learners_len = 0;
     const char *end = text + len;
     for (const char *line = text; line < end;) {
         const char *nl = memchr(line, '\n', (size_t)(end - line));
@@ -192,6 +195,10 @@ void info_parse(const char *text, size_t len, info_state *out)
                     voters = value;
                     voters_len = value_len;
                     break;
+                case F_LEARNERS:
+                    learners = value;
+                    learners_len = value_len;
+                    break;
                 case F_NONE: break;
                 }
             }
@@ -201,6 +208,7 @@ void info_parse(const char *text, size_t len, info_state *out)
     if (voters != NULL && out->has_id) { /* after the loop: the id may come later */
         out->has_voter = true;
         out->voter = list_has(voters, voters_len, out->id);
+        out->learner = learners != NULL && list_has(learners, learners_len, out->id);
     }
 }
 

@@ -7,7 +7,8 @@
  * stays false), and a few spellings are accepted for each field: inside the Raft section the bare
  * name or its long form (term/current_term, commit/commit_index, applied/last_applied/
  * applied_index, leader/leader_id, id/node_id), anywhere the same names prefixed with "raft_".
- * "voters:" (comma-separated ids) says whether the node counts itself a voter.
+ * "voters:" (comma-separated ids) says whether the node counts itself a voter, "learners:" whether
+ * a learner.
  *
  * OWNERSHIP. info_fetch returns a malloc'd NUL-terminated text the caller frees. THREADS: reentrant.
  */
@@ -30,6 +31,7 @@ typedef struct info_state {
     uint64_t applied;
     bool has_voter; /* the node's INFO has "voters:" and its id */
     bool voter;     /* ... and its id is in that list (a spare or a removed node is not) */
+    bool learner;   /* its id is in its "learners:" list (has_voter set too) */
 } info_state;
 
 enum { INFO_OK = 0, INFO_ECONN = -1, INFO_EPROTO = -2, INFO_ENOMEM = -3 };

@@ -95,7 +95,8 @@ void status_print(FILE *out, const status_row *rows, size_t count)
         snprintf(addr, sizeof addr, "%s:%u", row->node->host, (unsigned)row->node->client_port);
         const char *role = !row->up ? "down" : st->has_role ? st->role : "-";
         if (row->up && st->has_voter && !st->voter && !info_is_leader(st))
-            role = "non-voter"; /* a spare, or removed: it follows and never campaigns */
+            role = st->learner ? "learner" /* gets the log, never votes */
+                               : "non-voter"; /* a spare, or removed: it follows, never campaigns */
         cell_u64(term, sizeof term, row->up && st->has_term, st->term);
         if (row->up && st->has_leader && st->leader != 0) cell_u64(lead, sizeof lead, true, st->leader);
         else snprintf(lead, sizeof lead, "-");

@@ -167,15 +167,15 @@ int fe_req_propose(fe_req *req, const kv_cmd *cmd)
     return 0;
 }
 
-int fe_req_change_voters(fe_req *req, raft_id id, bool add, const node_peer *addr)
+int fe_req_change_member(fe_req *req, raft_id id, node_member_op op, const node_peer *addr)
 {
-    int rc = node_change_voters(req->s->fe->node, id, add, addr, write_cb, req);
+    int rc = node_change_member(req->s->fe->node, id, op, addr, write_cb, req);
     if (rc == 0) {
         req->state = FE_WRITING;
         return 0;
     }
     if (rc == NODE_ENOLEADER || rc == NODE_ENOTLEADER || rc == NODE_EMEMBER ||
-        rc == NODE_ECONFBUSY || rc == NODE_EUNSAFE)
+        rc == NODE_ECONFBUSY || rc == NODE_EUNSAFE || rc == NODE_ELAGGING)
         return rc;
     fe_req_fail(req, err_of_node(rc));
     return 0;

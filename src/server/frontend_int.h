@@ -149,9 +149,9 @@ fe_req *fe_req_new(fe_session *s, int op, bool is_write, bool noreply);
  * NODE_ENOTLEADER/NODE_ENOLEADER with req untouched (leadership moved since the protocol checked:
  * it redirects, forwards or waits). */
 int fe_req_propose(fe_req *req, const kv_cmd *cmd);
-/* Like fe_req_propose for a membership change (node_change_voters); also returns NODE_EMEMBER,
- * NODE_ECONFBUSY and NODE_EUNSAFE with req untouched, for the protocol to answer. */
-int fe_req_change_voters(fe_req *req, raft_id id, bool add, const node_peer *addr);
+/* Like fe_req_propose for a membership change (node_change_member); also returns NODE_EMEMBER,
+ * NODE_ECONFBUSY, NODE_EUNSAFE and NODE_ELAGGING with req untouched, for the protocol to answer. */
+int fe_req_change_member(fe_req *req, raft_id id, node_member_op op, const node_peer *addr);
 void fe_req_read(fe_req *req);
 /* For a write about to be dispatched: true (and req BLOCKED) when an earlier read of the
  * connection has no data yet; the protocol keeps a copy of the command in req->cmd, and retry

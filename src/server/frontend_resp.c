@@ -8,10 +8,12 @@
  * and QUIT are answered at once, and so are SELECT 0 and CLIENT SETNAME/SETINFO, which client
  * libraries send when they connect.
  *
- * RAFTKV.MEMBER ADD <id> [<host> <peer_port> <client_port> <resp_port>] / REMOVE <id> changes the
- * voters (one node at a time; a node no peers file lists needs its addresses, which the change
- * then replicates), forwarded to the leader like a write and answered +OK once the change
- * commits; RAFTKV.MEMBER LIST is a read: one line per known node and whether it votes.
+ * RAFTKV.MEMBER ADD|ADDLEARNER <id> [<host> <peer_port> <client_port> <resp_port>] / PROMOTE <id>
+ * / REMOVE <id> changes the members (one node at a time; a node no peers file lists needs its
+ * addresses, which the change then replicates; a learner gets the log but never votes, and is
+ * promoted once caught up), forwarded to the leader like a write and answered +OK once the
+ * change commits; RAFTKV.MEMBER LIST is a read: one line per known node and its role (voter,
+ * learner, not-voter).
  *
  * The fast path (docs/NILEXT.md, when fast_path is on): RAFTKV.REGISTER opens a client session
  * (a write, forwarded like one; the reply is its id, :<id>). RAFTKV.FSET <session> <seq> <key>
@@ -157,6 +159,9 @@ static void reply_info(fe_session *s, const kv_slice *section)
         growbuf_printf(&b, "voters:");
         for (uint32_t i = 0; i < info.voters.n_voters; i++)
             growbuf_printf(&b, "%s%llu", i ? "," : "", (unsigned long long)info.voters.voters[i]);
+        growbuf_printf(&b, "\r\nlearners:");
+        for (uint32_t i = 0; i < info.voters.n_learners; i++)
+            growbuf_printf(&b, "%s%llu", i ? "," : "", (unsigned long long)info.voters.learners[i]);
         growbuf_printf(&b, "\r\nconf_pending:%d\r\n", info.conf_pending ? 1 : 0);
         growbuf_printf(&b, "peer_msgs_sent:%llu\r\npeer_msgs_received:%llu\r\npeer_msgs_dropped:%llu\r\n",
                   (unsigned long long)info.peer_msgs_sent, (unsigned long long)info.peer_msgs_received,
@@ -211,8 +216,8 @@ static void to_leader(fe_req *req, const proto_resp_cmd *cmd)
 
 /* ---- membership ------------------------------------------------------------------------------ */
 
-#define MEMBER_USAGE "-ERR usage: RAFTKV.MEMBER ADD <id> [<host> <peer_port> <client_port> " \
-                     "<resp_port>] | REMOVE <id> | LIST\r\n"
+#define MEMBER_USAGE "-ERR usage: RAFTKV.MEMBER ADD|ADDLEARNER <id> [<host> <peer_port> " \
+                     "<client_port> <resp_port>] | PROMOTE <id> | REMOVE <id> | LIST\r\n"
 
 /* Built when the reply is written, after a read barrier: it shows every change acknowledged before
  * (on this connection or anywhere), and a spare or removed node, which knows no current
@@ -227,7 +232,9 @@ static void emit_member_list(node *n, fe_out *out)
     for (uint32_t i = 0; i < count; i++)
         growbuf_printf(&b, "%llu %s:%u client=%u resp=%u %s\n", (unsigned long long)peers[i].id,
                        peers[i].host, peers[i].peer_port, peers[i].client_port, peers[i].resp_port,
-                       node_votes(n, peers[i].id) ? "voter" : "not-voter");
+                       node_votes(n, peers[i].id)    ? "voter"
+                       : node_learns(n, peers[i].id) ? "learner"
+                                                     : "not-voter");
     if (info.conf_pending) growbuf_printf(&b, "(a change is not committed yet)\n");
     if (b.failed) {
         fe_out_put(out, "-ERR out of memory\r\n", 20);
@@ -254,15 +261,22 @@ static bool parse_u64(const kv_slice *a, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* ADD <id> [<host> <peer_port> <client_port> <resp_port>] or REMOVE <id>: the id (and *has_addr,
- * *addr filled), else 0. */
-static raft_id member_target(const proto_resp_cmd *cmd, bool *add, bool *has_addr,
+/* ADD|ADDLEARNER <id> [<host> <peer_port> <client_port> <resp_port>], PROMOTE <id> or REMOVE
+ * <id>: the id (and *op, *has_addr, *addr filled), else 0. */
+static raft_id member_target(const proto_resp_cmd *cmd, node_member_op *op, bool *has_addr,
                              node_peer *addr)
 {
+    static const char *const verbs[] = {
+        [NODE_MEMBER_ADD] = "add", [NODE_MEMBER_ADD_LEARNER] = "addlearner",
+        [NODE_MEMBER_PROMOTE] = "promote", [NODE_MEMBER_REMOVE] = "remove"};
     if (cmd->argc != 3 && cmd->argc != 7) return 0;
-    *add = equals_nocase(cmd->argv[1], "add");
-    if (!*add && !equals_nocase(cmd->argv[1], "remove")) return 0;
-    if (cmd->argc == 7 && !*add) return 0;
+    int verb = -1;
+    for (int i = 0; i < (int)(sizeof verbs / sizeof verbs[0]); i++)
+        if (equals_nocase(cmd->argv[1], verbs[i])) verb = i;
+    if (verb < 0) return 0;
+    *op = (node_member_op)verb;
+    bool add = *op == NODE_MEMBER_ADD || *op == NODE_MEMBER_ADD_LEARNER;
+    if (cmd->argc == 7 && !add) return 0;
     uint64_t id = 0;
     if (!parse_u64(&cmd->argv[2], 1ull << 53, &id)) return 0;
     *has_addr = cmd->argc == 7;
@@ -288,20 +302,21 @@ static void member_go(fe_req *req, const proto_resp_cmd *cmd)
     fe_session *s = req->s;
     frontend *fe = s->fe;
     node *n = fe->node;
-    bool add = false, has_addr = false;
+    node_member_op op = NODE_MEMBER_ADD;
+    bool has_addr = false;
     node_peer addr;
-    raft_id id = member_target(cmd, &add, &has_addr, &addr);
+    raft_id id = member_target(cmd, &op, &has_addr, &addr);
     assert(id != 0);
     if (node_is_leader(n)) {
-        const char *refusal = node_voters_refusal(n, id, add, has_addr ? &addr : NULL);
+        const char *refusal = node_member_refusal(n, id, op, has_addr ? &addr : NULL);
         if (refusal != NULL) { /* named, so the client learns which rule */
-            char why[160];
+            char why[256];
             int len = snprintf(why, sizeof why, "-ERR node %llu %s\r\n", (unsigned long long)id,
                                refusal);
             fe_req_done_bytes(req, why, (size_t)len);
             return;
         }
-        int rc = fe_req_change_voters(req, id, add, has_addr ? &addr : NULL);
+        int rc = fe_req_change_member(req, id, op, has_addr ? &addr : NULL);
         if (rc == 0) return;
         if (rc == NODE_ECONFBUSY) {
             const char *busy = "-ERR a membership change is in progress (or the new leader has "
@@ -314,6 +329,15 @@ static void member_go(fe_req *req, const proto_resp_cmd *cmd)
                                  "majority of the new configuration (a node added counts only "
                                  "once it has caught up): bring the missing voters back first\r\n";
             fe_req_done_bytes(req, unsafe, strlen(unsafe));
+            return;
+        }
+        if (rc == NODE_ELAGGING) {
+            char why[200];
+            int len = snprintf(why, sizeof why, "-ERR node %llu has not caught up: a learner is "
+                               "promoted once its log is within %d entries of the commit index "
+                               "and it answered within an election timeout, retry later\r\n",
+                               (unsigned long long)id, NODE_PROMOTE_MAX_LAG);
+            fe_req_done_bytes(req, why, (size_t)len);
             return;
         }
         if (rc == NODE_EMEMBER) {
@@ -336,9 +360,10 @@ static void dispatch_member(fe_session *s, const proto_resp_cmd *cmd)
         if (keep_copy(req, cmd)) fe_req_read(req);
         return;
     }
-    bool add, has_addr;
+    node_member_op op;
+    bool has_addr;
     node_peer addr;
-    if (member_target(cmd, &add, &has_addr, &addr) == 0) {
+    if (member_target(cmd, &op, &has_addr, &addr) == 0) {
         conn_reply(s->c, MEMBER_USAGE, strlen(MEMBER_USAGE));
         return;
     }

@@ -51,6 +51,7 @@ const char *node_strerror(int rc)
     case NODE_ESESSION: return "unknown fast-path session";
     case NODE_EFASTOFF: return "the fast path is off";
     case NODE_ESTALE: return "that seq of the session was applied already";
+    case NODE_ELAGGING: return "the learner has not caught up";
     default: return "unknown error";
     }
 }
@@ -174,18 +175,27 @@ const config *node_config(const node *n)
     return &n->cfg;
 }
 
-/* Same voters, in any order. */
+/* Same voters and same learners, in any order. */
 static bool conf_equal(const raft_conf *a, const raft_conf *b)
 {
-    if (a->n_voters != b->n_voters)
+    if (a->n_voters != b->n_voters || a->n_learners != b->n_learners)
         return false;
     for (uint32_t i = 0; i < a->n_voters; i++)
         if (!raft_conf_has(b, a->voters[i]))
             return false;
+    for (uint32_t i = 0; i < a->n_learners; i++)
+        if (!raft_conf_has_learner(b, a->learners[i]))
+            return false;
     return true;
 }
 
-/* "1,2,3" or "(none)". */
+/* A voter or a learner of c: a node that gets the log. */
+static bool conf_member(const raft_conf *c, raft_id id)
+{
+    return raft_conf_has(c, id) || raft_conf_has_learner(c, id);
+}
+
+/* "1,2,3", "1,2,3 (learners 4)" or "(none)". */
 static void conf_text(const raft_conf *c, char *buf, size_t cap)
 {
     size_t used = 0;
@@ -193,6 +203,11 @@ static void conf_text(const raft_conf *c, char *buf, size_t cap)
     for (uint32_t i = 0; i < c->n_voters && used < cap; i++)
         used += (size_t)snprintf(buf + used, cap - used, "%s%" PRIu64, i ? "," : "",
                                  c->voters[i]);
+    for (uint32_t i = 0; i < c->n_learners && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%" PRIu64, i ? "," : " (learners ",
+                                 c->learners[i]);
+    if (c->n_learners > 0 && used < cap)
+        snprintf(buf + used, cap - used, ")");
     if (c->n_voters == 0)
         snprintf(buf, cap, "(none)");
 }
@@ -212,18 +227,19 @@ static const raft_conf *committed_conf(const node *n, raft_conf *buf)
 }
 
 /* Whether p may be forgotten to make room for a node being learned: learned from a book (a
- * peers-file node stays), not this node, not a voter of keep (the configuration being learned),
- * of the one in force or of committed (committed_conf), and not the leader. */
+ * peers-file node stays), not this node, not a member (voter or learner) of keep (the
+ * configuration being learned), of the one in force or of committed (committed_conf), and not
+ * the leader. */
 static bool evictable(const node *n, const node_peer *p, const raft_conf *keep,
                       const raft_conf *committed)
 {
-    if (!p->learned || p->id == n->cfg.id || raft_conf_has(keep, p->id))
+    if (!p->learned || p->id == n->cfg.id || conf_member(keep, p->id))
         return false;
     if (n->r == NULL)
         return true; /* replaying the log at start: keep is the newest configuration so far */
-    if (committed != NULL && raft_conf_has(committed, p->id))
+    if (committed != NULL && conf_member(committed, p->id))
         return false;
-    return !raft_conf_has(raft_get_conf(n->r), p->id) && raft_get_leader(n->r) != p->id;
+    return !conf_member(raft_get_conf(n->r), p->id) && raft_get_leader(n->r) != p->id;
 }
 
 /* Forgets the evictable node learned longest ago (the smallest addr_index): it is dialed no more
@@ -245,8 +261,8 @@ static bool evict_one(node *n, const raft_conf *keep, const char *source)
     memmove(&n->cfg.peers[at], &n->cfg.peers[at + 1],
             (n->cfg.n_peers - at - 1) * sizeof n->cfg.peers[0]);
     n->cfg.n_peers--;
-    log_printf("forgot node %" PRIu64 " at %s (peer %u), no longer a voter, to make room for the "
-               "nodes of %s", gone.id, gone.host, gone.peer_port, source);
+    log_printf("forgot node %" PRIu64 " at %s (peer %u), no longer a member, to make room for "
+               "the nodes of %s", gone.id, gone.host, gone.peer_port, source);
     if (n->tp != NULL)
         transport_remove_peer(n->tp, gone.id);
     return true;
@@ -259,9 +275,9 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
     uint32_t nt = 0;
     for (uint32_t i = 0; i < count; i++) {
         const node_peer *b = &book[i];
-        /* A non-voter's address is nothing this node needs, and it may be long gone: taking it
+        /* A non-member's address is nothing this node needs, and it may be long gone: taking it
          * would bring a forgotten node back. */
-        if (b->id == n->cfg.id || !raft_conf_has(voters, b->id))
+        if (b->id == n->cfg.id || !conf_member(voters, b->id))
             continue;
         node_peer *known = NULL;
         for (uint32_t k = 0; k < n->cfg.n_peers; k++)
@@ -364,9 +380,14 @@ bool node_votes(const node *n, raft_id id)
     return raft_conf_has(raft_get_conf(n->r), id);
 }
 
+bool node_learns(const node *n, raft_id id)
+{
+    return raft_conf_has_learner(raft_get_conf(n->r), id);
+}
+
 bool node_is_outside(const node *n)
 {
-    return !node_votes(n, n->cfg.id) && raft_get_role(n->r) != RAFT_LEADER;
+    return !conf_member(raft_get_conf(n->r), n->cfg.id) && raft_get_role(n->r) != RAFT_LEADER;
 }
 
 bool node_some_voter(const node *n, node_peer *out)
@@ -385,30 +406,49 @@ bool node_some_voter(const node *n, node_peer *out)
 #define RAFT_MAX_NODES_TEXT "16"
 _Static_assert(RAFT_MAX_NODES == 16, "RAFT_MAX_NODES_TEXT says 16");
 
-const char *node_voters_refusal(const node *n, raft_id id, bool add, const node_peer *addr)
+static const char *const member_op_verbs[] = {"add", "add as a learner", "promote", "remove"};
+
+const char *node_member_refusal(const node *n, raft_id id, node_member_op op,
+                                const node_peer *addr)
 {
     const raft_conf *c = raft_get_conf(n->r);
+    bool adding = op == NODE_MEMBER_ADD || op == NODE_MEMBER_ADD_LEARNER;
+    bool voter = raft_conf_has(c, id), learner = raft_conf_has_learner(c, id);
     const node_peer *known = config_peer(&n->cfg, id);
-    if (known == NULL && (!add || addr == NULL))
+    if (known == NULL && (!adding || addr == NULL))
         return "is unknown (add it with its address: host, peer, client and RESP ports)";
     bool room = n->cfg.n_peers < RAFT_MAX_NODES;
     raft_conf buf;
     const raft_conf *committed = room ? NULL : committed_conf(n, &buf);
-    for (uint32_t i = 0; i < n->cfg.n_peers && !room; i++) /* a former voter, forgotten for room */
+    for (uint32_t i = 0; i < n->cfg.n_peers && !room; i++) /* a former member, forgotten for room */
         room = evictable(n, &n->cfg.peers[i], c, committed);
     if (known == NULL && !room)
-        return "cannot be added: this node knows " RAFT_MAX_NODES_TEXT " nodes, all voters, "
+        return "cannot be added: this node knows " RAFT_MAX_NODES_TEXT " nodes, all members, "
                "spares of its peers file or the leader";
-    if (known != NULL && addr != NULL && raft_conf_has(c, id) && !same_address(known, addr))
-        return "is a voter at another address: to move it, remove it, then add it with its "
-               "new address";
-    if (add && raft_conf_has(c, id))
-        return "is already a voter";
-    if (!add && !raft_conf_has(c, id))
-        return "is not a voter";
-    if (!add && c->n_voters == 1)
-        return "is the last voter";
-    return NULL;
+    if (known != NULL && addr != NULL && (voter || learner) && !same_address(known, addr))
+        return voter ? "is a voter at another address: to move it, remove it, then add it with "
+                       "its new address"
+                     : "is a learner at another address: to move it, remove it, then add it "
+                       "with its new address";
+    switch (op) {
+    case NODE_MEMBER_ADD:
+        if (learner)
+            return "is a learner: promote it (RAFTKV.MEMBER PROMOTE) once it has caught up";
+        return voter ? "is already a voter" : NULL;
+    case NODE_MEMBER_ADD_LEARNER:
+        if (voter)
+            return "is already a voter";
+        return learner ? "is already a learner" : NULL;
+    case NODE_MEMBER_PROMOTE:
+        if (voter)
+            return "is already a voter";
+        return learner ? NULL : "is not a learner (add it as one first)";
+    case NODE_MEMBER_REMOVE:
+        if (!voter && !learner)
+            return "is not a voter or a learner";
+        return voter && c->n_voters == 1 ? "is the last voter" : NULL;
+    }
+    return "is not a valid membership change";
 }
 
 void node_get_info(const node *n, node_info *out)
@@ -483,37 +523,68 @@ static uint32_t voters_heard(node *n, const raft_conf *next, raft_id added, uint
     return heard;
 }
 
-int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, node_write_cb cb,
-                       void *ctx)
+/* Whether learner id has caught up enough to vote: it answered within the window and its log
+ * ends at most NODE_PROMOTE_MAX_LAG entries before the commit index (a learner that keeps up
+ * with a busy leader trails it by the appends in flight). */
+static bool caught_up(node *n, raft_id id, uint32_t window, raft_index *match)
+{
+    raft_progress_info pi;
+    *match = 0;
+    if (!raft_get_progress(n->r, id, &pi))
+        return false;
+    *match = pi.match;
+    return pi.idle_ticks <= window && pi.match + NODE_PROMOTE_MAX_LAG >= raft_commit_index(n->r);
+}
+
+int node_change_member(node *n, raft_id id, node_member_op op, const node_peer *addr,
+                       node_write_cb cb, void *ctx)
 {
     if (n->stopping)
         return NODE_ESTOPPING;
     if (raft_get_role(n->r) != RAFT_LEADER)
         return NODE_ENOTLEADER;
-    if (addr != NULL && (addr->id != id || !members_peer_valid(addr)))
+    bool adding = op == NODE_MEMBER_ADD || op == NODE_MEMBER_ADD_LEARNER;
+    if (addr != NULL && (!adding || addr->id != id || !members_peer_valid(addr)))
         return NODE_EMEMBER;
-    if (node_voters_refusal(n, id, add, addr) != NULL)
+    if (node_member_refusal(n, id, op, addr) != NULL)
         return NODE_EMEMBER;
     raft_conf next = *raft_get_conf(n->r);
-    if (add) {
+    bool was_voter = raft_conf_has(&next, id);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < next.n_voters; i++)
+        if (next.voters[i] != id)
+            next.voters[kept++] = next.voters[i];
+    next.n_voters = kept;
+    kept = 0;
+    for (uint32_t i = 0; i < next.n_learners; i++)
+        if (next.learners[i] != id)
+            next.learners[kept++] = next.learners[i];
+    next.n_learners = kept;
+    if (op == NODE_MEMBER_ADD || op == NODE_MEMBER_PROMOTE)
         next.voters[next.n_voters++] = id;
-    } else {
-        uint32_t kept = 0;
-        for (uint32_t i = 0; i < next.n_voters; i++)
-            if (next.voters[i] != id)
-                next.voters[kept++] = next.voters[i];
-        next.n_voters = kept;
-    }
+    else if (op == NODE_MEMBER_ADD_LEARNER)
+        next.learners[next.n_learners++] = id;
     uint32_t window = (uint32_t)(n->cfg.election_timeout_min_ms / n->cfg.tick_ms);
-    uint32_t heard = voters_heard(n, &next, add ? id : 0, window);
-    /* From one voter to two can never pass (the new one is not counted): allowed, as etcd does;
-     * the cluster waits for the new node to catch up, as it must. */
-    bool one_to_two = add && next.n_voters == 2;
-    if (heard < next.n_voters / 2 + 1 && !one_to_two) {
-        log_printf("refused to %s node %" PRIu64 ": %" PRIu32 " of the %" PRIu32
-                   " voters after it would answer, a majority needs %" PRIu32,
-                   add ? "add" : "remove", id, heard, next.n_voters, next.n_voters / 2 + 1);
-        return NODE_EUNSAFE;
+    raft_index match;
+    if (op == NODE_MEMBER_PROMOTE && !caught_up(n, id, window, &match)) {
+        log_printf("refused to promote node %" PRIu64 ": its log ends at %" PRIu64 ", the commit "
+                   "index is %" PRIu64 " (a learner is promoted within %d entries, having "
+                   "answered within an election timeout)", id, match, raft_commit_index(n->r),
+                   NODE_PROMOTE_MAX_LAG);
+        return NODE_ELAGGING;
+    }
+    /* Learners count in no majority: adding or removing one needs no voter's answer. */
+    if (op == NODE_MEMBER_ADD || op == NODE_MEMBER_PROMOTE || (op == NODE_MEMBER_REMOVE && was_voter)) {
+        uint32_t heard = voters_heard(n, &next, op == NODE_MEMBER_ADD ? id : 0, window);
+        /* From one voter to two can never pass (the new one is not counted): allowed, as etcd
+         * does; the cluster waits for the new node to catch up, as it must. */
+        bool one_to_two = op == NODE_MEMBER_ADD && next.n_voters == 2;
+        if (heard < next.n_voters / 2 + 1 && !one_to_two) {
+            log_printf("refused to %s node %" PRIu64 ": %" PRIu32 " of the %" PRIu32
+                       " voters after it would answer, a majority needs %" PRIu32,
+                       member_op_verbs[op], id, heard, next.n_voters, next.n_voters / 2 + 1);
+            return NODE_EUNSAFE;
+        }
     }
     pending *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -523,10 +594,10 @@ int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, nod
     node_peer book[RAFT_MAX_NODES];
     uint32_t nb = 0;
     for (uint32_t i = 0; i < n->cfg.n_peers; i++)
-        if (raft_conf_has(&next, n->cfg.peers[i].id) &&
-            !(add && addr != NULL && n->cfg.peers[i].id == id))
-            book[nb++] = n->cfg.peers[i]; /* readers take only the voters anyway */
-    if (add && addr != NULL) { /* a node known elsewhere (removed) moves: the entry is newer */
+        if (conf_member(&next, n->cfg.peers[i].id) &&
+            !(addr != NULL && n->cfg.peers[i].id == id))
+            book[nb++] = n->cfg.peers[i]; /* readers take only the members anyway */
+    if (addr != NULL) { /* a node known elsewhere (removed) moves: the entry is newer */
         node_peer given = *addr;
         given.given = true;
         members_merge(book, &nb, &given, 1, NULL);
@@ -543,7 +614,7 @@ int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, nod
         return from_raft(rc);
     }
     log_printf("proposed to %s node %" PRIu64 " (configuration entry %" PRIu64 ")",
-               add ? "add" : "remove", id, p->index);
+               member_op_verbs[op], id, p->index);
     p->write_cb = cb;
     p->ctx = ctx;
     n->last_proposal_ms = uv_now(n->loop);
@@ -928,8 +999,9 @@ static void observe(node *n)
         conf_text(&n->last_conf, before, sizeof before);
         conf_text(conf, now, sizeof now);
         log_printf("voters %s -> %s%s", before, now,
-                   raft_conf_has(conf, n->cfg.id)
-                       ? ""
+                   raft_conf_has(conf, n->cfg.id) ? ""
+                   : raft_conf_has_learner(conf, n->cfg.id)
+                       ? " (this node is a learner: it gets the log, and never votes or campaigns)"
                        : " (this node is not a voter: it follows, and never campaigns)");
         n->last_conf = *conf;
     }

@@ -51,6 +51,7 @@ enum {
     NODE_ESESSION = -12,  /* fast path: the leader knows no such session (RAFTKV.REGISTER) */
     NODE_EFASTOFF = -13,  /* fast path: not enabled on this node (fast_path in raft.json) */
     NODE_ESTALE = -14,    /* fast path: the leader applied that seq of the session already */
+    NODE_ELAGGING = -15,  /* a learner to promote has not caught up (NODE_PROMOTE_MAX_LAG) */
 };
 const char *node_strerror(int rc);
 
@@ -80,19 +81,32 @@ typedef void (*node_read_cb)(void *ctx, int status);
 int node_write(node *n, const kv_cmd *cmd, node_write_cb cb, void *ctx);
 /* Linearizable read barrier; same return convention. */
 int node_read(node *n, node_read_cb cb, void *ctx);
-/* Membership change on the leader: adds node `id` to the voters, or removes it (the leader itself
- * included: it hands over once the change commits). A node this cluster does not know yet (not in
- * the peers files, never added) needs addr, its addresses (addr->id == id); a known one takes
- * NULL or the same addresses. The entry carries every address the leader knows (members.h), so
- * each node learns the new one. Same return and callback convention as node_write (the kv_result
- * is empty): NODE_OK once the change is committed and applied here. NODE_EMEMBER, NODE_ECONFBUSY,
- * NODE_EUNSAFE, NODE_ENOTLEADER at once. NODE_EUNSAFE: after the change, the voters this leader
- * hears from (that acknowledged an entry and answered within an election timeout; never the node
- * being added) would not be a majority -- adding a fourth node while one of three is down would
- * stop all writes. One voter may still grow to two (that check could never pass), as etcd
- * allows. */
-int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, node_write_cb cb,
-                       void *ctx);
+/* What a membership change does to node `id`. A learner gets the log like a follower but never
+ * votes, campaigns or counts in a majority: a node is added as one to catch up, then promoted
+ * (etcd's learners; thesis §4.2.1). */
+typedef enum node_member_op {
+    NODE_MEMBER_ADD = 0,         /* a new voter */
+    NODE_MEMBER_ADD_LEARNER = 1, /* a new learner */
+    NODE_MEMBER_PROMOTE = 2,     /* a learner becomes a voter */
+    NODE_MEMBER_REMOVE = 3,      /* a voter or a learner leaves */
+} node_member_op;
+/* A learner is promoted only once its log ends within this many entries of the commit index. */
+#define NODE_PROMOTE_MAX_LAG 1000
+/* Membership change on the leader (op above; removing the leader itself included: it hands over
+ * once the change commits). A node this cluster does not know yet (not in the peers files, never
+ * added) needs addr, its addresses (addr->id == id), to be added; a known one takes NULL or the
+ * same addresses. The entry carries every address the leader knows (members.h), so each node
+ * learns the new one. Same return and callback convention as node_write (the kv_result is
+ * empty): NODE_OK once the change is committed and applied here. NODE_EMEMBER, NODE_ECONFBUSY,
+ * NODE_EUNSAFE, NODE_ELAGGING, NODE_ENOTLEADER at once. NODE_EUNSAFE: after a change of the
+ * voters, the voters this leader hears from (that acknowledged an entry and answered within an
+ * election timeout; never a voter being added) would not be a majority -- adding a fourth node
+ * while one of three is down would stop all writes. One voter may still grow to two (that check
+ * could never pass), as etcd allows. NODE_ELAGGING: a learner to promote did not answer within
+ * an election timeout, or its log ends more than NODE_PROMOTE_MAX_LAG entries before the commit
+ * index. */
+int node_change_member(node *n, raft_id id, node_member_op op, const node_peer *addr,
+                       node_write_cb cb, void *ctx);
 /* FAST PATH (docs/NILEXT.md): takes a nil-externalizing write (SET or MSET, reply without a
  * version) of a client session on this node -- its client sends it to every node. cb fires once:
  * NODE_OK with the ack once it is durable here (the client is done when, in one term, the leader
@@ -114,16 +128,20 @@ void node_cancel(node *n, void *ctx);
 kv_store *node_kv(node *n);
 uint64_t node_now_ms(const node *n); /* wall clock in ms, plus the test-only clock offset */
 bool node_is_leader(const node *n);
-/* A spare or a removed node: not a voter of the configuration in force here, and not leading
- * (a leader removing itself leads until the change commits). It hears from no leader and gets
- * no entries, so it has no leader to name or wait for and serves no reads. */
+/* A spare or a removed node: neither a voter nor a learner of the configuration in force here,
+ * and not leading (a leader removing itself leads until the change commits). It hears from no
+ * leader and gets no entries, so it has no leader to name or wait for and serves no reads. */
 bool node_is_outside(const node *n);
 /* Whether id is a voter of the configuration in force here. */
 bool node_votes(const node *n, raft_id id);
-/* Why `id` cannot be added (add, with addr or NULL as node_change_voters takes it) or removed as a
- * voter here -- "is unknown (...)", "is a voter at another address (...)", "is already a voter",
- * "is not a voter", "is the last voter", ... -- or NULL. */
-const char *node_voters_refusal(const node *n, raft_id id, bool add, const node_peer *addr);
+/* Whether id is a learner of the configuration in force here. */
+bool node_learns(const node *n, raft_id id);
+/* Why op cannot be done to `id` here (addr or NULL as node_change_member takes it) -- "is
+ * unknown (...)", "is a voter at another address (...)", "is already a voter", "is a learner:
+ * promote it ...", "is already a learner", "is not a learner ...", "is not a voter or a learner",
+ * "is the last voter", ... -- or NULL. */
+const char *node_member_refusal(const node *n, raft_id id, node_member_op op,
+                                const node_peer *addr);
 /* A voter of the configuration in force here other than this node, with its addresses: where a
  * spare or a removed node sends clients. False when there is none. */
 bool node_some_voter(const node *n, node_peer *out);

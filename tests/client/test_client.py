@@ -89,7 +89,11 @@ class Usage(Base):
             ("member", "add", "x1"),
             ("member", "remove", "1", "2"),
             ("member", "list", "x"),
-            ("member", "promote", "1"),
+            ("member", "promote", "1", "2"),
+            ("member", "promote", "0"),
+            ("member", "add-learner"),
+            ("member", "add-learner", "4", "127.0.0.1:0:1:2"),
+            ("member", "demote", "1"),
             ("get", "k", "--spares", "1"),
         ]
         for args in cases:

@@ -108,6 +108,14 @@ static void infoRaftSectionParsed(void **state)
     assert_false(st.voter);
     info_parse("# Raft\r\nnode_id:13\r\nvoters:1,13,2\r\n", 35, &st);
     assert_true(st.has_voter && st.voter);
+    assert_false(st.learner);
+    /* learners: names the node a learner (before or after its id) */
+    const char *l = "# Raft\r\nlearners:4,14\r\nnode_id:14\r\nvoters:1,2,3\r\n";
+    info_parse(l, strlen(l), &st);
+    assert_true(st.has_voter && !st.voter && st.learner);
+    l = "# Raft\r\nnode_id:1\r\nvoters:1,2,3\r\nlearners:14\r\n";
+    info_parse(l, strlen(l), &st);
+    assert_true(st.voter && !st.learner);
 }
 
 static void infoToleratesMissingAndOddFields(void **state)
@@ -185,9 +193,12 @@ static void memberListParsedAndMerged(void **state)
     bool voter[EP_MAX_NODES];
     const char *text = "1 127.0.0.1:7201 client=7001 resp=7101 voter\n"
                        "4 ::1:7204 client=7004 resp=7104 not-voter\n"
+                       "5 127.0.0.1:7205 client=7005 resp=7105 learner\n"
                        "(a change is not committed yet)\n";
     assert_int_equal(ep_parse_member_list(text, &members, voter), EP_OK);
-    assert_int_equal(members.count, 2);
+    assert_int_equal(members.count, 3);
+    assert_int_equal(members.nodes[2].id, 5);
+    assert_false(voter[2]); /* a learner does not vote */
     assert_true(members.ids_known);
     assert_int_equal(members.nodes[1].id, 4);
     assert_string_equal(members.nodes[1].host, "::1"); /* split at the last colon */
@@ -207,16 +218,17 @@ static void memberListParsedAndMerged(void **state)
         assert_int_equal(ep_parse_member_list(bad[i], &none, NULL), EP_EINVAL);
     }
 
-    /* A peers file of node 1 only, then the cluster's list: node 4 is added, node 1 is not
-     * duplicated; to a --cluster list (ids 1..n, hosts as typed) nothing is added. */
+    /* A peers file of node 1 only, then the cluster's list: nodes 4 and 5 are added, node 1 is
+     * not duplicated; to a --cluster list (ids 1..n, hosts as typed) nothing is added. */
     ep_list file;
     char err[256];
     assert_int_equal(ep_parse_peers_json("[{\"id\": 1, \"host\": \"127.0.0.1\", \"peer_port\": 7201, "
                                          "\"client_port\": 7001, \"resp_port\": 7101}]",
                                          "p.json", &file, err, sizeof err), EP_OK);
-    assert_int_equal(ep_list_merge(&file, &members), 1);
-    assert_int_equal(file.count, 2);
+    assert_int_equal(ep_list_merge(&file, &members), 2);
+    assert_int_equal(file.count, 3);
     assert_int_equal(file.nodes[1].id, 4);
+    assert_int_equal(file.nodes[2].id, 5);
     ep_list_free(&file);
     ep_list spec;
     assert_int_equal(ep_parse_cluster("[::1]:7004,127.0.0.1:9", &spec, err, sizeof err), EP_OK);

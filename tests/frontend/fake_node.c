@@ -301,10 +301,10 @@ uint64_t node_now_ms(const node *n)
 }
 
 /* The fake cluster has no membership: the real node and tests/daemon cover RAFTKV.MEMBER. */
-int node_change_voters(node *n, raft_id id, bool add, const node_peer *addr, node_write_cb cb,
-                       void *ctx)
+int node_change_member(node *n, raft_id id, node_member_op op, const node_peer *addr,
+                       node_write_cb cb, void *ctx)
 {
-    (void)id, (void)add, (void)addr, (void)cb, (void)ctx;
+    (void)id, (void)op, (void)addr, (void)cb, (void)ctx;
     if (n->leader_view != n->id) return n->leader_view ? NODE_ENOTLEADER : NODE_ENOLEADER;
     return NODE_EMEMBER; /* nor NODE_EUNSAFE: the fake has no transport */
 }
@@ -325,9 +325,12 @@ bool node_is_outside(const node *n) { (void)n; return false; }
 
 bool node_votes(const node *n, raft_id id) { return id >= 1 && id <= n->cluster->n_nodes; }
 
-const char *node_voters_refusal(const node *n, raft_id id, bool add, const node_peer *addr)
+bool node_learns(const node *n, raft_id id) { (void)n, (void)id; return false; }
+
+const char *node_member_refusal(const node *n, raft_id id, node_member_op op,
+                                const node_peer *addr)
 {
-    (void)n, (void)id, (void)add, (void)addr;
+    (void)n, (void)id, (void)op, (void)addr;
     return NULL;
 }
 
