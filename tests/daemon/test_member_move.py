@@ -176,12 +176,12 @@ def main():
         for args in (("remove", "2"), ("add", "2")):
             code, out, err = member(*args)
             check(code == 0, "member %s: %d %r %r" % (" ".join(args), code, out, err))
-        write("d", 120)
         # its own snapshot, or the leader's when node 5 fell behind its compaction point (it may
-        # have been restarted above): either is past the changes and starts with the new book
+        # have been restarted above): either comes after the changes and starts with the new book
         def snapshots():
             return log_of(5).count("snapshot taken") + log_of(5).count("); installing it")
-        taken = snapshots()
+        taken = snapshots()  # before the writes: an install may end before they return
+        write("d", 120)
         wait("node 5 to snapshot again", lambda: snapshots() > taken)
         kill(5)
         start(5)
