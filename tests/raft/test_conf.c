@@ -2,7 +2,8 @@
  * test_conf.c -- membership change, one server at a time (thesis §4.1): who may propose a change
  * and when, a configuration in force from the moment it is in the log (and gone when truncated),
  * new voters counted in the quorum, removed ones not, a leader that removes itself, and the
- * configuration a restart or a snapshot reads back.
+ * configuration a restart or a snapshot reads back; learners (replicated to, never counted,
+ * never campaigning), promoted, demoted and removed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -421,6 +422,498 @@ static void voteRequestBelowCompactionIsNoMatch(void **state)
     raft_free(r);
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Learners: members the leader replicates to that never vote, campaign or count. */
+
+static raft_conf roles(int n_voters, const raft_id *voter_ids, int n_learners,
+                       const raft_id *learner_ids)
+{
+    raft_conf c = voters(n_voters, voter_ids);
+    c.n_learners = (uint32_t)n_learners;
+    for (int i = 0; i < n_learners; i++)
+        c.learners[i] = learner_ids[i];
+    return c;
+}
+
+static bool learners_are(const raft_conf *c, int n, const raft_id *ids)
+{
+    if (c->n_learners != (uint32_t)n)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (!raft_conf_has_learner(c, ids[i]) || raft_conf_has(c, ids[i]))
+            return false;
+    return true;
+}
+
+static const raft_id one_two_three[] = {1, 2, 3};
+static const raft_id learner4[] = {4};
+
+/* Proposes next on the leader and lets it commit everywhere; returns the entry's index. */
+static raft_index change_and_commit(fx *f, int leader, const raft_conf *next)
+{
+    raft_index at = 0;
+    assert_int_equal(raft_propose_conf(fx_r(f, leader), next, NULL, 0, &at, NULL), RAFT_OK);
+    fx_pump(f);
+    fx_tick_all(f, 3);
+    assert_true(raft_commit_index(fx_r(f, leader)) >= at);
+    return at;
+}
+
+/* The entries a node holds, and the state machine it applied, match the leader's. */
+static void assert_caught_up(fx *f, int leader, int id)
+{
+    assert_int_equal(raft_last_index(fx_r(f, id)), raft_last_index(fx_r(f, leader)));
+    assert_int_equal(raft_commit_index(fx_r(f, id)), raft_commit_index(fx_r(f, leader)));
+    assert_int_equal(f->nodes[id - 1].last_applied, raft_commit_index(fx_r(f, leader)));
+    for (raft_index i = raft_first_index(fx_r(f, id)); i <= raft_last_index(fx_r(f, id)); i++)
+        assert_int_equal(raft_term_at(fx_r(f, id), i), raft_term_at(fx_r(f, leader), i));
+}
+
+/* A learner gets the log like a follower (it is needed to promote it caught up, thesis §4.2.1),
+ * but never counts: with 2 of 3 voters down it holds a new entry that still does not commit, its
+ * heartbeat answers neither confirm a read nor keep the leader's check-quorum, and it never
+ * campaigns, even with every voter gone. */
+static void learnerReplicatesButNeverCountsOrCampaigns(void **state)
+{
+    (void)state;
+    fx f;
+    start3(&f, 4);
+    raft_conf next = roles(3, one_two_three, 1, learner4);
+    change_and_commit(&f, 1, &next);
+    for (int i = 0; i < 5; i++)
+        assert_int_not_equal(fx_propose(&f, "x"), 0);
+    fx_tick_all(&f, 3);
+    for (int id = 1; id <= 4; id++)
+        assert_true(learners_are(raft_get_conf(fx_r(&f, id)), 1, learner4));
+    assert_caught_up(&f, 1, 4);
+    raft_progress_info pi;
+    assert_true(raft_get_progress(fx_r(&f, 1), 4, &pi));
+    assert_int_equal(pi.match, raft_last_index(fx_r(&f, 1)));
+
+    fx_crash(&f, 2);
+    fx_crash(&f, 3);
+    raft_index i = fx_propose(&f, "b");
+    assert_int_not_equal(i, 0);
+    assert_true(raft_read_index(fx_r(&f, 1), 77) == RAFT_OK);
+    fx_tick_all(&f, 3);
+    assert_true(raft_last_index(fx_r(&f, 4)) >= i);     /* the learner holds it ... */
+    assert_true(raft_commit_index(fx_r(&f, 1)) < i);    /* ... and it does not count */
+    assert_int_equal(f.nodes[0].n_reads, 0);            /* nor does it confirm a read */
+    fx_tick_all(&f, 3 * 10);
+    assert_int_not_equal(raft_get_role(fx_r(&f, 1)), RAFT_LEADER); /* nor keep the quorum */
+    fx_crash(&f, 1);
+    fx_tick_all(&f, 200);
+    assert_int_equal(raft_get_stats(fx_r(&f, 4)).elections, 0);
+    assert_int_equal(raft_get_role(fx_r(&f, 4)), RAFT_FOLLOWER);
+    fx_free(&f);
+}
+
+/* A single voter with a learner is still a single voter: it commits (and confirms reads) alone,
+ * the learner down or not, and the learner follows. */
+static void singleVoterWithLearnerCommitsAlone(void **state)
+{
+    (void)state;
+    raft_config cfg = cluster_cfg();
+    fx f;
+    fx_init_voters(&f, 2, 1, &cfg);
+    assert_int_equal(fx_elect(&f, 1), 1);
+    raft_id one[] = {1}, two[] = {2};
+    raft_conf next = roles(1, one, 1, two);
+    change_and_commit(&f, 1, &next);
+    raft_index i = fx_propose(&f, "a");
+    assert_true(raft_commit_index(fx_r(&f, 1)) >= i);
+    fx_tick_all(&f, 2);
+    assert_caught_up(&f, 1, 2);
+    fx_crash(&f, 2);
+    i = fx_propose(&f, "b");
+    assert_true(raft_commit_index(fx_r(&f, 1)) >= i);
+    assert_int_equal(raft_read_index(fx_r(&f, 1), 5), RAFT_OK);
+    fx_pump(&f);
+    assert_int_equal(f.nodes[0].n_reads, 1);
+    fx_tick_all(&f, 50); /* check-quorum does not wait for the learner either */
+    assert_int_equal(fx_leader(&f), 1);
+    fx_free(&f);
+}
+
+/* Promoting a caught-up learner keeps what the leader knows of it (no probe from scratch), and
+ * from then on it counts: 1, 3 and 4 commit without 2; 1 and 4 alone do not. */
+static void promotedLearnerKeepsMatchAndCounts(void **state)
+{
+    (void)state;
+    fx f;
+    start3(&f, 4);
+    raft_conf add = roles(3, one_two_three, 1, learner4);
+    change_and_commit(&f, 1, &add);
+    raft_progress_info before, after;
+    assert_true(raft_get_progress(fx_r(&f, 1), 4, &before));
+    assert_int_equal(before.match, raft_last_index(fx_r(&f, 1)));
+    assert_int_equal(before.state, 1); /* replicate */
+
+    raft_id four[] = {1, 2, 3, 4};
+    raft_conf promote = voters(4, four);
+    raft_index at = 0;
+    assert_int_equal(raft_propose_conf(fx_r(&f, 1), &promote, NULL, 0, &at, NULL), RAFT_OK);
+    assert_true(raft_get_progress(fx_r(&f, 1), 4, &after));
+    assert_int_equal(after.match, before.match);
+    assert_int_equal(after.state, before.state);
+    fx_pump(&f);
+    fx_tick_all(&f, 3);
+    for (int id = 1; id <= 4; id++) {
+        assert_true(conf_is(raft_get_conf(fx_r(&f, id)), 4, four));
+        assert_int_equal(raft_get_conf(fx_r(&f, id))->n_learners, 0);
+        assert_true(raft_commit_index(fx_r(&f, id)) >= at);
+    }
+    fx_crash(&f, 2);
+    raft_index i1 = fx_propose(&f, "b");
+    fx_tick_all(&f, 3);
+    assert_true(raft_commit_index(fx_r(&f, 1)) >= i1); /* 1, 3, 4 */
+    fx_crash(&f, 3);
+    raft_index i2 = fx_propose(&f, "c");
+    fx_tick_all(&f, 3);
+    assert_true(raft_commit_index(fx_r(&f, 1)) < i2); /* 1, 4 of 4 */
+    fx_free(&f);
+}
+
+/* A voter demoted to learner stops counting the moment the change is in the log: voters 1, 2,
+ * learner 3 -- with 2 down nothing commits, though 3 holds every entry. It keeps receiving the
+ * log, and with the leader gone it does not campaign. */
+static void demotedVoterStopsCounting(void **state)
+{
+    (void)state;
+    fx f;
+    start3(&f, 3);
+    raft_id v12[] = {1, 2}, l3[] = {3};
+    raft_conf demote = roles(2, v12, 1, l3);
+    change_and_commit(&f, 1, &demote);
+    assert_true(learners_are(raft_get_conf(fx_r(&f, 3)), 1, l3));
+    raft_index i1 = fx_propose(&f, "a");
+    fx_tick_all(&f, 2);
+    assert_true(raft_commit_index(fx_r(&f, 1)) >= i1);
+    assert_caught_up(&f, 1, 3);
+    fx_crash(&f, 2);
+    raft_index i2 = fx_propose(&f, "b");
+    fx_tick_all(&f, 3);
+    assert_true(raft_last_index(fx_r(&f, 3)) >= i2);
+    assert_true(raft_commit_index(fx_r(&f, 1)) < i2);
+    uint64_t elections = raft_get_stats(fx_r(&f, 3)).elections;
+    fx_crash(&f, 1);
+    fx_tick_all(&f, 200);
+    assert_int_equal(raft_get_stats(fx_r(&f, 3)).elections, elections);
+    assert_int_equal(raft_get_role(fx_r(&f, 3)), RAFT_FOLLOWER);
+    fx_free(&f);
+}
+
+/* A leader that demotes itself leads until the change commits (its own copy not counted), then
+ * steps down; as a learner it never campaigns again, and it still gets the new leader's log. */
+static void leaderDemotingItselfStepsDownAndStaysQuiet(void **state)
+{
+    (void)state;
+    fx f;
+    start3(&f, 3);
+    raft_id v23[] = {2, 3}, l1[] = {1};
+    raft_conf demote = roles(2, v23, 1, l1);
+    raft_index at = 0;
+    fx_isolate(&f, 1, true);
+    assert_int_equal(raft_propose_conf(fx_r(&f, 1), &demote, NULL, 0, &at, NULL), RAFT_OK);
+    fx_pump(&f);
+    assert_int_equal(raft_get_role(fx_r(&f, 1)), RAFT_LEADER);
+    assert_true(raft_commit_index(fx_r(&f, 1)) < at);
+    fx_isolate(&f, 1, false);
+    fx_tick_all(&f, 2);
+    assert_true(raft_commit_index(fx_r(&f, 2)) >= at);
+    assert_int_equal(raft_get_role(fx_r(&f, 1)), RAFT_FOLLOWER);
+    uint64_t elections = raft_get_stats(fx_r(&f, 1)).elections;
+    fx_tick_all(&f, 60);
+    int leader = fx_leader(&f);
+    assert_true(leader == 2 || leader == 3);
+    raft_index i = fx_propose(&f, "after");
+    fx_tick_all(&f, 2);
+    assert_true(raft_commit_index(fx_r(&f, 1)) >= i);
+    assert_true(f.nodes[0].last_applied >= i);
+    fx_crash(&f, leader);
+    fx_tick_all(&f, 200); /* the remaining voter cannot win alone; the learner must not try */
+    assert_int_equal(raft_get_stats(fx_r(&f, 1)).elections, elections);
+    assert_int_not_equal(raft_get_role(fx_r(&f, 1)), RAFT_LEADER);
+    fx_free(&f);
+}
+
+/* Like a removal: a leader demotes itself and loses its quorum before the change commits; only
+ * its log has the change, so the remaining voter would elect nobody else. The demoted node still
+ * campaigns (its demotion is uncommitted), commits the change, steps down, and then follows the
+ * remaining voter as a learner, for good. */
+static void uncommittedSelfDemotionStillCampaigns(void **state)
+{
+    (void)state;
+    raft_config cfg = cluster_cfg();
+    fx f;
+    fx_init_voters(&f, 2, 2, &cfg);
+    assert_int_equal(fx_elect(&f, 1), 1);
+    assert_int_not_equal(fx_propose(&f, "a"), 0);
+    raft_id only2[] = {2}, l1[] = {1};
+    raft_conf next = roles(1, only2, 1, l1);
+    f.cut[1][2] = true;
+    assert_int_equal(raft_propose_conf(fx_r(&f, 1), &next, NULL, 0, NULL, NULL), RAFT_OK);
+    fx_tick_all(&f, 40);
+    assert_int_not_equal(raft_get_role(fx_r(&f, 1)), RAFT_LEADER);
+    assert_int_not_equal(raft_get_role(fx_r(&f, 2)), RAFT_LEADER);
+    f.cut[1][2] = false;
+    fx_tick_all(&f, 100);
+    assert_int_equal(fx_leader(&f), 2);
+    assert_true(learners_are(raft_get_conf(fx_r(&f, 2)), 1, l1));
+    uint64_t elections = raft_get_stats(fx_r(&f, 1)).elections;
+    assert_true(elections >= 1);
+    raft_index i = fx_propose(&f, "b");
+    fx_tick_all(&f, 100);
+    assert_true(raft_commit_index(fx_r(&f, 1)) >= i);
+    assert_int_equal(raft_get_stats(fx_r(&f, 1)).elections, elections);
+    assert_int_equal(fx_leader(&f), 2);
+    fx_free(&f);
+}
+
+/* Removing a learner stops its replication: the leader forgets its progress and it gets no new
+ * entry; it never campaigns. */
+static void removedLearnerGetsNothingNew(void **state)
+{
+    (void)state;
+    fx f;
+    start3(&f, 4);
+    raft_conf add = roles(3, one_two_three, 1, learner4);
+    change_and_commit(&f, 1, &add);
+    raft_progress_info pi;
+    assert_true(raft_get_progress(fx_r(&f, 1), 4, &pi));
+    raft_conf remove = voters(3, one_two_three);
+    raft_index at = change_and_commit(&f, 1, &remove);
+    assert_false(raft_get_progress(fx_r(&f, 1), 4, &pi));
+    assert_int_equal(raft_get_conf(fx_r(&f, 1))->n_learners, 0);
+    raft_index i = fx_propose(&f, "after");
+    fx_tick_all(&f, 50);
+    assert_true(raft_commit_index(fx_r(&f, 1)) >= i);
+    assert_true(raft_last_index(fx_r(&f, 4)) < i);
+    assert_true(raft_last_index(fx_r(&f, 4)) <= at);
+    assert_int_equal(raft_get_stats(fx_r(&f, 4)).elections, 0);
+    assert_int_equal(fx_leader(&f), 1);
+    fx_free(&f);
+}
+
+/* A single core made leader of `conf` (node 1 one of its voters) with its no-op committed, so it
+ * takes a change. */
+static raft *leader_of(const raft_conf *conf)
+{
+    raft_config cfg = cx_config(1, 3);
+    cfg.conf = *conf;
+    raft *r = cx_new(&cfg, NULL, 0, (raft_hard_state){.term = 1});
+    cx_make_leader(r, &rd);
+    for (uint32_t i = 0; i < conf->n_voters && raft_commit_index(r) < raft_last_index(r); i++) {
+        if (conf->voters[i] == 1)
+            continue;
+        raft_msg ack = cx_msg(RAFT_MSG_APPEND_RESP, conf->voters[i], 1, raft_get_term(r));
+        ack.index = raft_last_index(r);
+        raft_step(r, &ack);
+    }
+    cx_drain(r, &rd);
+    assert_int_equal(raft_commit_index(r), raft_last_index(r));
+    return r;
+}
+
+/* Exactly one node changes its role per change (among none, learner, voter): each single change
+ * is taken; two at once, a node both voter and learner, id 0, or more than 16 members is not. */
+static void oneRoleChangeAtATime(void **state)
+{
+    (void)state;
+    raft_id v123[] = {1, 2, 3}, v12[] = {1, 2}, v1234[] = {1, 2, 3, 4}, v12345[] = {1, 2, 3, 4, 5};
+    raft_id v1235[] = {1, 2, 3, 5}, v1245[] = {1, 2, 4, 5}, v124[] = {1, 2, 4};
+    raft_id l45[] = {4, 5}, l4[] = {4}, l5[] = {5}, l456[] = {4, 5, 6}, l34[] = {3, 4};
+    raft_id l35[] = {3, 5}, l44[] = {4, 4}, l0[] = {0};
+    raft_conf start = roles(3, v123, 2, l45);
+    raft_conf good[] = {
+        roles(3, v123, 3, l456), /* add a learner */
+        roles(3, v123, 1, l4),   /* remove a learner */
+        roles(4, v1234, 1, l5),  /* promote a learner */
+        roles(2, v12, 3, (raft_id[]){3, 4, 5}), /* demote a voter */
+        roles(2, v12, 2, l45),   /* remove a voter */
+        roles(4, (raft_id[]){1, 2, 3, 6}, 2, l45), /* add a voter */
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        raft *r = leader_of(&start);
+        assert_int_equal(raft_propose_conf(r, &good[i], NULL, 0, NULL, NULL), RAFT_OK);
+        assert_int_equal(raft_propose_conf(r, &start, NULL, 0, NULL, NULL), RAFT_ECONFBUSY);
+        raft_free(r);
+    }
+    raft_conf bad[] = {
+        start,                    /* no change */
+        roles(5, v12345, 0, NULL),  /* promote two learners */
+        roles(4, v1234, 0, NULL),   /* promote one, remove the other */
+        roles(4, v1235, 2, (raft_id[]){4, 6}), /* add a voter and a learner */
+        roles(3, v123, 4, (raft_id[]){4, 5, 6, 7}), /* add two learners */
+        roles(2, v12, 2, l34),    /* demote a voter and remove a learner */
+        roles(3, v124, 2, l35),   /* swap a learner and a voter */
+        roles(4, v1245, 1, (raft_id[]){3}), /* promote two, demote one */
+        roles(3, v123, 3, (raft_id[]){4, 5, 3}), /* a voter also a learner */
+        roles(3, v123, 3, (raft_id[]){4, 5, 0}), /* learner id 0 */
+        roles(3, v123, 2, l44),   /* a learner twice (and 5 removed) */
+        roles(3, v123, 1, l0),
+        roles(0, NULL, 3, (raft_id[]){1, 2, 3}), /* no voter */
+    };
+    raft *r = leader_of(&start);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(raft_propose_conf(r, &bad[i], NULL, 0, NULL, NULL), RAFT_EINVAL);
+    raft_free(r);
+
+    /* 16 members is the most: the 16th is taken, a 17th is not */
+    raft_conf fifteen = roles(3, v123, 0, NULL), sixteen, seventeen;
+    for (raft_id id = 4; id <= 15; id++)
+        fifteen.learners[fifteen.n_learners++] = id;
+    sixteen = fifteen;
+    sixteen.learners[sixteen.n_learners++] = 16;
+    seventeen = sixteen;
+    seventeen.learners[seventeen.n_learners++] = 17;
+    r = leader_of(&fifteen);
+    assert_int_equal(raft_propose_conf(r, &sixteen, NULL, 0, NULL, NULL), RAFT_OK);
+    raft_free(r);
+    r = leader_of(&sixteen);
+    assert_int_equal(raft_propose_conf(r, &seventeen, NULL, 0, NULL, NULL), RAFT_EINVAL);
+    raft_conf promote16 = sixteen; /* promoting one of 16 stays at 16: taken */
+    promote16.voters[promote16.n_voters++] = 16;
+    promote16.n_learners--;
+    assert_int_equal(raft_propose_conf(r, &promote16, NULL, 0, NULL, NULL), RAFT_OK);
+    raft_free(r);
+}
+
+/* A follower takes a learner change from the moment it is appended; a new leader truncating the
+ * uncommitted entry takes the learner away again. */
+static void truncatedLearnerChangeReverts(void **state)
+{
+    (void)state;
+    raft_config cfg = cx_config(2, 3);
+    raft_term terms[] = {1, 1, 1};
+    raft *r = cx_new(&cfg, terms, 3, (raft_hard_state){.term = 2, .commit = 3});
+    raft_conf add = roles(3, one_two_three, 1, learner4);
+    uint8_t buf[256];
+    raft_entry e = conf_entry(4, 2, &add, buf);
+    assert_int_equal(buf[0], 2); /* the format with learners */
+    raft_msg m = cx_msg(RAFT_MSG_APPEND, 1, 2, 2);
+    m.index = 3;
+    m.log_term = 1;
+    m.entries = &e;
+    m.n_entries = 1;
+    m.commit = 3;
+    raft_step(r, &m);
+    cx_drain(r, &rd);
+    assert_true(learners_are(raft_get_conf(r), 1, learner4));
+    assert_int_equal(raft_conf_index(r), 4);
+    raft_conf at;
+    assert_int_equal(raft_conf_at(r, 3, &at), RAFT_OK);
+    assert_int_equal(at.n_learners, 0);
+
+    raft_entry other = {.index = 4, .term = 3, .type = RAFT_ENTRY_NORMAL};
+    m = cx_msg(RAFT_MSG_APPEND, 3, 2, 3);
+    m.index = 3;
+    m.log_term = 1;
+    m.entries = &other;
+    m.n_entries = 1;
+    raft_step(r, &m);
+    cx_drain(r, &rd);
+    assert_int_equal(rd.truncate_from, 4);
+    assert_true(conf_is(raft_get_conf(r), 3, one_two_three));
+    assert_int_equal(raft_get_conf(r)->n_learners, 0);
+    assert_int_equal(raft_conf_index(r), 0);
+    raft_free(r);
+}
+
+/* The learners survive a restart (from the configuration entry in the log, or from the
+ * snapshot) and a compaction (in the snapshot's meta); a restarted learner stays quiet. */
+static void restartAndCompactKeepLearners(void **state)
+{
+    (void)state;
+    raft_conf add = roles(3, one_two_three, 1, learner4);
+    uint8_t buf[256];
+    raft_entry es[4] = {{.index = 1, .term = 1, .type = RAFT_ENTRY_NORMAL},
+                        {.index = 2, .term = 1, .type = RAFT_ENTRY_NORMAL},
+                        {.index = 3, .term = 1},
+                        {.index = 4, .term = 1, .type = RAFT_ENTRY_NORMAL}};
+    es[2] = conf_entry(3, 1, &add, buf);
+    raft_restore rs = {.hard_state = {.term = 1, .commit = 4}, .entries = es, .n_entries = 4,
+                       .applied = 4};
+    raft_config cfg = cx_config(4, 3); /* the file names 1..3 only; the log knows better */
+    raft *r = NULL;
+    assert_int_equal(raft_new(&cfg, &rs, &r), RAFT_OK);
+    assert_true(learners_are(raft_get_conf(r), 1, learner4));
+    raft_conf at;
+    assert_int_equal(raft_conf_at(r, 2, &at), RAFT_OK);
+    assert_int_equal(at.n_learners, 0);
+    assert_int_equal(raft_conf_at(r, 3, &at), RAFT_OK);
+    assert_true(learners_are(&at, 1, learner4));
+    for (int t = 0; t < 200; t++)
+        raft_tick(r);
+    assert_int_equal(raft_get_stats(r).elections, 0);
+    assert_int_equal(raft_compact(r, 2, 0), RAFT_OK);
+    assert_int_equal(raft_get_snapshot(r).conf.n_learners, 0);
+    assert_int_equal(raft_compact(r, 4, 0), RAFT_OK);
+    raft_snapshot_meta snap = raft_get_snapshot(r);
+    assert_true(conf_is(&snap.conf, 3, one_two_three));
+    assert_true(learners_are(&snap.conf, 1, learner4));
+    raft_free(r);
+
+    /* the snapshot alone (log compacted past the change) */
+    raft_restore from_snap = {.hard_state = {.term = 1, .commit = 4}, .snapshot = snap,
+                              .applied = 4};
+    assert_int_equal(raft_new(&cfg, &from_snap, &r), RAFT_OK);
+    assert_true(learners_are(raft_get_conf(r), 1, learner4));
+    assert_int_equal(raft_conf_at(r, 4, &at), RAFT_OK);
+    assert_true(learners_are(&at, 1, learner4));
+    for (int t = 0; t < 200; t++)
+        raft_tick(r);
+    assert_int_equal(raft_get_stats(r).elections, 0);
+    raft_free(r);
+}
+
+/* A follower installing a snapshot whose configuration has learners takes them (and the Ready
+ * hands them to storage); a node that learns it is a learner that way stays quiet. */
+static void installedSnapshotBringsLearners(void **state)
+{
+    (void)state;
+    raft_config cfg = cx_config(4, 3); /* node 4, not in its own initial configuration */
+    raft *r = cx_new(&cfg, NULL, 0, (raft_hard_state){.term = 1});
+    raft_msg m = cx_msg(RAFT_MSG_SNAPSHOT, 1, 4, 2);
+    m.snapshot.index = 10;
+    m.snapshot.term = 2;
+    m.snapshot.conf = roles(3, one_two_three, 1, learner4);
+    raft_step(r, &m);
+    cx_drain(r, &rd);
+    assert_int_equal(rd.snapshot.index, 10);
+    assert_true(learners_are(&rd.snapshot.conf, 1, learner4));
+    assert_true(learners_are(raft_get_conf(r), 1, learner4));
+    raft_snapshot_meta snap = raft_get_snapshot(r);
+    assert_true(learners_are(&snap.conf, 1, learner4));
+    for (int t = 0; t < 200; t++)
+        raft_tick(r);
+    assert_int_equal(raft_get_stats(r).elections, 0);
+    raft_free(r);
+}
+
+/* A learner added behind the leader's compaction point gets the snapshot, installs it (with its
+ * configuration, itself a learner in it) and then the entries after it. */
+static void learnerBehindCompactionGetsSnapshot(void **state)
+{
+    (void)state;
+    fx f;
+    start3(&f, 4);
+    for (int i = 0; i < 5; i++)
+        assert_int_not_equal(fx_propose(&f, "x"), 0);
+    fx_tick_all(&f, 2);
+    raft_index c = raft_commit_index(fx_r(&f, 1));
+    assert_int_equal(raft_compact(fx_r(&f, 1), c, 0), RAFT_OK);
+    raft_conf add = roles(3, one_two_three, 1, learner4);
+    change_and_commit(&f, 1, &add);
+    assert_int_not_equal(fx_propose(&f, "y"), 0);
+    fx_tick_all(&f, 3);
+    assert_int_equal(f.nodes[3].snap.index, c);
+    assert_true(conf_is(&f.nodes[3].snap.conf, 3, one_two_three));
+    assert_true(learners_are(raft_get_conf(fx_r(&f, 4)), 1, learner4));
+    assert_caught_up(&f, 1, 4);
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +928,18 @@ int main(void)
         cmocka_unit_test(removedNodeLearnsItsRemovalCommitted),
         cmocka_unit_test(removedNodeBehindSnapshotGetsIt),
         cmocka_unit_test(voteRequestBelowCompactionIsNoMatch),
+        cmocka_unit_test(learnerReplicatesButNeverCountsOrCampaigns),
+        cmocka_unit_test(singleVoterWithLearnerCommitsAlone),
+        cmocka_unit_test(promotedLearnerKeepsMatchAndCounts),
+        cmocka_unit_test(demotedVoterStopsCounting),
+        cmocka_unit_test(leaderDemotingItselfStepsDownAndStaysQuiet),
+        cmocka_unit_test(uncommittedSelfDemotionStillCampaigns),
+        cmocka_unit_test(removedLearnerGetsNothingNew),
+        cmocka_unit_test(oneRoleChangeAtATime),
+        cmocka_unit_test(truncatedLearnerChangeReverts),
+        cmocka_unit_test(restartAndCompactKeepLearners),
+        cmocka_unit_test(installedSnapshotBringsLearners),
+        cmocka_unit_test(learnerBehindCompactionGetsSnapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
