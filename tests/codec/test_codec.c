@@ -36,8 +36,11 @@ static void assert_snapshot_equal(const raft_snapshot_meta *a, const raft_snapsh
     assert_int_equal(a->index, b->index);
     assert_int_equal(a->term, b->term);
     assert_int_equal(a->conf.n_voters, b->conf.n_voters);
-    for (uint32_t i = 0; i < RAFT_MAX_NODES; i++)
+    assert_int_equal(a->conf.n_learners, b->conf.n_learners);
+    for (uint32_t i = 0; i < RAFT_MAX_NODES; i++) {
         assert_int_equal(i < a->conf.n_voters ? a->conf.voters[i] : 0, b->conf.voters[i]);
+        assert_int_equal(i < a->conf.n_learners ? a->conf.learners[i] : 0, b->conf.learners[i]);
+    }
 }
 
 static void assert_msg_equal(const raft_msg *a, const raft_msg *b) {
@@ -285,6 +288,249 @@ static void conf_round_trip_and_rejects(void **state) {
     assert_int_equal(raft_codec_conf_encode(&none, NULL, 0, buf, sizeof buf, &n), RAFT_EINVAL);
     assert_int_equal(raft_codec_conf_encode(&many, NULL, 0, buf, sizeof buf, &n), RAFT_EINVAL);
     assert_int_equal(raft_codec_conf_encode(&c, NULL, 3, buf, sizeof buf, &n), RAFT_EINVAL);
+}
+
+/* ---- learners ---- */
+
+static raft_conf conf_of(uint32_t n_voters, const raft_id *v, uint32_t n_learners, const raft_id *l) {
+    raft_conf c;
+    memset(&c, 0, sizeof c);
+    c.n_voters = n_voters;
+    c.n_learners = n_learners;
+    for (uint32_t i = 0; i < n_voters; i++)
+        c.voters[i] = v[i];
+    for (uint32_t i = 0; i < n_learners; i++)
+        c.learners[i] = l[i];
+    return c;
+}
+
+static void put_le64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A configuration with learners round-trips in the version-2 layout (version, n_voters,
+ * n_learners, voters, learners, ctx_len, ctx); every truncation is refused. */
+static void conf_with_learners_round_trips_as_version_2(void **state) {
+    (void)state;
+    const raft_id v[] = {7, 0x0102030405060708ull, 9}, l[] = {10, UINT64_MAX};
+    raft_conf c = conf_of(3, v, 2, l);
+    assert_true(raft_codec_conf_valid(&c));
+    size_t size = raft_codec_conf_size(&c, 2);
+    assert_int_equal(size, 7 + 8 * (3 + 2) + 2);
+    uint8_t buf[256];
+    size_t n = 0;
+    assert_int_equal(raft_codec_conf_encode(&c, "hi", 2, buf, sizeof buf, &n), RAFT_OK);
+    assert_int_equal(n, size);
+    uint8_t expect[7 + 8 * 5 + 2];
+    expect[0] = 2;
+    expect[1] = 3;
+    expect[2] = 2;
+    for (int i = 0; i < 3; i++)
+        put_le64(expect + 3 + 8 * i, v[i]);
+    for (int i = 0; i < 2; i++)
+        put_le64(expect + 27 + 8 * i, l[i]);
+    expect[43] = 2, expect[44] = 0, expect[45] = 0, expect[46] = 0;
+    expect[47] = 'h', expect[48] = 'i';
+    assert_int_equal(sizeof expect, size);
+    assert_memory_equal(buf, expect, size);
+    raft_conf out;
+    memset(&out, 0xaa, sizeof out); /* unused slots must decode as 0 */
+    const uint8_t *ctx;
+    uint32_t ctx_len;
+    assert_int_equal(raft_codec_conf_decode(buf, n, &out, &ctx, &ctx_len, NULL, 0), RAFT_OK);
+    assert_int_equal(out.n_voters, 3);
+    assert_int_equal(out.n_learners, 2);
+    for (uint32_t i = 0; i < RAFT_MAX_NODES; i++) {
+        assert_int_equal(out.voters[i], i < 3 ? v[i] : 0);
+        assert_int_equal(out.learners[i], i < 2 ? l[i] : 0);
+    }
+    assert_int_equal(ctx_len, 2);
+    assert_memory_equal(ctx, "hi", 2);
+    for (size_t cut = 0; cut < n; cut++)
+        assert_int_equal(raft_codec_conf_decode(buf, cut, &out, &ctx, &ctx_len, NULL, 0),
+                         RAFT_ECORRUPT);
+    /* 1 voter and 15 learners: the most there can be */
+    raft_conf full = conf_of(1, v, 0, NULL);
+    for (uint32_t i = 0; i < RAFT_MAX_NODES - 1; i++)
+        full.learners[full.n_learners++] = 100 + i;
+    assert_int_equal(raft_codec_conf_encode(&full, NULL, 0, buf, sizeof buf, &n), RAFT_OK);
+    assert_int_equal(n, 7 + 8 * RAFT_MAX_NODES);
+    assert_int_equal(raft_codec_conf_decode(buf, n, &out, &ctx, &ctx_len, NULL, 0), RAFT_OK);
+    assert_int_equal(out.n_learners, RAFT_MAX_NODES - 1);
+    assert_int_equal(out.learners[RAFT_MAX_NODES - 2], 100 + RAFT_MAX_NODES - 2);
+}
+
+/* Without learners the bytes are exactly what every release before learners wrote (version 1,
+ * 6 + 8n + ctx), so older nodes still read them. */
+static void conf_without_learners_is_the_version_1_layout(void **state) {
+    (void)state;
+    const raft_id v[] = {1, 0x0203};
+    raft_conf c = conf_of(2, v, 0, NULL);
+    uint8_t buf[64];
+    size_t n = 0;
+    assert_int_equal(raft_codec_conf_encode(&c, "ab", 2, buf, sizeof buf, &n), RAFT_OK);
+    static const uint8_t golden[] = {
+        0x01, 0x02,                   /* version 1, n_voters */
+        0x01, 0, 0, 0, 0, 0, 0, 0,    /* voters[0] */
+        0x03, 0x02, 0, 0, 0, 0, 0, 0, /* voters[1] */
+        0x02, 0, 0, 0,                /* ctx_len */
+        'a', 'b',
+    };
+    assert_int_equal(n, sizeof golden);
+    assert_int_equal(raft_codec_conf_size(&c, 2), sizeof golden);
+    assert_memory_equal(buf, golden, sizeof golden);
+}
+
+/* A version-2 configuration that breaks a rule is refused with the field named: a learner that is
+ * a voter, a learner twice, learner id 0, n_learners 0 (version 2 means learners), more than 16
+ * members; version 3 is unknown. encode refuses the same configurations. */
+static void conf_decode_rejects_bad_learners(void **state) {
+    (void)state;
+    const raft_id v[] = {1, 2, 3}, l[] = {4, 5};
+    raft_conf c = conf_of(3, v, 2, l);
+    uint8_t buf[128], bad[128];
+    size_t n = 0;
+    assert_int_equal(raft_codec_conf_encode(&c, NULL, 0, buf, sizeof buf, &n), RAFT_OK);
+    const size_t learners_at = 3 + 8 * 3;
+    raft_conf out;
+    const uint8_t *ctx;
+    uint32_t ctx_len;
+    char err[160];
+    struct {
+        size_t off;
+        uint64_t value;
+        size_t width;
+        const char *want;
+    } cases[] = {
+        {learners_at + 8, 2, 8, "conf.learners[1]=2 is listed twice"}, /* a voter too */
+        {learners_at + 8, 4, 8, "conf.learners[1]=4 is listed twice"}, /* twice a learner */
+        {learners_at, 0, 8, "conf.learners[0]=0 is not a node id"},
+        {2, 0, 1, "conf.n_learners=0 is not in"},
+        {2, RAFT_MAX_NODES - 3 + 1, 1, "conf.n_learners=14 is not in"},
+        {0, 3, 1, "conf.version=3 unsupported"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(bad, buf, n);
+        if (cases[i].width == 8)
+            put_le64(bad + cases[i].off, cases[i].value);
+        else
+            bad[cases[i].off] = (uint8_t)cases[i].value;
+        err[0] = 0;
+        assert_int_equal(raft_codec_conf_decode(bad, n, &out, &ctx, &ctx_len, err, sizeof err),
+                         RAFT_ECORRUPT);
+        if (strstr(err, cases[i].want) == NULL)
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
+    }
+    /* the learner count of version 2 in a version-1 header: the voters read as 3, then the
+     * bytes no longer line up (not silently taken as learners) */
+    memcpy(bad, buf, n);
+    bad[0] = 1;
+    assert_int_equal(raft_codec_conf_decode(bad, n, &out, &ctx, &ctx_len, NULL, 0), RAFT_ECORRUPT);
+
+    const raft_id both[] = {3}, twice[] = {4, 4}, zero[] = {0}, v0[] = {0};
+    raft_conf refused[] = {conf_of(3, v, 1, both), conf_of(3, v, 2, twice), conf_of(3, v, 1, zero),
+                           conf_of(0, v0, 2, l), conf_of(3, v, 0, NULL)};
+    for (raft_id id = 10; refused[4].n_learners < RAFT_MAX_NODES - 3 + 1; id++)
+        refused[4].learners[refused[4].n_learners++] = id; /* 17 members */
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_false(raft_codec_conf_valid(&refused[i]));
+        assert_int_equal(raft_codec_conf_encode(&refused[i], NULL, 0, buf, sizeof buf, &n),
+                         RAFT_EINVAL);
+    }
+}
+
+/* Snapshot metas with learners round-trip, alone and inside a message, and the size functions
+ * count them (8 bytes each); encode refuses more than 16 members. */
+static void snapshot_meta_with_learners_round_trips(void **state) {
+    (void)state;
+    const uint32_t shapes[][2] = {{1, 1}, {3, 2}, {1, RAFT_MAX_NODES - 1}, {RAFT_MAX_NODES - 1, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        raft_snapshot_meta sm;
+        memset(&sm, 0, sizeof sm);
+        sm.index = 77;
+        sm.term = 5;
+        sm.conf.n_voters = shapes[s][0];
+        sm.conf.n_learners = shapes[s][1];
+        for (uint32_t i = 0; i < sm.conf.n_voters; i++)
+            sm.conf.voters[i] = 1 + i;
+        for (uint32_t i = 0; i < sm.conf.n_learners; i++)
+            sm.conf.learners[i] = 0x1000 + i;
+        uint32_t members = sm.conf.n_voters + sm.conf.n_learners;
+        uint8_t buf[RAFT_CODEC_SNAPSHOT_META_MAX_SIZE];
+        size_t size = raft_codec_snapshot_meta_size(&sm), written = 0;
+        assert_int_equal(size, RAFT_CODEC_SNAPSHOT_META_FIXED_SIZE + 8 * members);
+        assert_int_equal(raft_codec_snapshot_meta_encode(&sm, buf, sizeof buf, &written), RAFT_OK);
+        assert_int_equal(written, size);
+        raft_snapshot_meta out;
+        memset(&out, 0xaa, sizeof out);
+        assert_int_equal(raft_codec_snapshot_meta_decode(buf, size, &out, NULL, 0), RAFT_OK);
+        assert_snapshot_equal(&sm, &out);
+        for (size_t cut = 0; cut < size; cut++)
+            assert_int_equal(raft_codec_snapshot_meta_decode(buf, cut, &out, NULL, 0),
+                             RAFT_ECORRUPT);
+
+        raft_msg m = sample_msg(RAFT_MSG_SNAPSHOT, NULL, 0);
+        m.snapshot = sm;
+        assert_int_equal(raft_codec_msg_size(&m), RAFT_CODEC_MSG_FIXED_SIZE + 8 * members);
+        round_trip_msg(&m);
+        m = sample_msg(RAFT_MSG_APPEND, sample_entries, N_SAMPLE_ENTRIES);
+        m.snapshot = sm;
+        round_trip_msg(&m);
+    }
+    raft_snapshot_meta over;
+    memset(&over, 0, sizeof over);
+    over.index = 1;
+    over.conf.n_voters = 10;
+    over.conf.n_learners = RAFT_MAX_NODES - 10 + 1;
+    uint8_t buf[512];
+    size_t written;
+    assert_int_equal(raft_codec_snapshot_meta_encode(&over, buf, sizeof buf, &written), RAFT_EINVAL);
+    raft_msg m = sample_msg(RAFT_MSG_SNAPSHOT, NULL, 0);
+    m.snapshot = over;
+    assert_int_equal(raft_codec_msg_encode(&m, buf, sizeof buf, &written), RAFT_EINVAL);
+}
+
+/* The snapshot meta body of the format before learners (u32 n_voters, the voters) decodes the
+ * same, and a meta without learners still encodes to those bytes; with learners, an old reader
+ * would see a u32 above 16 and refuse it. A count of learners beyond 16 members is refused. */
+static void snapshot_meta_old_format_decodes_the_same(void **state) {
+    (void)state;
+    uint8_t old[RAFT_CODEC_SNAPSHOT_META_FIXED_SIZE + 8 * 3];
+    memset(old, 0, sizeof old);
+    old[0] = 1;
+    put_le64(old + 1, 1234);
+    put_le64(old + 9, 6);
+    old[17] = 3; /* u32 n_voters = 3 */
+    const raft_id v[] = {4, 5, 0x0606060606060606ull};
+    for (int i = 0; i < 3; i++)
+        put_le64(old + 21 + 8 * i, v[i]);
+    raft_snapshot_meta out;
+    memset(&out, 0xaa, sizeof out);
+    assert_int_equal(raft_codec_snapshot_meta_decode(old, sizeof old, &out, NULL, 0), RAFT_OK);
+    raft_snapshot_meta want;
+    memset(&want, 0, sizeof want);
+    want.index = 1234;
+    want.term = 6;
+    want.conf = conf_of(3, v, 0, NULL);
+    assert_snapshot_equal(&want, &out);
+    uint8_t buf[RAFT_CODEC_SNAPSHOT_META_MAX_SIZE];
+    size_t n = 0;
+    assert_int_equal(raft_codec_snapshot_meta_encode(&want, buf, sizeof buf, &n), RAFT_OK);
+    assert_int_equal(n, sizeof old);
+    assert_memory_equal(buf, old, sizeof old);
+
+    want.conf.learners[want.conf.n_learners++] = 9;
+    assert_int_equal(raft_codec_snapshot_meta_encode(&want, buf, sizeof buf, &n), RAFT_OK);
+    uint32_t old_count = (uint32_t)buf[17] | (uint32_t)buf[18] << 8 | (uint32_t)buf[19] << 16 |
+                         (uint32_t)buf[20] << 24;
+    assert_true(old_count > RAFT_MAX_NODES);
+
+    buf[19] = RAFT_MAX_NODES - 3 + 1; /* n_learners 14 with 3 voters */
+    char err[160];
+    assert_int_equal(raft_codec_snapshot_meta_decode(buf, n, &out, err, sizeof err), RAFT_ECORRUPT);
+    assert_string_equal(err, "snapshot_meta.conf.n_learners=14 exceeds RAFT_MAX_NODES - n_voters "
+                             "13 at offset 19");
 }
 
 /* ---- golden bytes: any change here is a format change and needs RAFT_CODEC_VERSION + 1 ---- */
@@ -608,16 +854,20 @@ enum { MUTATION_ROUNDS = 20000 };
 static void decode_survives_random_mutations(void **state) {
     (void)state;
     rng_state = 0x9e3779b97f4a7c15ull; /* fixed seed: failures replay */
-    raft_msg seeds[4];
+    raft_msg seeds[5];
     seeds[0] = sample_msg(RAFT_MSG_APPEND, sample_entries, N_SAMPLE_ENTRIES);
     seeds[1] = sample_msg(RAFT_MSG_HEARTBEAT, NULL, 0);
     seeds[2] = sample_msg(RAFT_MSG_SNAPSHOT, NULL, 0);
     seeds[3] = sample_msg(RAFT_MSG_APPEND, sample_entries, 2);
+    seeds[4] = sample_msg(RAFT_MSG_SNAPSHOT, NULL, 0); /* with learners */
+    seeds[4].snapshot.conf.n_learners = 2;
+    seeds[4].snapshot.conf.learners[0] = 8;
+    seeds[4].snapshot.conf.learners[1] = 9;
     size_t decoded = 0, rejected = 0;
     enum { CAP = 2048 };
     uint8_t work[CAP];
     for (int round = 0; round < MUTATION_ROUNDS; round++) {
-        const raft_msg *seed = &seeds[rng_below(4)];
+        const raft_msg *seed = &seeds[rng_below(sizeof seeds / sizeof seeds[0])];
         size_t len = raft_codec_msg_size(seed);
         assert_true(len <= CAP);
         assert_int_equal(raft_codec_msg_encode(seed, work, CAP, NULL), RAFT_OK);
@@ -670,6 +920,11 @@ int main(void) {
         cmocka_unit_test(hard_state_round_trip),
         cmocka_unit_test(snapshot_meta_round_trip),
         cmocka_unit_test(conf_round_trip_and_rejects),
+        cmocka_unit_test(conf_with_learners_round_trips_as_version_2),
+        cmocka_unit_test(conf_without_learners_is_the_version_1_layout),
+        cmocka_unit_test(conf_decode_rejects_bad_learners),
+        cmocka_unit_test(snapshot_meta_with_learners_round_trips),
+        cmocka_unit_test(snapshot_meta_old_format_decodes_the_same),
         cmocka_unit_test(msg_golden_bytes),
         cmocka_unit_test(decode_rejects_bad_fields_with_named_errors),
         cmocka_unit_test(decode_error_text_is_truncated_safely),
