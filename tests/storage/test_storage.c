@@ -1,6 +1,6 @@
 /*
  * test_storage.c -- unit tests of src/storage over the fault-injecting vfs: CRC32C, the fault
- * model itself, WAL/snapshot round trips, recovery (torn tails, bit flips, missing files),
+ * model itself, WAL/snapshot round trips (snapshot files with learners too), recovery (torn tails, bit flips, missing files),
  * fatal I/O errors, short writes, and the crash-point sweep (crash_sweep.h).
  */
 #include <errno.h>
@@ -441,6 +441,159 @@ static void snapshotChunksResume(void **state)
         off += n;
     }
     assert_memory_equal(got, bytes, sizeof bytes);
+    snap_reader_close(r);
+    vfs_fault_free(v);
+}
+
+/* ---- snapshot files with learners ---- */
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Writes a snapshot file with meta and 100 bytes of data; returns its path in path. */
+static void write_snap(vfs *v, const raft_snapshot_meta *meta, char *path, size_t path_len)
+{
+    snap_writer *w;
+    char err[SNAP_ERRMSG_SIZE];
+    assert_int_equal(snap_writer_begin(DIR, v, meta, &w, err), SNAP_OK);
+    uint8_t bytes[100];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (uint8_t)(i * 13);
+    assert_int_equal(snap_writer_write(w, 0, bytes, sizeof bytes), SNAP_OK);
+    assert_int_equal(snap_writer_finish(w, err), SNAP_OK);
+    snprintf(path, path_len, DIR "/snap-%020llu.snap", (unsigned long long)meta->index);
+}
+
+static void read_header(vfs *v, const char *path, uint8_t h[SNAP_HEADER_SIZE])
+{
+    vfs_file *f;
+    assert_int_equal(v->open(v, path, VFS_O_READ, &f), 0);
+    size_t n = 0;
+    assert_int_equal(v->pread(v, f, h, SNAP_HEADER_SIZE, 0, &n), 0);
+    assert_int_equal(n, SNAP_HEADER_SIZE);
+    assert_int_equal(v->close(v, f), 0);
+}
+
+static void write_header(vfs *v, const char *path, const uint8_t h[SNAP_HEADER_SIZE])
+{
+    vfs_file *f;
+    assert_int_equal(v->open(v, path, VFS_O_RDWR, &f), 0);
+    size_t n = 0;
+    assert_int_equal(v->pwrite(v, f, h, SNAP_HEADER_SIZE, 0, &n), 0);
+    assert_int_equal(n, SNAP_HEADER_SIZE);
+    assert_int_equal(v->close(v, f), 0);
+}
+
+/* A snapshot whose configuration has learners reads back with them (header version 2, n_learners
+ * at 28, the learners after the voters in the 16 slots); one without learners is still written as
+ * version 1 with 0 at offset 28, which releases before learners read. */
+static void snapshotWithLearnersRoundTrips(void **state)
+{
+    (void)state;
+    vfs *v = new_fs(31);
+    assert_int_equal(v->mkdir(v, DIR), 0);
+    raft_snapshot_meta with = {.index = 40, .term = 4,
+                               .conf = {.n_voters = 3, .voters = {1, 2, 3}, .n_learners = 2,
+                                        .learners = {9, 0x0a0b0c0d0e0f1011ull}}};
+    char path[128];
+    write_snap(v, &with, path, sizeof path);
+    uint8_t h[SNAP_HEADER_SIZE];
+    read_header(v, path, h);
+    assert_int_equal(get_le32(h + 4), 2);
+    assert_int_equal(get_le32(h + 24), 3);
+    assert_int_equal(get_le32(h + 28), 2);
+    snap_reader *r;
+    assert_int_equal(snap_reader_open(DIR, v, 40, &r, NULL), SNAP_OK);
+    const raft_snapshot_meta *got = snap_reader_meta(r);
+    assert_int_equal(got->index, 40);
+    assert_int_equal(got->term, 4);
+    assert_int_equal(got->conf.n_voters, 3);
+    assert_int_equal(got->conf.n_learners, 2);
+    for (uint32_t i = 0; i < RAFT_MAX_NODES; i++) {
+        assert_int_equal(got->conf.voters[i], i < 3 ? with.conf.voters[i] : 0);
+        assert_int_equal(got->conf.learners[i], i < 2 ? with.conf.learners[i] : 0);
+    }
+    assert_int_equal(snap_reader_size(r), 100);
+    snap_reader_close(r);
+
+    raft_snapshot_meta without = {.index = 50, .term = 4,
+                                  .conf = {.n_voters = 3, .voters = {1, 2, 3}}};
+    write_snap(v, &without, path, sizeof path);
+    read_header(v, path, h);
+    assert_int_equal(get_le32(h + 4), 1);
+    assert_int_equal(get_le32(h + 28), 0);
+    assert_int_equal(snap_reader_open(DIR, v, 50, &r, NULL), SNAP_OK);
+    assert_int_equal(snap_reader_meta(r)->conf.n_voters, 3);
+    assert_int_equal(snap_reader_meta(r)->conf.n_learners, 0);
+    snap_reader_close(r);
+
+    /* 16 members, the most: 1 voter and 15 learners fill every slot */
+    raft_snapshot_meta full = {.index = 60, .term = 4, .conf = {.n_voters = 1, .voters = {1}}};
+    for (raft_id id = 2; id <= RAFT_MAX_NODES; id++)
+        full.conf.learners[full.conf.n_learners++] = id;
+    write_snap(v, &full, path, sizeof path);
+    assert_int_equal(snap_reader_open(DIR, v, 60, &r, NULL), SNAP_OK);
+    assert_int_equal(snap_reader_meta(r)->conf.n_learners, RAFT_MAX_NODES - 1);
+    assert_int_equal(snap_reader_meta(r)->conf.learners[RAFT_MAX_NODES - 2], RAFT_MAX_NODES);
+    snap_reader_close(r);
+    full.conf.learners[full.conf.n_learners++] = 99; /* a 17th member: refused */
+    snap_writer *w;
+    assert_int_equal(snap_writer_begin(DIR, v, &full, &w, NULL), SNAP_EINVAL);
+    vfs_fault_free(v);
+}
+
+/* A header (with a valid CRC) whose learners would take the members past 16 is refused, and so
+ * is an unknown version; a version-1 header ignores offset 28 (it was always zero there). */
+static void snapshotHeaderWithTooManyLearnersIsRefused(void **state)
+{
+    (void)state;
+    vfs *v = new_fs(32);
+    assert_int_equal(v->mkdir(v, DIR), 0);
+    raft_snapshot_meta meta = {.index = 40, .term = 4,
+                               .conf = {.n_voters = 3, .voters = {1, 2, 3}, .n_learners = 1,
+                                        .learners = {4}}};
+    char path[128];
+    write_snap(v, &meta, path, sizeof path);
+    uint8_t h[SNAP_HEADER_SIZE], bad[SNAP_HEADER_SIZE];
+    read_header(v, path, h);
+    char err[SNAP_ERRMSG_SIZE];
+    snap_reader *r;
+
+    memcpy(bad, h, sizeof bad);
+    put_le32(bad + 28, RAFT_MAX_NODES - 3 + 1);
+    put_le32(bad + 172, crc32c(0, bad, 172));
+    write_header(v, path, bad);
+    err[0] = 0;
+    assert_int_equal(snap_reader_open(DIR, v, 40, &r, err), SNAP_ECORRUPT);
+    assert_non_null(strstr(err, "too many learners"));
+
+    memcpy(bad, h, sizeof bad);
+    put_le32(bad + 4, 3);
+    put_le32(bad + 172, crc32c(0, bad, 172));
+    write_header(v, path, bad);
+    assert_int_equal(snap_reader_open(DIR, v, 40, &r, err), SNAP_ECORRUPT);
+    assert_non_null(strstr(err, "unsupported format version"));
+
+    memcpy(bad, h, sizeof bad);
+    put_le32(bad + 4, 1); /* the same bytes read as version 1: no learner */
+    put_le32(bad + 172, crc32c(0, bad, 172));
+    write_header(v, path, bad);
+    assert_int_equal(snap_reader_open(DIR, v, 40, &r, err), SNAP_OK);
+    assert_int_equal(snap_reader_meta(r)->conf.n_voters, 3);
+    assert_int_equal(snap_reader_meta(r)->conf.n_learners, 0);
+    snap_reader_close(r);
+
+    write_header(v, path, h);
+    assert_int_equal(snap_reader_open(DIR, v, 40, &r, err), SNAP_OK);
+    assert_int_equal(snap_reader_meta(r)->conf.n_learners, 1);
     snap_reader_close(r);
     vfs_fault_free(v);
 }
@@ -996,6 +1149,8 @@ int main(void)
         cmocka_unit_test(storageSnapshotAndCompaction),
         cmocka_unit_test(truncationBelowCompactedStartReopens),
         cmocka_unit_test(snapshotChunksResume),
+        cmocka_unit_test(snapshotWithLearnersRoundTrips),
+        cmocka_unit_test(snapshotHeaderWithTooManyLearnersIsRefused),
         cmocka_unit_test(tornTailIsCutAndLogged),
         cmocka_unit_test(midLogBitFlipRefusesToStart),
         cmocka_unit_test(missingSegmentRefusesToStart),
