@@ -532,7 +532,8 @@ static raft_conf conf_at(const raft *r, raft_index index, raft_index *at)
  * did not campaign (counting their votes, not its own), nobody could win. */
 static bool promotable(const raft *r)
 {
-    if (is_voter(r))
+    if (is_voter(r) ||
+        (BUG(r, RAFT_BUG_LEARNER_CAMPAIGNS) && raft_conf_has_learner(&r->conf, r->cfg.id)))
         return true;
     if (r->conf_index <= r->commit)
         return false;

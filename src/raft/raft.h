@@ -284,6 +284,7 @@ enum {
     RAFT_BUG_FAST_READ_COMMIT = 1u << 9,  /* read index = commit, ignoring fast entries */
     RAFT_BUG_FAST_PROPOSE_EARLY = 1u << 10, /* take proposals while recovering d-logs */
     RAFT_BUG_FAST_CONF_CHANGE = 1u << 11,   /* take fast writes while a change is uncommitted */
+    RAFT_BUG_LEARNER_CAMPAIGNS = 1u << 12,  /* a learner campaigns like a voter */
 };
 
 typedef struct raft_config {

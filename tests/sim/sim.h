@@ -232,6 +232,8 @@ typedef enum sim_check_id {
     SIM_CHECK_DURABILITY, /* recovery lost something the node acknowledged, or invented something */
     SIM_CHECK_FAST, /* a completed fast write was lost, or ordered after a write that started
                        after it completed */
+    SIM_CHECK_LEADER_MEMBER, /* a node became leader that was not a voter of its configuration
+                                (nor the one an uncommitted change removes or demotes) */
     SIM_CHECK_COUNT
 } sim_check_id;
 const char *sim_check_name(int check);
@@ -332,12 +334,16 @@ enum {
 };
 
 /* Membership changes over a run (printed by sim_main). */
+#define SIM_MEMBER_KINDS 6 /* add voter, remove voter, add learner, promote, demote, remove learner */
 typedef struct sim_member_stats {
     uint64_t seeds;    /* runs with membership changes */
     uint64_t proposed; /* changes the leader accepted */
     uint64_t refused;  /* raft_propose_conf said busy (a change pending, no commit in term) */
     uint64_t leader_removed; /* accepted changes that removed their own leader */
+    uint64_t leader_demoted; /* accepted changes that demoted their own leader to learner */
+    uint64_t by_kind[SIM_MEMBER_KINDS]; /* accepted changes of each kind (sim_nemesis.c) */
 } sim_member_stats;
+void sim_member_stats_add(sim_member_stats *to, const sim_member_stats *from);
 
 /* What the disks went through, summed over a run (printed by sim_main). */
 typedef struct sim_disk_stats {
@@ -383,8 +389,9 @@ typedef struct sim {
     sim_node nodes[SIM_MAX_NODES];
     raft_config base_cfg;
     /* Membership (on some seeds): slots past the initial voters start outside the configuration
-     * and the nemesis adds and removes voters at the leader. Every configuration ever proposed is
-     * kept: an entry applied early must be durable on a majority of one of them. */
+     * and the nemesis changes one node's role at a time at the leader (adds, removes, promotes
+     * and demotes voters and learners). Every configuration ever proposed is kept: an entry
+     * applied early must be durable on a majority of the voters of one of them. */
     bool membership;
     raft_conf confs[64];
     uint32_t n_confs;

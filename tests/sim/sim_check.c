@@ -19,6 +19,9 @@
  *   liveness              run by sim_run after the final heal (see sim_client_liveness).
  *   durability            run at every restart by sim_disk.c: recovery returned everything the
  *                         node's storage acknowledged, and nothing that was never written.
+ *   leader-membership     a new leader is a voter of its own configuration, or the voter that
+ *                         its configuration's uncommitted change removes or demotes (it may hold
+ *                         the only log the others accept); never a learner or an outsider.
  *
  * A violation prints one line naming the check, nodes, terms and indexes, plus a replay command,
  * and stops the run at the end of the step.
@@ -39,6 +42,7 @@ static const char *const check_names[SIM_CHECK_COUNT] = {
     "contract",
     "durability",
     "fast-path",
+    "leader-membership",
 };
 
 const char *sim_check_name(int check)
@@ -162,6 +166,27 @@ static void observe_commit(sim *s, int slot, raft_term term, raft_index from, ra
     }
 }
 
+/* ---- leader-membership ---- */
+
+static void check_leader_member(sim *s, int slot, raft_term term)
+{
+    raft *r = s->nodes[slot].r;
+    raft_id self = (raft_id)slot + 1;
+    const raft_conf *conf = raft_get_conf(r);
+    if (raft_conf_has(conf, self))
+        return;
+    raft_index at = raft_conf_index(r), commit = raft_commit_index(r);
+    raft_conf before;
+    if (at > commit && raft_conf_at(r, at - 1, &before) == RAFT_OK && raft_conf_has(&before, self))
+        return; /* its own removal or demotion, not committed yet */
+    sim_violation(s, SIM_CHECK_LEADER_MEMBER,
+                  "node %d became leader of term %llu as %s of its configuration (from index "
+                  "%llu, commit %llu)",
+                  slot + 1, (unsigned long long)term,
+                  raft_conf_has_learner(conf, self) ? "a learner" : "no member",
+                  (unsigned long long)at, (unsigned long long)commit);
+}
+
 /* ---- the per-step pass over all nodes ---- */
 
 static void say_votes(sim *s, int slot, raft_term term)
@@ -209,6 +234,7 @@ void sim_check_step(sim *s)
                           (unsigned long long)term, (unsigned long long)raft_last_index(n->r),
                           (unsigned long long)commit);
                 check_new_leader(s, i, term);
+                check_leader_member(s, i, term);
                 if (s->stop)
                     return;
             }

@@ -217,13 +217,14 @@ bool sim_client_converged(sim *s)
     const sim_checker *c = &s->chk;
     if (p->index >= c->n_applied || c->applied[p->index].term != p->term)
         return false;
-    /* Every voter of the leader's configuration; a node outside it gets nothing new. */
+    /* Every member of the leader's configuration, voter or learner (learners get the log too); a
+     * node outside it gets nothing new. */
     const raft_conf *conf = raft_get_conf(s->nodes[sim_leader_slot(s)].r);
     raft_index commit = 0;
     bool first = true;
     for (int i = 0; i < s->n_nodes; i++) {
         const sim_node *n = &s->nodes[i];
-        if (!raft_conf_has(conf, (raft_id)i + 1))
+        if (!raft_conf_has(conf, (raft_id)i + 1) && !raft_conf_has_learner(conf, (raft_id)i + 1))
             continue;
         if (!n->up || n->sm.applied < p->index)
             return false;

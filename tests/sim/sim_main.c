@@ -48,6 +48,7 @@ static const struct {
     {"FAST_READ_COMMIT", RAFT_BUG_FAST_READ_COMMIT, 0},
     {"FAST_PROPOSE_EARLY", RAFT_BUG_FAST_PROPOSE_EARLY, 0},
     {"FAST_CONF_CHANGE", RAFT_BUG_FAST_CONF_CHANGE, 0},
+    {"LEARNER_CAMPAIGNS", RAFT_BUG_LEARNER_CAMPAIGNS, 0},
     {"LYING_FSYNC", 0, SIM_BUG_LYING_FSYNC},
 };
 
@@ -264,10 +265,7 @@ static void run_worker(const cli *c, int worker, worker_result *out, volatile in
         out->disk.wal_resets += res.disk.wal_resets;
         out->disk.workarounds += res.disk.workarounds;
         out->disk.other_notes += res.disk.other_notes;
-        out->member.seeds += res.member.seeds;
-        out->member.proposed += res.member.proposed;
-        out->member.refused += res.member.refused;
-        out->member.leader_removed += res.member.leader_removed;
+        sim_member_stats_add(&out->member, &res.member);
         out->fast.seeds += res.fast.seeds;
         out->fast.started += res.fast.started;
         out->fast.completed += res.fast.completed;
@@ -377,10 +375,7 @@ int main(int argc, char **argv)
         total.disk.wal_resets += results[j].disk.wal_resets;
         total.disk.workarounds += results[j].disk.workarounds;
         total.disk.other_notes += results[j].disk.other_notes;
-        total.member.seeds += results[j].member.seeds;
-        total.member.proposed += results[j].member.proposed;
-        total.member.refused += results[j].member.refused;
-        total.member.leader_removed += results[j].member.leader_removed;
+        sim_member_stats_add(&total.member, &results[j].member);
         total.fast.seeds += results[j].fast.seeds;
         total.fast.started += results[j].fast.started;
         total.fast.completed += results[j].fast.completed;
@@ -417,10 +412,15 @@ int main(int argc, char **argv)
            (unsigned long long)total.disk.disk_errors, (unsigned long long)total.disk.recoveries,
            (unsigned long long)total.disk.tails_cut, (unsigned long long)total.disk.wal_resets,
            (unsigned long long)total.disk.other_notes, (unsigned long long)total.disk.workarounds);
-    printf("membership: %llu seeds with changes, %llu changes (%llu removed their leader), %llu "
-           "refused as busy\n",
+    const uint64_t *kind = total.member.by_kind; /* the order of sim_nemesis.c's kinds */
+    printf("membership: %llu seeds with changes, %llu changes (%llu voters added, %llu removed, "
+           "%llu of them their leader; %llu learners added, %llu promoted, %llu voters demoted, "
+           "%llu of them their leader, %llu learners removed), %llu refused as busy\n",
            (unsigned long long)total.member.seeds, (unsigned long long)total.member.proposed,
-           (unsigned long long)total.member.leader_removed,
+           (unsigned long long)kind[0], (unsigned long long)kind[1],
+           (unsigned long long)total.member.leader_removed, (unsigned long long)kind[2],
+           (unsigned long long)kind[3], (unsigned long long)kind[4],
+           (unsigned long long)total.member.leader_demoted, (unsigned long long)kind[5],
            (unsigned long long)total.member.refused);
     printf("fast path: %llu seeds, %llu fast writes sent, %llu completed, %llu duplicates "
            "skipped\n",

@@ -251,8 +251,42 @@ void sim_nemesis_after_step(sim *s)
     }
 }
 
-/* Adds a node outside the leader's configuration (restarting it if it is down) or removes a
- * voter, the leader itself included, through raft_propose_conf. The context names the change, so
+/* The kinds of change the nemesis asks for: exactly one node changes its role among none,
+ * learner and voter (raft.h MEMBERSHIP CHANGE). */
+enum {
+    CHANGE_ADD_VOTER,
+    CHANGE_REMOVE_VOTER,
+    CHANGE_ADD_LEARNER,
+    CHANGE_PROMOTE,
+    CHANGE_DEMOTE,
+    CHANGE_REMOVE_LEARNER,
+    CHANGE_KINDS
+};
+static const char *const change_names[CHANGE_KINDS] = {
+    "add voter", "remove voter", "add learner", "promote learner", "demote voter",
+    "remove learner",
+};
+_Static_assert(CHANGE_KINDS == SIM_MEMBER_KINDS, "a counter per kind of change");
+
+void sim_member_stats_add(sim_member_stats *to, const sim_member_stats *from)
+{
+    to->seeds += from->seeds;
+    to->proposed += from->proposed;
+    to->refused += from->refused;
+    to->leader_removed += from->leader_removed;
+    to->leader_demoted += from->leader_demoted;
+    for (int k = 0; k < SIM_MEMBER_KINDS; k++)
+        to->by_kind[k] += from->by_kind[k];
+}
+
+static void remove_id(raft_id *ids, uint32_t *n, uint32_t k)
+{
+    ids[k] = ids[--*n];
+}
+
+/* One change at the leader, through raft_propose_conf: a node outside its configuration added as
+ * a voter or as a learner (restarted if it is down), a learner promoted or removed, a voter
+ * removed or demoted to learner -- the leader itself included. The context names the change, so
  * configuration entries carry bytes of their own. */
 void sim_nemesis_member(sim *s)
 {
@@ -264,10 +298,10 @@ void sim_nemesis_member(sim *s)
         raft_conf next = *raft_get_conf(r);
         int outside[SIM_MAX_NODES], n_outside = 0;
         for (int i = 0; i < s->n_nodes; i++)
-            if (!raft_conf_has(&next, (raft_id)i + 1))
+            if (!raft_conf_has(&next, (raft_id)i + 1) &&
+                !raft_conf_has_learner(&next, (raft_id)i + 1))
                 outside[n_outside++] = i;
-        bool add = n_outside > 0 && (next.n_voters == 1 || sim_rng_permille(&s->rng, 500));
-        int slot;
+        int kind, slot;
         if ((s->opt->test_bugs & RAFT_BUG_CONF_ANY) && n_outside > 0) {
             /* The bug hunt: every node outside plus one voter, a set whose majorities need not
              * meet the old ones' (a two-node change where one is allowed). */
@@ -279,26 +313,65 @@ void sim_nemesis_member(sim *s)
             for (int i = 0; i < n_outside; i++)
                 if (!s->nodes[outside[i]].up)
                     sim_node_start(s, outside[i], true);
+            kind = CHANGE_ADD_VOTER;
             slot = outside[0];
-        } else if (add) {
-            slot = outside[sim_rng_below(&s->rng, (uint64_t)n_outside)];
-            next.voters[next.n_voters++] = (raft_id)slot + 1;
-            if (!s->nodes[slot].up)
-                sim_node_start(s, slot, true);
         } else {
-            uint32_t k = (uint32_t)sim_rng_below(&s->rng, next.n_voters);
-            slot = (int)next.voters[k] - 1;
-            next.voters[k] = next.voters[--next.n_voters];
+            /* Any kind the configuration allows, evenly: there is always one (3+ nodes). */
+            int kinds[CHANGE_KINDS], n_kinds = 0;
+            if (n_outside > 0) {
+                kinds[n_kinds++] = CHANGE_ADD_VOTER;
+                kinds[n_kinds++] = CHANGE_ADD_LEARNER;
+            }
+            if (next.n_voters > 1) {
+                kinds[n_kinds++] = CHANGE_REMOVE_VOTER;
+                kinds[n_kinds++] = CHANGE_DEMOTE;
+            }
+            if (next.n_learners > 0) {
+                kinds[n_kinds++] = CHANGE_PROMOTE;
+                kinds[n_kinds++] = CHANGE_REMOVE_LEARNER;
+            }
+            kind = kinds[sim_rng_below(&s->rng, (uint64_t)n_kinds)];
+            uint32_t k;
+            switch (kind) {
+            case CHANGE_ADD_VOTER:
+            case CHANGE_ADD_LEARNER:
+                slot = outside[sim_rng_below(&s->rng, (uint64_t)n_outside)];
+                if (kind == CHANGE_ADD_VOTER)
+                    next.voters[next.n_voters++] = (raft_id)slot + 1;
+                else
+                    next.learners[next.n_learners++] = (raft_id)slot + 1;
+                if (!s->nodes[slot].up)
+                    sim_node_start(s, slot, true);
+                break;
+            case CHANGE_REMOVE_VOTER:
+            case CHANGE_DEMOTE:
+                k = (uint32_t)sim_rng_below(&s->rng, next.n_voters);
+                slot = (int)next.voters[k] - 1;
+                remove_id(next.voters, &next.n_voters, k);
+                if (kind == CHANGE_DEMOTE)
+                    next.learners[next.n_learners++] = (raft_id)slot + 1;
+                break;
+            default: /* CHANGE_PROMOTE, CHANGE_REMOVE_LEARNER */
+                k = (uint32_t)sim_rng_below(&s->rng, next.n_learners);
+                slot = (int)next.learners[k] - 1;
+                remove_id(next.learners, &next.n_learners, k);
+                if (kind == CHANGE_PROMOTE)
+                    next.voters[next.n_voters++] = (raft_id)slot + 1;
+                break;
+            }
         }
-        char ctx[32];
-        int len = snprintf(ctx, sizeof(ctx), "%s node %d", add ? "add" : "remove", slot + 1);
+        char ctx[40];
+        int len = snprintf(ctx, sizeof(ctx), "%s node %d", change_names[kind], slot + 1);
         raft_index index = 0;
         int rc = raft_propose_conf(r, &next, ctx, (uint32_t)len, &index, NULL);
         sim_trace(s, "nemesis: leader %d proposes to %s: %s (index %llu)", leader + 1, ctx,
                   raft_strerror(rc), (unsigned long long)index);
         if (rc == RAFT_OK) {
-            s->member_stats.proposed++;
-            s->member_stats.leader_removed += !add && slot == leader;
+            sim_member_stats *st = &s->member_stats;
+            st->proposed++;
+            st->by_kind[kind]++;
+            st->leader_removed += kind == CHANGE_REMOVE_VOTER && slot == leader;
+            st->leader_demoted += kind == CHANGE_DEMOTE && slot == leader;
             if (s->n_confs < sizeof(s->confs) / sizeof(s->confs[0]))
                 s->confs[s->n_confs++] = next;
             sim_node_pump(s, leader);

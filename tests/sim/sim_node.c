@@ -258,8 +258,9 @@ static void answer_reads(sim *s, int slot)
     n->n_reads = kept;
 }
 
-/* Durable on a majority of some configuration of the run: which one committed the entry depends
- * on the leader's log at that moment, which the harness does not track. */
+/* Durable on a majority of the voters of some configuration of the run: which one committed the
+ * entry depends on the leader's log at that moment, which the harness does not track. Learners
+ * hold entries too but never count, so their copies are left out. */
 static bool durable_on_majority(const sim *s, const raft_entry *e)
 {
     uint32_t durable_mask = 0;

@@ -178,11 +178,15 @@ static void liveness_failure(sim *s)
                                  (unsigned long long)s->proposals[s->probe - 1].term);
     for (int i = 0; i < s->n_nodes && used < sizeof(details); i++) {
         const sim_node *n = &s->nodes[i];
-        if (leader >= 0 && !raft_conf_has(raft_get_conf(s->nodes[leader].r), (raft_id)i + 1)) {
+        const raft_conf *conf = leader >= 0 ? raft_get_conf(s->nodes[leader].r) : NULL;
+        if (conf && !raft_conf_has(conf, (raft_id)i + 1) &&
+            !raft_conf_has_learner(conf, (raft_id)i + 1)) {
             used += (size_t)snprintf(details + used, sizeof(details) - used,
-                                     " node %d not a voter;", i + 1);
+                                     " node %d not a member;", i + 1);
             continue;
         }
+        if (conf && raft_conf_has_learner(conf, (raft_id)i + 1))
+            used += (size_t)snprintf(details + used, sizeof(details) - used, " learner");
         if (!n->up) {
             used +=
                 (size_t)snprintf(details + used, sizeof(details) - used, " node %d down;", i + 1);
