@@ -1353,9 +1353,9 @@ void raft_tick(raft *r)
         r->quorum_elapsed = 0;
         if (r->cfg.check_quorum) {
             size_t active = 0;
-            for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+            for (uint32_t i = 0; i < members(r); i++) { /* a learner promoted later starts fresh */
                 progress *pr = &r->prs[i];
-                active += pr->id == r->cfg.id || pr->recent_active;
+                active += i < r->conf.n_voters && (pr->id == r->cfg.id || pr->recent_active);
                 pr->recent_active = false;
             }
             if (active < quorum(r)) {
