@@ -533,7 +533,10 @@ static bool caught_up(node *n, raft_id id, uint32_t window, raft_index *match)
     if (!raft_get_progress(n->r, id, &pi))
         return false;
     *match = pi.match;
-    return pi.idle_ticks <= window && pi.match + NODE_PROMOTE_MAX_LAG >= raft_commit_index(n->r);
+    /* match 0: it has not answered this leader yet (an add and a new leader reset idle_ticks to
+     * 0, which alone proves nothing). */
+    return pi.match > 0 && pi.idle_ticks <= window &&
+           pi.match + NODE_PROMOTE_MAX_LAG >= raft_commit_index(n->r);
 }
 
 int node_change_member(node *n, raft_id id, node_member_op op, const node_peer *addr,

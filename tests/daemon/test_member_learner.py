@@ -18,7 +18,8 @@ Nodes 1-3 run with a peers file of 1-3 only; snapshots every 100 entries, 10 kep
      node 4 never campaigns (its term and role stay). The two voters come back.
   5. `member promote 4`: voters 1-4 everywhere, no learners. Now it counts: with node 2 killed,
      1, 3 and 4 are three of four and writes succeed.
-  6. Node 5 is added as a learner and removed again: learners go back to none.
+  6. Node 5 is added as a learner before it runs: promoting it is refused (exit 3: it never
+     answered). It starts, and is removed again: learners go back to none.
 
 usage: test_member_learner.py PATH/TO/raftkvd
 """
@@ -193,10 +194,14 @@ def main():
             time.sleep(0.2)
         start(2)
 
-        # 6. a learner removed
-        start(5)
+        # 6. a learner that never answered is not promoted (its progress was just reset: idle 0,
+        # match 0, and the commit index is below 1,000), then it starts and is removed
         code, out, err = member(H, RAFTKV, p123, "add-learner", "5", addr(5))
         check(code == 0, "add-learner 5: %d %r %r" % (code, out, err))
+        code, out, err = cli("member", "promote", "5")
+        check(code == 3 and "has not caught up" in err,
+              "promote 5 (never started): %d %r %r" % (code, out, err))
+        start(5)
         wait("node 1 to report learners 5", lambda: ids(1, "learners") == ["5"])
         code, out, err = member(H, RAFTKV, p123, "remove", "5")
         check(code == 0 and out.strip() == "node 5 removed", "remove 5: %d %r %r"
