@@ -1321,6 +1321,27 @@ int raft_step(raft *r, const raft_msg *m)
 static void fast_collect(raft *r);
 static void fast_recovery_finish(raft *r);
 
+/* A learner that heard from no leader for an election timeout asks the voters where it stands,
+ * with a pre-vote request it never counts (it stays a follower, and a pre-vote changes nobody's
+ * term or vote). The leader answers a non-voter's request as it answers a removed node's
+ * (tell_removed): a learner that was removed -- the leader stops replicating to it the moment
+ * the change is in its log, so the removal never reaches it -- gets the entries that say so and
+ * stops asking; one that was merely cut off gets entries it would have had anyway. */
+static void learner_ask(raft *r)
+{
+    r->leader = 0; /* no leader heard from: its reads would wait for nothing */
+    r->election_elapsed = 0;
+    reset_randomized_timeout(r);
+    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+        raft_msg m = {.type = RAFT_MSG_PREVOTE,
+                      .to = r->conf.voters[i],
+                      .term = r->term + 1,
+                      .index = raft_log_last(&r->log),
+                      .log_term = last_term(r)};
+        send(r, m, NULL, 0);
+    }
+}
+
 void raft_tick(raft *r)
 {
     if (r->role == RAFT_LEADER && r->fast_recovering) {
@@ -1332,8 +1353,12 @@ void raft_tick(raft *r)
     }
     if (r->role != RAFT_LEADER) {
         r->election_elapsed++;
-        if (r->election_elapsed >= r->randomized_timeout && promotable(r))
-            campaign(r, r->cfg.pre_vote);
+        if (r->election_elapsed >= r->randomized_timeout) {
+            if (promotable(r))
+                campaign(r, r->cfg.pre_vote);
+            else if (raft_conf_has_learner(&r->conf, r->cfg.id))
+                learner_ask(r);
+        }
         return;
     }
     r->heartbeat_elapsed++;

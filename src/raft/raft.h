@@ -64,7 +64,11 @@
  * its role (none, learner, voter): a node added or removed as a voter or as a learner, a learner
  * promoted, a voter demoted. The voters then differ by at most one node, so any two majorities
  * overlap; learners never count. A learner receives the log like a follower (and its snapshot
- * installs) and acknowledges it, so it can be promoted once caught up (thesis §4.2.1). Every node uses a configuration as soon as the entry is in its log, not
+ * installs) and acknowledges it, so it can be promoted once caught up (thesis §4.2.1). A
+ * learner that hears from no leader for an election timeout asks the voters with a pre-vote
+ * request it never counts: that is how a removed learner, to which the leader sends nothing from
+ * the moment the change is in its log, learns its removal (the leader answers it as it answers a
+ * removed voter's campaign, below). Every node uses a configuration as soon as the entry is in its log, not
  * when it commits (so a truncated entry takes its configuration away again, and raft_get_conf()
  * may name an uncommitted configuration). The leader takes one change at a time, and only once
  * an entry of its own term is committed (the fix to the single-server algorithm Ongaro posted in

@@ -19,7 +19,8 @@ Nodes 1-3 run with a peers file of 1-3 only; snapshots every 100 entries, 10 kep
   5. `member promote 4`: voters 1-4 everywhere, no learners. Now it counts: with node 2 killed,
      1, 3 and 4 are three of four and writes succeed.
   6. Node 5 is added as a learner before it runs: promoting it is refused (exit 3: it never
-     answered). It starts, and is removed again: learners go back to none.
+     answered). It starts, catches up and is removed: learners go back to none everywhere,
+     node 5 included (the leader no longer sends to it: it learns its removal by asking).
 
 usage: test_member_learner.py PATH/TO/raftkvd
 """
@@ -202,13 +203,19 @@ def main():
         check(code == 3 and "has not caught up" in err,
               "promote 5 (never started): %d %r %r" % (code, out, err))
         start(5)
-        wait("node 1 to report learners 5", lambda: ids(1, "learners") == ["5"])
+        wait("node 5 to catch up as a learner", lambda: ids(5, "learners") == ["5"] and
+             int(field(5, "applied") or 0) >= int(field(1, "commit") or 1) - 5)
         code, out, err = member(H, RAFTKV, p123, "remove", "5")
         check(code == 0 and out.strip() == "node 5 removed", "remove 5: %d %r %r"
               % (code, out, err))
         for i in (1, 2, 3, 4):
             wait("node %d to report no learners" % i,
                  lambda i=i: ids(i, "learners") == [] and len(ids(i, "voters")) == 4)
+        # the leader stopped sending to node 5 as soon as the removal was in its log: node 5
+        # learns it by asking, once it has heard nothing for an election timeout
+        wait("node 5 to learn its removal", lambda: ids(5, "learners") == [] and
+             len(ids(5, "voters")) == 4)
+        check("this node is not a voter" in H.log(5), "node 5 did not log its removal")
         print("ok: learner added, caught up, restarted, counted in no majority, promoted, "
               "and a learner removed")
     finally:
