@@ -53,7 +53,7 @@ def main():
 
     p123 = peers_file("peers123.json", [1, 2, 3])
     files = {1: p123, 2: p123, 3: p123, 4: peers_file("peers1234.json", [1, 2, 3, 4], spare=4),
-             5: peers_file("peers1235.json", [1, 2, 3, 5], spare=5)}
+             5: peers_file("peers12345.json", [1, 2, 3, 4, 5], spare=5)}
 
     def start(i):
         log = open(H.log_path(i), "a")
