@@ -525,7 +525,15 @@ static int cluster_status(const cli_opts *opts)
                         "start --dir %s`\n", opts->dir, opts->dir);
         return CLI_EXIT_UNAVAILABLE;
     }
+    size_t own = cl.nodes.count; /* the directory's nodes: those have pid files */
     status_row *rows = status_collect(&cl.nodes, LAUNCH_INFO_TIMEOUT_MS);
+    int lead = rows ? status_leader(rows, cl.nodes.count) : -1;
+    /* Nodes added by address (`raftkv member add ID HOST:PORTS`) are in no file here: the
+     * leader names them, as for `raftkv status`. */
+    if (lead >= 0 && status_add_members(&cl.nodes, (size_t)lead, LAUNCH_INFO_TIMEOUT_MS) > 0) {
+        free(rows);
+        rows = status_collect(&cl.nodes, LAUNCH_INFO_TIMEOUT_MS);
+    }
     if (!rows) {
         ep_list_free(&cl.nodes);
         return CLI_EXIT_UNAVAILABLE;
@@ -533,7 +541,7 @@ static int cluster_status(const cli_opts *opts)
     status_print(stdout, rows, cl.nodes.count);
     bool out_failed = fflush(stdout) != 0 || ferror(stdout);
     if (out_failed) fprintf(stderr, "raftkv: stdout: %s\n", strerror(errno ? errno : EIO));
-    for (size_t i = 0; i < cl.nodes.count; i++) {
+    for (size_t i = 0; i < own; i++) {
         char pid_path[PATH_MAX + 32];
         pid_t pid;
         node_path(&cl, cl.nodes.nodes[i].id, ".pid", pid_path, sizeof pid_path);

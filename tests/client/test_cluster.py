@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """raftkv against a real local cluster: `raftkv cluster start --nodes 3`, set/get through a
 follower, binary values, the status table, kill -9 of the leader (a write still succeeds and
-nothing acknowledged is lost), restart of the dead node with `cluster start`, then stop.
+nothing acknowledged is lost), restart of the dead node with `cluster start`, a node joined as a
+learner from outside the directory (shown by `cluster status`), then stop.
 usage: test_cluster.py PATH/TO/raftkv PATH/TO/raftkvd"""
 
 import json
@@ -63,10 +64,14 @@ class RealCluster(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = os.path.join(self.tmp.name, "cluster")
-        self.base = free_base(3)
+        self.base = free_base(4)  # node 4 joins from outside the directory
         self.peers = os.path.join(self.dir, "peers.json")
+        self.outsider = None
 
     def tearDown(self):
+        if self.outsider is not None and self.outsider.poll() is None:
+            self.outsider.kill()
+            self.outsider.wait()
         run("cluster", "stop", "--dir", self.dir, "--stop-timeout", "10")
         for i in (1, 2, 3):  # whatever stop left behind (only pids this test started)
             path = os.path.join(self.dir, "node-%d.pid" % i)
@@ -165,6 +170,41 @@ class RealCluster(unittest.TestCase):
                 break
             time.sleep(0.1)
         self.assertEqual([r["lag"] for r in rows], ["0", "0", "0"], rows)
+
+        # Node 4 joins as a learner from outside the directory (its own peers file and data):
+        # `cluster status` shows it too, from the leader's member list, with its role.
+        node4 = {"id": 4, "host": "127.0.0.1", "peer_port": self.base + 204,
+                 "client_port": self.base + 4, "resp_port": self.base + 104}
+        own = os.path.join(self.tmp.name, "node4")
+        os.mkdir(own)
+        with open(os.path.join(own, "peers.json"), "w") as f:
+            json.dump(peers + [dict(node4, voter=False)], f)
+        with open(os.path.join(own, "log"), "w") as log:
+            self.outsider = subprocess.Popen(
+                [RAFTKVD, "--id", "4", "--peers", os.path.join(own, "peers.json"), "--data-dir",
+                 os.path.join(own, "data")], stdout=log, stderr=log)
+        addr = "127.0.0.1:%d:%d:%d" % (node4["peer_port"], node4["client_port"],
+                                       node4["resp_port"])
+        deadline = time.time() + 30
+        while True:  # exit 3 (an election, a voter not heard from yet): ask again
+            rc, out, err = self.kv("member", "add-learner", "4", addr)
+            if rc != 3 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual((rc, out), (0, b"node 4 added as a learner\n"), err)
+        deadline = time.time() + 30
+        while True:
+            rc, out, err = run("cluster", "status", "--dir", self.dir)
+            rows = table(out) if rc == 0 else []
+            if [r["role"] for r in rows if r["id"] == "4"] == ["learner"] or \
+                    time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual([r["id"] for r in rows], ["1", "2", "3", "4"], out + err.encode())
+        self.assertEqual(rows[3]["role"], "learner", rows)
+        self.assertNotIn("node 4", err)  # no pid file expected outside the directory
+        self.outsider.terminate()
+        self.outsider.wait()
 
         pids = [self.pid(i) for i in (1, 2, 3)]
         rc, out, err = run("cluster", "stop", "--dir", self.dir)
