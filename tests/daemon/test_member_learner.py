@@ -88,6 +88,17 @@ def main():
         got = set_many(port(wait("a leader", leader)), prefix, n)
         check(all(r == "OK" for r in got), "writes %s* failed: %r" % (prefix, got[:3]))
 
+    def write_among(nodes, key, value, what):
+        """A SET on whichever of nodes leads, until one succeeds (they may be electing)."""
+        deadline = time.time() + H.wait_s
+        while True:
+            lead = next((i for i in nodes if field(i, "role") == "leader"), None)
+            got = try_call(port(lead), "SET", key, value) if lead else None
+            if got in (b"OK", "OK"):
+                return
+            check(time.time() < deadline, "no write with %s: %r" % (what, got))
+            time.sleep(0.2)
+
     def cli(*args):
         r = subprocess.run([RAFTKV, "--peers", p123] + list(args), capture_output=True,
                            text=True, timeout=60)
@@ -147,14 +158,7 @@ def main():
         # the two other voters still write (a quorum of 3, not of 4) ...
         H.kill(3)
         H.kill(4)
-        deadline = time.time() + H.wait_s
-        while True:  # the leader may have been node 3: 1 and 2 elect another
-            lead = next((i for i in (1, 2) if field(i, "role") == "leader"), None)
-            got = try_call(port(lead), "SET", "d", "two") if lead else None
-            if got in (b"OK", "OK"):
-                break
-            check(time.time() < deadline, "no write with voters 1, 2 of 3: %r" % (got,))
-            time.sleep(0.2)
+        write_among((1, 2), "d", "two", "voters 1, 2 of 3")  # the leader may have been node 3
         start(3)
         start(4)
         wait("node 4 to apply the write", lambda: (field(4, "applied") or "0") != "0" and
@@ -185,14 +189,7 @@ def main():
                  lambda i=i: ids(i, "voters") == ["1", "2", "3", "4"] and ids(i, "learners") == [])
         wait("a leader", leader)
         H.kill(2)
-        deadline = time.time() + H.wait_s
-        while True:  # the leader may have been node 2: 1, 3 and 4 elect another
-            lead = next((i for i in (1, 3, 4) if field(i, "role") == "leader"), None)
-            got = try_call(port(lead), "SET", "c", "after") if lead else None
-            if got in (b"OK", "OK"):
-                break
-            check(time.time() < deadline, "no write with 1, 3, 4 of 4 voters: %r" % (got,))
-            time.sleep(0.2)
+        write_among((1, 3, 4), "c", "after", "1, 3, 4 of 4 voters")  # 2 may have led
         start(2)
 
         # 6. a learner that never answered is not promoted (its progress was just reset: idle 0,
