@@ -1,6 +1,6 @@
 /*
  * cmd_member.c -- `raftkv member list | peers | add ID [HOST:PEER_PORT:CLIENT_PORT:RESP_PORT] |
- * add-learner ID [HOST:...] | promote ID | remove ID`: RAFTKV.MEMBER over RESP. `peers` prints
+ * add-learner ID [HOST:...] | promote ID | demote ID | remove ID`: RAFTKV.MEMBER over RESP. `peers` prints
  * RAFTKV.MEMBER LIST as a peers file (JSON, every node the cluster knows, non-voters and learners
  * with "voter": false): what a joining node is given.
  *
@@ -130,11 +130,12 @@ int cli_member(const cli_opts *opts)
     bool adding = (opts->nargs == 2 || opts->nargs == 3) &&
                   (strcmp(verb, "add") == 0 || strcmp(verb, "add-learner") == 0);
     bool change = adding || (opts->nargs == 2 && (strcmp(verb, "remove") == 0 ||
-                                                  strcmp(verb, "promote") == 0));
+                                                  strcmp(verb, "promote") == 0 ||
+                                                  strcmp(verb, "demote") == 0));
     if (!list && !change) {
         fprintf(stderr, "raftkv: member: expected 'list', 'peers', 'add ID [HOST:PEER_PORT:"
-                        "CLIENT_PORT:RESP_PORT]', 'add-learner ID [HOST:...]', 'promote ID' or "
-                        "'remove ID'\n(raftkv --help for usage)\n");
+                        "CLIENT_PORT:RESP_PORT]', 'add-learner ID [HOST:...]', 'promote ID', "
+                        "'demote ID' or 'remove ID'\n(raftkv --help for usage)\n");
         return CLI_EXIT_USAGE;
     }
     char addr_words[4][256];
@@ -159,6 +160,7 @@ int cli_member(const cli_opts *opts)
                       : strcmp(verb, "add") == 0         ? "ADD"
                       : strcmp(verb, "add-learner") == 0 ? "ADDLEARNER"
                       : strcmp(verb, "promote") == 0     ? "PROMOTE"
+                      : strcmp(verb, "demote") == 0      ? "DEMOTE"
                                                          : "REMOVE";
     const char *argv[7] = {"RAFTKV.MEMBER", sub,
                            change ? opts->args[1] : NULL, addr_words[0], addr_words[1],
@@ -232,6 +234,7 @@ int cli_member(const cli_opts *opts)
                    strcmp(verb, "add") == 0           ? "added"
                    : strcmp(verb, "add-learner") == 0 ? "added as a learner"
                    : strcmp(verb, "promote") == 0     ? "promoted"
+                   : strcmp(verb, "demote") == 0      ? "demoted to a learner"
                                                       : "removed");
             code = CLI_EXIT_OK;
         }

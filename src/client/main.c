@@ -43,6 +43,7 @@ static const char usage_text[] =
     "                               add node ID as a learner (it gets the log but never votes\n"
     "                               or counts), then make it a voter once it has caught up\n"
     "                               (exit 3 until then). `remove ID` removes a learner too.\n"
+    "  member demote ID             make voter ID a learner (it keeps the log, stops counting)\n"
     "  A VALUE of \"-\" is read from stdin (binary-safe). A value is printed raw; a newline is\n"
     "  added only when stdout is a terminal.\n"
     "\n";

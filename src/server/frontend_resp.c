@@ -9,7 +9,7 @@
  * libraries send when they connect.
  *
  * RAFTKV.MEMBER ADD|ADDLEARNER <id> [<host> <peer_port> <client_port> <resp_port>] / PROMOTE <id>
- * / REMOVE <id> changes the members (one node at a time; a node no peers file lists needs its
+ * / DEMOTE <id> / REMOVE <id> changes the members (one node at a time; a node no peers file lists needs its
  * addresses, which the change then replicates; a learner gets the log but never votes, and is
  * promoted once caught up), forwarded to the leader like a write and answered +OK once the
  * change commits; RAFTKV.MEMBER LIST is a read: one line per known node and its role (voter,
@@ -217,7 +217,7 @@ static void to_leader(fe_req *req, const proto_resp_cmd *cmd)
 /* ---- membership ------------------------------------------------------------------------------ */
 
 #define MEMBER_USAGE "-ERR usage: RAFTKV.MEMBER ADD|ADDLEARNER <id> [<host> <peer_port> " \
-                     "<client_port> <resp_port>] | PROMOTE <id> | REMOVE <id> | LIST\r\n"
+                     "<client_port> <resp_port>] | PROMOTE|DEMOTE|REMOVE <id> | LIST\r\n"
 
 /* Built when the reply is written, after a read barrier: it shows every change acknowledged before
  * (on this connection or anywhere), and a spare or removed node, which knows no current
@@ -268,7 +268,8 @@ static raft_id member_target(const proto_resp_cmd *cmd, node_member_op *op, bool
 {
     static const char *const verbs[] = {
         [NODE_MEMBER_ADD] = "add", [NODE_MEMBER_ADD_LEARNER] = "addlearner",
-        [NODE_MEMBER_PROMOTE] = "promote", [NODE_MEMBER_REMOVE] = "remove"};
+        [NODE_MEMBER_PROMOTE] = "promote", [NODE_MEMBER_REMOVE] = "remove",
+        [NODE_MEMBER_DEMOTE] = "demote"};
     if (cmd->argc != 3 && cmd->argc != 7) return 0;
     int verb = -1;
     for (int i = 0; i < (int)(sizeof verbs / sizeof verbs[0]); i++)

@@ -406,7 +406,8 @@ bool node_some_voter(const node *n, node_peer *out)
 #define RAFT_MAX_NODES_TEXT "16"
 _Static_assert(RAFT_MAX_NODES == 16, "RAFT_MAX_NODES_TEXT says 16");
 
-static const char *const member_op_verbs[] = {"add", "add as a learner", "promote", "remove"};
+static const char *const member_op_verbs[] = {"add", "add as a learner", "promote", "remove",
+                                               "demote"};
 
 const char *node_member_refusal(const node *n, raft_id id, node_member_op op,
                                 const node_peer *addr)
@@ -447,6 +448,12 @@ const char *node_member_refusal(const node *n, raft_id id, node_member_op op,
         if (!voter && !learner)
             return "is not a voter or a learner";
         return voter && c->n_voters == 1 ? "is the last voter" : NULL;
+    case NODE_MEMBER_DEMOTE:
+        if (learner)
+            return "is already a learner";
+        if (!voter)
+            return "is not a voter";
+        return c->n_voters == 1 ? "is the last voter" : NULL;
     }
     return "is not a valid membership change";
 }
@@ -565,7 +572,7 @@ int node_change_member(node *n, raft_id id, node_member_op op, const node_peer *
     next.n_learners = kept;
     if (op == NODE_MEMBER_ADD || op == NODE_MEMBER_PROMOTE)
         next.voters[next.n_voters++] = id;
-    else if (op == NODE_MEMBER_ADD_LEARNER)
+    else if (op == NODE_MEMBER_ADD_LEARNER || op == NODE_MEMBER_DEMOTE)
         next.learners[next.n_learners++] = id;
     uint32_t window = (uint32_t)(n->cfg.election_timeout_min_ms / n->cfg.tick_ms);
     raft_index match;
@@ -577,7 +584,8 @@ int node_change_member(node *n, raft_id id, node_member_op op, const node_peer *
         return NODE_ELAGGING;
     }
     /* Learners count in no majority: adding or removing one needs no voter's answer. */
-    if (op == NODE_MEMBER_ADD || op == NODE_MEMBER_PROMOTE || (op == NODE_MEMBER_REMOVE && was_voter)) {
+    if (op == NODE_MEMBER_ADD || op == NODE_MEMBER_PROMOTE || op == NODE_MEMBER_DEMOTE ||
+        (op == NODE_MEMBER_REMOVE && was_voter)) {
         uint32_t heard = voters_heard(n, &next, op == NODE_MEMBER_ADD ? id : 0, window);
         /* From one voter to two can never pass (the new one is not counted): allowed, as etcd
          * does; the cluster waits for the new node to catch up, as it must. */

@@ -89,6 +89,7 @@ typedef enum node_member_op {
     NODE_MEMBER_ADD_LEARNER = 1, /* a new learner */
     NODE_MEMBER_PROMOTE = 2,     /* a learner becomes a voter */
     NODE_MEMBER_REMOVE = 3,      /* a voter or a learner leaves */
+    NODE_MEMBER_DEMOTE = 4,      /* a voter becomes a learner (keeps the log, stops counting) */
 } node_member_op;
 /* A learner is promoted only once its log ends within this many entries of the commit index. */
 #define NODE_PROMOTE_MAX_LAG 1000

@@ -93,7 +93,8 @@ class Usage(Base):
             ("member", "promote", "0"),
             ("member", "add-learner"),
             ("member", "add-learner", "4", "127.0.0.1:0:1:2"),
-            ("member", "demote", "1"),
+            ("member", "demote", "1", "2"),
+            ("member", "relegate", "1"),
             ("get", "k", "--spares", "1"),
         ]
         for args in cases:

@@ -17,7 +17,8 @@ Nodes 1-3 run with a peers file of 1-3 only; snapshots every 100 entries, 10 kep
      the leader and node 4 make no majority -- no write succeeds, the leader steps down, and
      node 4 never campaigns (its term and role stay). The two voters come back.
   5. `member promote 4`: voters 1-4 everywhere, no learners. Now it counts: with node 2 killed,
-     1, 3 and 4 are three of four and writes succeed.
+     1, 3 and 4 are three of four and writes succeed. `member demote 4` makes it a learner again
+     everywhere (a second demote is refused), and it is promoted again.
   6. Node 5 is added as a learner before it runs: promoting it is refused (exit 3: it never
      answered). It starts, catches up and is removed: learners go back to none everywhere,
      node 5 included (the leader no longer sends to it: it learns its removal by asking).
@@ -191,6 +192,18 @@ def main():
         H.kill(2)
         write_among((1, 3, 4), "c", "after", "1, 3, 4 of 4 voters")  # 2 may have led
         start(2)
+        # ... demoted back to a learner (it keeps the log), and promoted again
+        code, out, err = member(H, RAFTKV, p123, "demote", "4")
+        check(code == 0 and out.strip() == "node 4 demoted to a learner",
+              "demote 4: %d %r %r" % (code, out, err))
+        for i in (1, 2, 3, 4):
+            wait("node %d to report voters 1-3, learners 4 again" % i,
+                 lambda i=i: ids(i, "voters") == ["1", "2", "3"] and ids(i, "learners") == ["4"])
+        code, out, err = cli("member", "demote", "4")
+        check(code == 2 and "already a learner" in err, "demote 4 twice: %d %r" % (code, err))
+        code, out, err = member(H, RAFTKV, p123, "promote", "4")
+        check(code == 0, "promote 4 again: %d %r %r" % (code, out, err))
+        wait("node 1 to report voters 1-4 again", lambda: ids(1, "voters") == ["1", "2", "3", "4"])
 
         # 6. a learner that never answered is not promoted (its progress was just reset: idle 0,
         # match 0, and the commit index is below 1,000), then it starts and is removed
