@@ -21,9 +21,10 @@ int status_add_members(ep_list *nodes, size_t ask, int timeout_ms)
     int rc = ep_parse_member_list(text, &members, NULL);
     free(text);
     if (rc != EP_OK) return 0;
-    int added = ep_list_merge(nodes, &members);
+    size_t before = nodes->count;
+    (void)ep_list_merge(nodes, &members); /* out of memory part way: what it added still counts */
     ep_list_free(&members);
-    return added > 0 ? added : 0;
+    return (int)(nodes->count - before); /* the caller collects rows again for every one */
 }
 
 status_row *status_collect(const ep_list *nodes, int timeout_ms)

@@ -1174,7 +1174,8 @@ static bool known_sender(const raft *r, raft_id id)
  * snapshot_timeout_tick), whose configuration it takes. Its answers are dropped. */
 static void tell_removed(raft *r, const raft_msg *m)
 {
-    if (r->role != RAFT_LEADER || voter_slot(r, m->from) >= 0 || m->index > r->commit)
+    /* A member (a learner asking while cut off, say) gets what it lacks by replication. */
+    if (r->role != RAFT_LEADER || conf_role(&r->conf, m->from) != 0 || m->index > r->commit)
         return;
     bool matches = m->index >= r->log.offset &&
                    raft_log_term(&r->log, m->index) == m->log_term;
