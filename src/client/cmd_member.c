@@ -122,16 +122,29 @@ static int refusal_code(const char *text)
     return CLI_EXIT_UNAVAILABLE;
 }
 
+/* The changes: the CLI's word, RAFTKV.MEMBER's, what is printed once done, whether an address
+ * may follow the id. */
+static const struct member_change {
+    const char *verb, *command, *done;
+    bool takes_addr;
+} member_changes[] = {
+    {"add", "ADD", "added", true},
+    {"add-learner", "ADDLEARNER", "added as a learner", true},
+    {"promote", "PROMOTE", "promoted", false},
+    {"demote", "DEMOTE", "demoted to a learner", false},
+    {"remove", "REMOVE", "removed", false},
+};
+
 int cli_member(const cli_opts *opts)
 {
     bool peers = opts->nargs == 1 && strcmp(opts->args[0], "peers") == 0;
     bool list = (opts->nargs == 1 && strcmp(opts->args[0], "list") == 0) || peers;
-    const char *verb = opts->nargs >= 1 ? opts->args[0] : "";
-    bool adding = (opts->nargs == 2 || opts->nargs == 3) &&
-                  (strcmp(verb, "add") == 0 || strcmp(verb, "add-learner") == 0);
-    bool change = adding || (opts->nargs == 2 && (strcmp(verb, "remove") == 0 ||
-                                                  strcmp(verb, "promote") == 0 ||
-                                                  strcmp(verb, "demote") == 0));
+    const struct member_change *mc = NULL;
+    for (size_t i = 0; i < sizeof member_changes / sizeof member_changes[0]; i++)
+        if (opts->nargs >= 2 && strcmp(opts->args[0], member_changes[i].verb) == 0 &&
+            (opts->nargs == 2 || (opts->nargs == 3 && member_changes[i].takes_addr)))
+            mc = &member_changes[i];
+    bool change = mc != NULL;
     if (!list && !change) {
         fprintf(stderr, "raftkv: member: expected 'list', 'peers', 'add ID [HOST:PEER_PORT:"
                         "CLIENT_PORT:RESP_PORT]', 'add-learner ID [HOST:...]', 'promote ID', "
@@ -156,13 +169,7 @@ int cli_member(const cli_opts *opts)
     ep_list nodes;
     int code = cli_nodes(opts, &nodes);
     if (code != CLI_EXIT_OK) return code;
-    const char *sub = list                              ? "LIST"
-                      : strcmp(verb, "add") == 0         ? "ADD"
-                      : strcmp(verb, "add-learner") == 0 ? "ADDLEARNER"
-                      : strcmp(verb, "promote") == 0     ? "PROMOTE"
-                      : strcmp(verb, "demote") == 0      ? "DEMOTE"
-                                                         : "REMOVE";
-    const char *argv[7] = {"RAFTKV.MEMBER", sub,
+    const char *argv[7] = {"RAFTKV.MEMBER", change ? mc->command : "LIST",
                            change ? opts->args[1] : NULL, addr_words[0], addr_words[1],
                            addr_words[2], addr_words[3]};
     int argc = list ? 2 : opts->nargs == 3 ? 7 : 3;
@@ -229,14 +236,13 @@ int cli_member(const cli_opts *opts)
                 fputs(bulk, stdout);
             }
             code = CLI_EXIT_OK;
-        } else {
-            printf("node %s %s\n", argv[2],
-                   strcmp(verb, "add") == 0           ? "added"
-                   : strcmp(verb, "add-learner") == 0 ? "added as a learner"
-                   : strcmp(verb, "promote") == 0     ? "promoted"
-                   : strcmp(verb, "demote") == 0      ? "demoted to a learner"
-                                                      : "removed");
+        } else if (change) {
+            printf("node %s %s\n", argv[2], mc->done);
             code = CLI_EXIT_OK;
+        } else { /* LIST answered by a status line: not what a node says */
+            fprintf(stderr, "raftkv: member list: unexpected reply '%s' from %s:%u\n", line,
+                    nd->host, nd->resp_port);
+            code = CLI_EXIT_UNAVAILABLE;
         }
         free(bulk);
         break;

@@ -235,20 +235,9 @@ static bool is_voter(const raft *r)
 }
 
 /* Voters and learners: the nodes the leader replicates to (prs[0 .. members - 1]). */
-static uint32_t conf_members(const raft_conf *conf)
-{
-    return conf->n_voters + conf->n_learners;
-}
-
 static uint32_t members(const raft *r)
 {
-    return conf_members(&r->conf);
-}
-
-/* The i-th member: the voters, then the learners. */
-static raft_id conf_member(const raft_conf *conf, uint32_t i)
-{
-    return i < conf->n_voters ? conf->voters[i] : conf->learners[i - conf->n_voters];
+    return raft_conf_members(&r->conf);
 }
 
 static progress *progress_of(raft *r, raft_id id)
@@ -412,8 +401,8 @@ static bool progress_paused(const raft *r, const progress *pr)
  * allow_empty). */
 static int validate_conf(const raft_conf *conf, bool allow_empty)
 {
-    return (allow_empty && conf_members(conf) == 0) || raft_codec_conf_valid(conf) ? RAFT_OK
-                                                                                  : RAFT_EINVAL;
+    bool ok = (allow_empty && raft_conf_members(conf) == 0) || raft_codec_conf_valid(conf);
+    return ok ? RAFT_OK : RAFT_EINVAL;
 }
 
 /* The voters a configuration entry names; false if e is not a valid configuration entry. */
@@ -441,6 +430,11 @@ bool raft_conf_has_learner(const raft_conf *conf, raft_id id)
     return false;
 }
 
+bool raft_conf_has_member(const raft_conf *conf, raft_id id)
+{
+    return raft_conf_has(conf, id) || raft_conf_has_learner(conf, id);
+}
+
 /* 0 not a member, 1 learner, 2 voter. */
 static int conf_role(const raft_conf *conf, raft_id id)
 {
@@ -452,10 +446,12 @@ static int conf_role(const raft_conf *conf, raft_id id)
 static bool one_change(const raft_conf *from, const raft_conf *to)
 {
     uint32_t changes = 0;
-    for (uint32_t i = 0; i < conf_members(to); i++)
-        changes += conf_role(from, conf_member(to, i)) != conf_role(to, conf_member(to, i));
-    for (uint32_t i = 0; i < conf_members(from); i++)
-        changes += conf_role(to, conf_member(from, i)) == 0;
+    for (uint32_t i = 0; i < raft_conf_members(to); i++) {
+        raft_id id = raft_conf_member(to, i);
+        changes += conf_role(from, id) != conf_role(to, id);
+    }
+    for (uint32_t i = 0; i < raft_conf_members(from); i++)
+        changes += !raft_conf_has_member(to, raft_conf_member(from, i));
     return changes == 1;
 }
 
@@ -471,11 +467,11 @@ static void set_conf(raft *r, const raft_conf *conf, raft_index index)
     memcpy(old_votes, r->votes, sizeof(old_votes));
     bool used[RAFT_MAX_NODES] = {false};
     int from[RAFT_MAX_NODES];
-    uint32_t n = conf_members(conf);
+    uint32_t n = raft_conf_members(conf);
     for (uint32_t i = 0; i < n; i++) {
         from[i] = -1;
         for (uint32_t j = 0; j < members(r); j++)
-            if (!used[j] && old[j].id == conf_member(conf, i)) {
+            if (!used[j] && old[j].id == raft_conf_member(conf, i)) {
                 from[i] = (int)j;
                 used[j] = true;
                 break;
@@ -495,7 +491,7 @@ static void set_conf(raft *r, const raft_conf *conf, raft_index index)
             j++;
         used[j] = true;
         r->prs[i] = old[j];
-        r->prs[i].id = conf_member(conf, i);
+        r->prs[i].id = raft_conf_member(conf, i);
         progress_reset(&r->prs[i], last, true); /* a check-quorum round to answer */
     }
     uint32_t k = n;
@@ -625,6 +621,21 @@ static void become_leader(raft *r)
 /* ---------------------------------------------------------------------------------------------- */
 /* Elections */
 
+/* A vote (or pre-vote) request in `term` to every other voter, with where our log ends. */
+static void ask_voters(raft *r, int type, raft_term term)
+{
+    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+        if (r->conf.voters[i] == r->cfg.id)
+            continue;
+        raft_msg m = {.type = (uint8_t)type,
+                      .to = r->conf.voters[i],
+                      .term = term,
+                      .index = raft_log_last(&r->log),
+                      .log_term = last_term(r)};
+        send(r, m, NULL, 0);
+    }
+}
+
 static void campaign(raft *r, bool pre)
 {
     r->stats.elections++;
@@ -649,16 +660,7 @@ static void campaign(raft *r, bool pre)
             become_leader(r);
         return;
     }
-    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
-        if (r->conf.voters[i] == r->cfg.id)
-            continue;
-        raft_msg m = {.type = (uint8_t)type,
-                      .to = r->conf.voters[i],
-                      .term = term,
-                      .index = raft_log_last(&r->log),
-                      .log_term = last_term(r)};
-        send(r, m, NULL, 0);
-    }
+    ask_voters(r, type, term);
 }
 
 static void poll_vote(raft *r, raft_id from, bool granted)
@@ -1175,7 +1177,8 @@ static bool known_sender(const raft *r, raft_id id)
 static void tell_removed(raft *r, const raft_msg *m)
 {
     /* A member (a learner asking while cut off, say) gets what it lacks by replication. */
-    if (r->role != RAFT_LEADER || conf_role(&r->conf, m->from) != 0 || m->index > r->commit)
+    if (r->role != RAFT_LEADER || raft_conf_has_member(&r->conf, m->from) ||
+        m->index > r->commit)
         return;
     bool matches = m->index >= r->log.offset &&
                    raft_log_term(&r->log, m->index) == m->log_term;
@@ -1205,7 +1208,7 @@ static void tell_removed(raft *r, const raft_msg *m)
  * at: a removed node campaigning in a higher term would otherwise depose the leader. */
 static bool non_voter_answer(const raft *r, const raft_msg *m)
 {
-    return r->role == RAFT_LEADER && conf_role(&r->conf, m->from) == 0 &&
+    return r->role == RAFT_LEADER && !raft_conf_has_member(&r->conf, m->from) &&
            (m->type == RAFT_MSG_APPEND_RESP || m->type == RAFT_MSG_HEARTBEAT_RESP);
 }
 
@@ -1333,14 +1336,7 @@ static void learner_ask(raft *r)
     r->leader = 0; /* no leader heard from: its reads would wait for nothing */
     r->election_elapsed = 0;
     reset_randomized_timeout(r);
-    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
-        raft_msg m = {.type = RAFT_MSG_PREVOTE,
-                      .to = r->conf.voters[i],
-                      .term = r->term + 1,
-                      .index = raft_log_last(&r->log),
-                      .log_term = last_term(r)};
-        send(r, m, NULL, 0);
-    }
+    ask_voters(r, RAFT_MSG_PREVOTE, r->term + 1);
 }
 
 void raft_tick(raft *r)
@@ -2156,7 +2152,7 @@ int raft_new(const raft_config *cfg, const raft_restore *rs, raft **out)
         }
     }
     for (uint32_t i = 0; i < members(r); i++)
-        r->prs[i].id = conf_member(&r->conf, i);
+        r->prs[i].id = raft_conf_member(&r->conf, i);
     r->role = RAFT_FOLLOWER;
     reset_randomized_timeout(r);
     *out = r;

@@ -155,6 +155,16 @@ typedef struct raft_conf {
     raft_id learners[RAFT_MAX_NODES];
 } raft_conf;
 
+/* The members -- the voters, then the learners -- one by one: the i-th of raft_conf_members(). */
+static inline uint32_t raft_conf_members(const raft_conf *conf)
+{
+    return conf->n_voters + conf->n_learners;
+}
+static inline raft_id raft_conf_member(const raft_conf *conf, uint32_t i)
+{
+    return i < conf->n_voters ? conf->voters[i] : conf->learners[i - conf->n_voters];
+}
+
 /* What a snapshot covers. The snapshot bytes belong to the caller; the core tracks only this. */
 typedef struct raft_snapshot_meta {
     raft_index index; /* last index included; 0 = no snapshot */
@@ -467,6 +477,8 @@ raft_index raft_conf_index(const raft *r);
 bool raft_conf_has(const raft_conf *conf, raft_id id);
 /* Whether id is one of conf's learners. */
 bool raft_conf_has_learner(const raft_conf *conf, raft_id id);
+/* Whether id is a voter or a learner of conf: a node that gets the log. */
+bool raft_conf_has_member(const raft_conf *conf, raft_id id);
 /* The configuration in force at index (the newest configuration entry at or before it, else the
  * snapshot's, else raft_config.conf), for the meta of a snapshot taken at index. RAFT_EINVAL when
  * index is before the latest snapshot or after the last entry. */

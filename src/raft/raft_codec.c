@@ -433,21 +433,16 @@ int raft_codec_snapshot_meta_encode(const raft_snapshot_meta *sm, uint8_t *buf, 
     return RAFT_OK;
 }
 
-/* The i-th member of conf: its voters, then its learners. */
-static raft_id conf_member(const raft_conf *conf, uint32_t i) {
-    return i < conf->n_voters ? conf->voters[i] : conf->learners[i - conf->n_voters];
-}
-
 bool raft_codec_conf_valid(const raft_conf *conf) {
     if (conf->n_voters == 0 || conf->n_voters > RAFT_MAX_NODES ||
         conf->n_learners > RAFT_MAX_NODES - conf->n_voters)
         return false;
     uint32_t n = conf->n_voters + conf->n_learners;
     for (uint32_t i = 0; i < n; i++) {
-        if (conf_member(conf, i) == 0)
+        if (raft_conf_member(conf, i) == 0)
             return false;
         for (uint32_t j = 0; j < i; j++)
-            if (conf_member(conf, j) == conf_member(conf, i))
+            if (raft_conf_member(conf, j) == raft_conf_member(conf, i))
                 return false;
     }
     return true;
@@ -470,7 +465,7 @@ int raft_codec_conf_encode(const raft_conf *conf, const void *ctx, uint32_t ctx_
     if (conf->n_learners > 0)
         p = put_u8(p, (uint8_t)conf->n_learners);
     for (uint32_t i = 0; i < conf->n_voters + conf->n_learners; i++)
-        p = put_u64(p, conf_member(conf, i));
+        p = put_u64(p, raft_conf_member(conf, i));
     p = put_u32(p, ctx_len);
     if (ctx_len > 0)
         memcpy(p, ctx, ctx_len);
@@ -703,9 +698,9 @@ int raft_codec_conf_decode(const uint8_t *buf, size_t len, raft_conf *out, const
         if (*id == 0)
             rc = fail_value(&c, name, 0, "is not a node id", off);
         for (uint32_t j = 0; rc == RAFT_OK && j < i; j++)
-            if (conf_member(out, j) == *id)
+            if (raft_conf_member(out, j) == *id)
                 rc = fail_value(&c, name, *id, "is listed twice", off);
-        out->n_voters = voter ? i + 1 : n; /* conf_member reads only what is set so far */
+        out->n_voters = voter ? i + 1 : n; /* raft_conf_member reads only what is set so far */
         out->n_learners = voter ? 0 : i - n + 1;
     }
     size_t ctx_off = c.off;

@@ -189,12 +189,6 @@ static bool conf_equal(const raft_conf *a, const raft_conf *b)
     return true;
 }
 
-/* A voter or a learner of c: a node that gets the log. */
-static bool conf_member(const raft_conf *c, raft_id id)
-{
-    return raft_conf_has(c, id) || raft_conf_has_learner(c, id);
-}
-
 /* "1,2,3", "1,2,3 (learners 4)" or "(none)". */
 static void conf_text(const raft_conf *c, char *buf, size_t cap)
 {
@@ -233,13 +227,14 @@ static const raft_conf *committed_conf(const node *n, raft_conf *buf)
 static bool evictable(const node *n, const node_peer *p, const raft_conf *keep,
                       const raft_conf *committed)
 {
-    if (!p->learned || p->id == n->cfg.id || conf_member(keep, p->id))
+    if (!p->learned || p->id == n->cfg.id || raft_conf_has_member(keep, p->id))
         return false;
     if (n->r == NULL)
         return true; /* replaying the log at start: keep is the newest configuration so far */
-    if (committed != NULL && conf_member(committed, p->id))
+    if (committed != NULL && raft_conf_has_member(committed, p->id))
         return false;
-    return !conf_member(raft_get_conf(n->r), p->id) && raft_get_leader(n->r) != p->id;
+    return !raft_conf_has_member(raft_get_conf(n->r), p->id) &&
+           raft_get_leader(n->r) != p->id;
 }
 
 /* Forgets the evictable node learned longest ago (the smallest addr_index): it is dialed no more
@@ -277,7 +272,7 @@ void node_learn(node *n, const node_peer *book, uint32_t count, const raft_conf 
         const node_peer *b = &book[i];
         /* A non-member's address is nothing this node needs, and it may be long gone: taking it
          * would bring a forgotten node back. */
-        if (b->id == n->cfg.id || !conf_member(voters, b->id))
+        if (b->id == n->cfg.id || !raft_conf_has_member(voters, b->id))
             continue;
         node_peer *known = NULL;
         for (uint32_t k = 0; k < n->cfg.n_peers; k++)
@@ -387,7 +382,8 @@ bool node_learns(const node *n, raft_id id)
 
 bool node_is_outside(const node *n)
 {
-    return !conf_member(raft_get_conf(n->r), n->cfg.id) && raft_get_role(n->r) != RAFT_LEADER;
+    return !raft_conf_has_member(raft_get_conf(n->r), n->cfg.id) &&
+           raft_get_role(n->r) != RAFT_LEADER;
 }
 
 bool node_some_voter(const node *n, node_peer *out)
@@ -546,6 +542,16 @@ static bool caught_up(node *n, raft_id id, uint32_t window, raft_index *match)
            pi.match + NODE_PROMOTE_MAX_LAG >= raft_commit_index(n->r);
 }
 
+/* ids without id (in order). */
+static void drop_id(raft_id *ids, uint32_t *n, raft_id id)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < *n; i++)
+        if (ids[i] != id)
+            ids[kept++] = ids[i];
+    *n = kept;
+}
+
 int node_change_member(node *n, raft_id id, node_member_op op, const node_peer *addr,
                        node_write_cb cb, void *ctx)
 {
@@ -560,16 +566,8 @@ int node_change_member(node *n, raft_id id, node_member_op op, const node_peer *
         return NODE_EMEMBER;
     raft_conf next = *raft_get_conf(n->r);
     bool was_voter = raft_conf_has(&next, id);
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < next.n_voters; i++)
-        if (next.voters[i] != id)
-            next.voters[kept++] = next.voters[i];
-    next.n_voters = kept;
-    kept = 0;
-    for (uint32_t i = 0; i < next.n_learners; i++)
-        if (next.learners[i] != id)
-            next.learners[kept++] = next.learners[i];
-    next.n_learners = kept;
+    drop_id(next.voters, &next.n_voters, id);
+    drop_id(next.learners, &next.n_learners, id);
     if (op == NODE_MEMBER_ADD || op == NODE_MEMBER_PROMOTE)
         next.voters[next.n_voters++] = id;
     else if (op == NODE_MEMBER_ADD_LEARNER || op == NODE_MEMBER_DEMOTE)
@@ -605,7 +603,7 @@ int node_change_member(node *n, raft_id id, node_member_op op, const node_peer *
     node_peer book[RAFT_MAX_NODES];
     uint32_t nb = 0;
     for (uint32_t i = 0; i < n->cfg.n_peers; i++)
-        if (conf_member(&next, n->cfg.peers[i].id) &&
+        if (raft_conf_has_member(&next, n->cfg.peers[i].id) &&
             !(addr != NULL && n->cfg.peers[i].id == id))
             book[nb++] = n->cfg.peers[i]; /* readers take only the members anyway */
     if (addr != NULL) { /* a node known elsewhere (removed) moves: the entry is newer */

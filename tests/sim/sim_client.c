@@ -224,7 +224,7 @@ bool sim_client_converged(sim *s)
     bool first = true;
     for (int i = 0; i < s->n_nodes; i++) {
         const sim_node *n = &s->nodes[i];
-        if (!raft_conf_has(conf, (raft_id)i + 1) && !raft_conf_has_learner(conf, (raft_id)i + 1))
+        if (!raft_conf_has_member(conf, (raft_id)i + 1))
             continue;
         if (!n->up || n->sm.applied < p->index)
             return false;

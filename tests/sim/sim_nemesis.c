@@ -298,8 +298,7 @@ void sim_nemesis_member(sim *s)
         raft_conf next = *raft_get_conf(r);
         int outside[SIM_MAX_NODES], n_outside = 0;
         for (int i = 0; i < s->n_nodes; i++)
-            if (!raft_conf_has(&next, (raft_id)i + 1) &&
-                !raft_conf_has_learner(&next, (raft_id)i + 1))
+            if (!raft_conf_has_member(&next, (raft_id)i + 1))
                 outside[n_outside++] = i;
         int kind, slot;
         if ((s->opt->test_bugs & RAFT_BUG_CONF_ANY) && n_outside > 0) {

@@ -179,8 +179,7 @@ static void liveness_failure(sim *s)
     for (int i = 0; i < s->n_nodes && used < sizeof(details); i++) {
         const sim_node *n = &s->nodes[i];
         const raft_conf *conf = leader >= 0 ? raft_get_conf(s->nodes[leader].r) : NULL;
-        if (conf && !raft_conf_has(conf, (raft_id)i + 1) &&
-            !raft_conf_has_learner(conf, (raft_id)i + 1)) {
+        if (conf && !raft_conf_has_member(conf, (raft_id)i + 1)) {
             used += (size_t)snprintf(details + used, sizeof(details) - used,
                                      " node %d not a member;", i + 1);
             continue;
